@@ -1,0 +1,832 @@
+"""The circuit breaker: a state machine driven by one decision path.
+
+Every way of guarding a call (decorator, ``call``/``acall``, ``with``/``async with``) runs the
+same three steps:
+
+1. ``_admit()`` asks for a permit. In CLOSED this is one attribute read, no lock. Otherwise the
+   slow path decides under the lock (open → half-open after the cool-down, probe slots...) and
+   either returns a permit or raises :class:`CircuitBreakerOpen`.
+2. The user's function runs with no lock held.
+3. ``_record()`` completes the permit with the outcome under the lock, once per call.
+
+A permit is the generation number of the state it was issued in. Every transition starts a new
+generation, so the outcome of a call that began before a transition still counts in the stats
+but can never close, open or re-open the breaker. In HALF_OPEN a permit of the current
+generation is a probe.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from tripwise.core.clock import Clock, monotonic
+from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
+from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
+from tripwise.core.events import Listener, dispatch_call, dispatch_rejection, dispatch_state_change
+from tripwise.core.records import CallRecord, check_score
+from tripwise.core.signals import QualitySlot, current_slot
+from tripwise.core.states import Mode, State
+from tripwise.core.stats import BreakerStats
+
+if TYPE_CHECKING:
+    from tripwise.core.registry import Registry
+
+logger = logging.getLogger("tripwise.breaker")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CLOSED, _OPEN, _HALF_OPEN = State.CLOSED, State.OPEN, State.HALF_OPEN
+_STALE = -1  # a permit that can never match a generation: stats only
+
+StateChangeCallback = Callable[["CircuitBreaker", State, State], Any]
+
+
+class _NoFallback:
+    def __repr__(self) -> str:
+        return "NO_FALLBACK"
+
+
+NO_FALLBACK: Any = _NoFallback()
+
+_DEFAULT_REGISTRY: Any = object()  # sentinel: "use the process-wide registry"
+
+
+class _Frame:
+    """One ``with breaker:`` block in progress (kept in a context variable, so nesting and
+    concurrent threads/tasks each see their own)."""
+
+    __slots__ = ("gen", "prev", "slot", "start", "token")
+
+    def __init__(
+        self,
+        gen: int,
+        start: float | None,
+        slot: QualitySlot | None,
+        token: Token[QualitySlot | None] | None,
+        prev: _Frame | None,
+    ) -> None:
+        self.gen = gen
+        self.start = start
+        self.slot = slot
+        self.token = token
+        self.prev = prev
+
+
+def _check_number(name: str, value: Any, *, low: float, inclusive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    ok = value >= low if inclusive else value > low
+    if not (math.isfinite(value) and ok):
+        op = ">=" if inclusive else ">"
+        raise ValueError(f"{name} must be a finite number {op} {low}, got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _check_exception_types(name: str, value: Any) -> tuple[type[BaseException], ...]:
+    types = (value,) if isinstance(value, type) else tuple(value)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise TypeError(f"{name} must be exception classes, got {t!r}")
+    return types
+
+
+class CircuitBreaker:
+    """A circuit breaker that trips on errors, latency and model-output quality.
+
+    Use it as a decorator (``@breaker``), with ``breaker.call(fn, ...)`` /
+    ``await breaker.acall(fn, ...)``, or as a (async) context manager.
+    """
+
+    def __init__(
+        self,
+        trip_on: Any = None,
+        *,
+        name: str | None = None,
+        fallback: Any = None,
+        half_open_after: float = 60.0,
+        half_open_max_calls: int = 1,
+        recovery_threshold: int = 2,
+        half_open_backoff: float = 1.0,
+        max_half_open_after: float | None = None,
+        half_open_jitter: float = 0.0,
+        score_fn: ScoreFn | None = None,
+        require_quality_signal: bool = False,
+        record_exceptions: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
+        ignore_exceptions: type[BaseException] | Iterable[type[BaseException]] = (),
+        exception_predicate: Callable[[BaseException], bool] | None = None,
+        result_predicate: Callable[[Any], bool] | None = None,
+        on_state_change: StateChangeCallback | None = None,
+        listeners: Iterable[Listener] = (),
+        metrics_only: bool = False,
+        track_latency: bool = False,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        registry: Registry | None = _DEFAULT_REGISTRY,
+    ) -> None:
+        self._root: Condition = as_condition(
+            consecutive_failures(5) if trip_on is None else trip_on
+        )
+        self.trip_on = self._root
+        self.half_open_after = _check_number(
+            "half_open_after", half_open_after, low=0.0, inclusive=False
+        )
+        self.half_open_max_calls = _check_count("half_open_max_calls", half_open_max_calls)
+        self.recovery_threshold = _check_count("recovery_threshold", recovery_threshold)
+        self.half_open_backoff = _check_number(
+            "half_open_backoff", half_open_backoff, low=1.0, inclusive=True
+        )
+        if max_half_open_after is not None:
+            max_half_open_after = _check_number(
+                "max_half_open_after",
+                max_half_open_after,
+                low=self.half_open_after,
+                inclusive=True,
+            )
+        self.max_half_open_after = max_half_open_after
+        self.half_open_jitter = _check_number(
+            "half_open_jitter", half_open_jitter, low=0.0, inclusive=True
+        )
+        if self.half_open_jitter > 1.0:
+            raise ValueError(f"half_open_jitter must be in [0, 1], got {half_open_jitter!r}")
+
+        self._fallback = self._check_fallback(fallback)
+        self._record_exceptions = _check_exception_types("record_exceptions", record_exceptions)
+        self._ignore_exceptions = _check_exception_types("ignore_exceptions", ignore_exceptions)
+        for label, fn in (
+            ("exception_predicate", exception_predicate),
+            ("result_predicate", result_predicate),
+            ("on_state_change", on_state_change),
+            ("score_fn", score_fn),
+        ):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{label} must be callable, got {fn!r}")
+        self._exception_predicate = exception_predicate
+        self._result_predicate = result_predicate
+        self._score_fn = self._pick_score_fn(score_fn)
+        self.require_quality_signal = bool(require_quality_signal)
+        self._uses_quality = (
+            self.require_quality_signal
+            or self._score_fn is not None
+            or any(c.uses_quality for c in self._root.walk())
+        )
+
+        self.track_latency = bool(track_latency)
+        self._clock: Clock = clock if clock is not None else monotonic
+        self._rng = rng if rng is not None else random.Random()
+        self._lock = threading.Lock()
+        self._frames: ContextVar[_Frame | None] = ContextVar("tripwise_frames", default=None)
+
+        self._listeners: list[Listener] = list(listeners)
+        self._state_callbacks: list[StateChangeCallback] = []
+        if on_state_change is not None:
+            self._state_callbacks.append(on_state_change)
+
+        for cond in self._root.walk():
+            owner = getattr(cond, "_tripwise_owner", None)
+            if owner is not None:
+                raise ValueError(
+                    f"condition {cond!r} already belongs to breaker {owner!r}; every breaker "
+                    "needs its own condition objects (they hold its windows)"
+                )
+            cond._tripwise_owner = name if name is not None else "unnamed"  # type: ignore[attr-defined]
+
+        # Calls are numbered; a plain success in CLOSED only takes a number (see _lean_gen).
+        self._seq = itertools.count(1)
+
+        # State machine (guarded by _lock; _epoch is also read without it, atomically).
+        self._base_mode = Mode.METRICS_ONLY if metrics_only else Mode.NORMAL
+        self._mode = self._base_mode
+        self._state = _CLOSED
+        self._gen = 0
+        self._epoch: tuple[bool, int] = (True, 0)  # (admit without the slow path, generation)
+        self._timed = False  # read the clock around calls (latency / time windows)
+        self._lean_gen = -1  # >= 0: the generation, when a plain success needs no lock
+        self._opened_at: float | None = None
+        self._opened_at_wall: float | None = None
+        self._open_duration = self.half_open_after
+        self._failed_recoveries = 0
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._trip_count = 0
+        self._state_changed_wall = time.time()
+        self._created_wall = self._state_changed_wall
+
+        # Counters (under _lock).
+        self._timed_calls = 0
+        self._failures = 0
+        self._seq_offset = 0  # sequence numbers taken before the last clear_stats
+        self._ignored = 0
+        self._rejected = 0
+        self._latency_sum = 0.0
+        self._latency_max = 0.0
+        self._quality_sum = 0.0
+        self._quality_count = 0
+        self._last_quality: float | None = None
+
+        self.name = name if name is not None else f"breaker-{id(self):x}"
+        self.registry: Registry | None = None
+        if registry is _DEFAULT_REGISTRY:
+            from tripwise.core.registry import default_registry
+
+            registry = default_registry
+        if registry is not None:
+            registry.add(self)
+            self.registry = registry
+        self._refresh_fast_path()
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @staticmethod
+    def _check_fallback(fallback: Any) -> Any:
+        if fallback is None:
+            return NO_FALLBACK
+        if inspect.iscoroutine(fallback) or inspect.isawaitable(fallback):
+            raise TypeError(
+                "fallback must be a callable, a static value or None; got an awaitable "
+                f"({fallback!r}): pass the async function itself, not a call of it"
+            )
+        if inspect.isgenerator(fallback):
+            raise TypeError(
+                f"fallback must be a callable, a static value or None, got {fallback!r}"
+            )
+        return fallback
+
+    def _pick_score_fn(self, score_fn: ScoreFn | None) -> ScoreFn | None:
+        if score_fn is not None:
+            return score_fn
+        found = {id(c.score_fn): c.score_fn for c in self._root.walk() if c.score_fn is not None}
+        if len(found) > 1:
+            raise ValueError(
+                "trip_on has conditions with different score_fn functions; pass one score_fn "
+                "to the breaker instead"
+            )
+        return next(iter(found.values()), None)
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def trip_count(self) -> int:
+        return self._trip_count
+
+    @property
+    def opened_at(self) -> float | None:
+        """When the breaker last opened, on its clock (``None`` if it never did)."""
+        return self._opened_at
+
+    @property
+    def uses_quality(self) -> bool:
+        return self._uses_quality
+
+    @property
+    def fallback(self) -> Any:
+        return None if self._fallback is NO_FALLBACK else self._fallback
+
+    def retry_after(self) -> float:
+        """Seconds until the breaker admits a probe (0.0 when it admits calls now)."""
+        with self._lock:
+            return self._retry_after_locked(self._clock())
+
+    def _retry_after_locked(self, now: float) -> float:
+        if self._mode is Mode.FORCED_OPEN:
+            return math.inf
+        if self._state is _OPEN and self._opened_at is not None:
+            return max(0.0, self._opened_at + self._open_duration - now)
+        return 0.0
+
+    # ------------------------------------------------------------------ listeners
+
+    def add_listener(self, listener: Listener) -> None:
+        """Add an object with any of ``on_state_change(breaker, old, new)``,
+        ``on_call(breaker, record, outcome)``, ``on_rejection(breaker, error)``."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+            self._refresh_fast_path()
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
+            self._refresh_fast_path()
+
+    def on_state_change(self, callback: StateChangeCallback) -> StateChangeCallback:
+        """Register ``callback(breaker, old, new)``; usable as a decorator."""
+        with self._lock:
+            self._state_callbacks = [*self._state_callbacks, callback]
+        return callback
+
+    # ------------------------------------------------------------------ manual control
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset` (a kill switch)."""
+        self._set_mode(Mode.FORCED_OPEN, _OPEN)
+
+    def disable(self) -> None:
+        """Admit every call and keep recording stats, without evaluating conditions."""
+        self._set_mode(Mode.DISABLED, _CLOSED)
+
+    def reset(self, *, clear_stats: bool = False) -> None:
+        """Back to CLOSED in the configured mode, with empty windows."""
+        self._set_mode(self._base_mode, _CLOSED, clear_stats=clear_stats)
+
+    def _set_mode(self, mode: Mode, state: State, *, clear_stats: bool = False) -> None:
+        with self._lock:
+            old = self._state
+            self._mode = mode
+            self._root.restart(self._completed_calls())
+            self._failed_recoveries = 0
+            if clear_stats:
+                self._clear_stats_locked()
+            self._enter_state_locked(state, self._clock())
+        if old is not state:
+            self._emit_state_change(old, state)
+
+    def _completed_calls(self) -> int:
+        return int(repr(self._seq)[6:-1]) - 1  # itertools.count(N) -> N is the next number
+
+    def _clear_stats_locked(self) -> None:
+        self._seq_offset = self._completed_calls()
+        self._failures = self._ignored = self._rejected = self._timed_calls = 0
+        self._latency_sum = self._latency_max = self._quality_sum = 0.0
+        self._quality_count = 0
+        self._last_quality = None
+        self._trip_count = 0
+
+    # ------------------------------------------------------------------ the state machine
+
+    def _enter_state_locked(self, state: State, now: float) -> None:
+        self._state = state
+        self._gen += 1
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._state_changed_wall = time.time()
+        if state is _OPEN:
+            self._opened_at = now
+            self._opened_at_wall = self._state_changed_wall
+        elif state is _CLOSED:
+            self._root.restart(self._completed_calls())
+            self._failed_recoveries = 0
+        self._refresh_fast_path()
+
+    def _refresh_fast_path(self) -> None:
+        """Recompute what the lock-free paths may do (after any change of state or setup)."""
+        mode, state = self._mode, self._state
+        fast = mode is Mode.DISABLED or (state is _CLOSED and mode is not Mode.FORCED_OPEN)
+        self._epoch = (fast, self._gen)
+        self._timed = (
+            self.track_latency
+            or bool(self._listeners)
+            or any(c.uses_clock for c in self._root.walk())
+        )
+        lean = (
+            fast
+            and not self._timed
+            and not self._uses_quality
+            and self._result_predicate is None
+            and (mode is Mode.DISABLED or self._root.lean)
+        )
+        self._lean_gen = self._gen if lean else -1
+
+    def _trip_locked(self, now: float) -> None:
+        duration = self.half_open_after * self.half_open_backoff**self._failed_recoveries
+        if self.half_open_jitter:
+            duration *= 1.0 + self.half_open_jitter * self._rng.random()
+        if self.max_half_open_after is not None:
+            duration = min(duration, self.max_half_open_after)
+        self._open_duration = duration
+        self._trip_count += 1
+        self._enter_state_locked(_OPEN, now)
+
+    def _admit(self) -> int:
+        """Step 1: a permit (the generation), or CircuitBreakerOpen."""
+        fast, gen = self._epoch
+        if fast:
+            return gen
+        return self._admit_slow()
+
+    def _admit_slow(self) -> int:
+        changed: tuple[State, State] | None = None
+        rejection: CircuitBreakerOpen | None = None
+        permit = _STALE
+        with self._lock:
+            now = self._clock()
+            mode, state = self._mode, self._state
+            if mode is Mode.DISABLED or (state is _CLOSED and mode is not Mode.FORCED_OPEN):
+                permit = self._gen
+            elif mode is Mode.FORCED_OPEN:
+                rejection = self._reject_locked(math.inf)
+            else:
+                if state is _OPEN:
+                    assert self._opened_at is not None
+                    remaining = self._opened_at + self._open_duration - now
+                    if remaining > 0:
+                        if mode is Mode.METRICS_ONLY:
+                            permit = self._gen
+                        else:
+                            rejection = self._reject_locked(remaining)
+                    else:
+                        self._enter_state_locked(_HALF_OPEN, now)
+                        changed = (_OPEN, _HALF_OPEN)
+                        state = _HALF_OPEN
+                if state is _HALF_OPEN:
+                    if self._probes_in_flight < self.half_open_max_calls:
+                        self._probes_in_flight += 1
+                        permit = self._gen
+                    elif mode is Mode.METRICS_ONLY:
+                        permit = _STALE
+                    else:
+                        rejection = self._reject_locked(0.0)
+        if changed is not None:
+            self._emit_state_change(*changed)
+        if rejection is not None:
+            if self._listeners:
+                dispatch_rejection(self, self._listeners, rejection)
+            raise rejection
+        return permit
+
+    def _reject_locked(self, retry_after: float) -> CircuitBreakerOpen:
+        self._rejected += 1
+        return CircuitBreakerOpen(self.name, self._state, self._trip_count, retry_after)
+
+    def _record(
+        self,
+        gen: int,
+        start: float | None,
+        error: BaseException | None,
+        quality: float | None,
+    ) -> bool:
+        """Step 3: complete a permit with the outcome. Returns True if this call tripped it."""
+        timed = start is not None
+        if start is not None:
+            now = self._clock()
+            latency_ms = (now - start) * 1000.0
+        else:
+            now = latency_ms = 0.0
+        changed: tuple[State, State] | None = None
+        self._lock.acquire()
+        try:
+            seq = next(self._seq)
+            if error is not None:
+                self._failures += 1
+            if timed:
+                self._timed_calls += 1
+                self._latency_sum += latency_ms
+                if latency_ms > self._latency_max:
+                    self._latency_max = latency_ms
+            if quality is not None:
+                self._quality_sum += quality
+                self._quality_count += 1
+                self._last_quality = quality
+            if gen == self._gen and self._mode is not Mode.DISABLED:
+                state = self._state
+                if state is _CLOSED:
+                    if self._root.observe(error, latency_ms, quality, now, seq):
+                        self._trip_locked(now if timed else self._clock())
+                        changed = (_CLOSED, _OPEN)
+                elif state is _HALF_OPEN:
+                    self._probes_in_flight -= 1
+                    if self._root.judge(error, latency_ms, quality):
+                        self._failed_recoveries += 1
+                        self._trip_locked(now if timed else self._clock())
+                        changed = (_HALF_OPEN, _OPEN)
+                    else:
+                        self._probe_successes += 1
+                        if self._probe_successes >= self.recovery_threshold:
+                            self._enter_state_locked(_CLOSED, self._clock())
+                            changed = (_HALF_OPEN, _CLOSED)
+        finally:
+            self._lock.release()
+        if self._listeners:
+            record = CallRecord(latency_ms, error, quality, now)
+            dispatch_call(self, self._listeners, record, "success" if error is None else "failure")
+        if changed is not None:
+            self._emit_state_change(*changed)
+            return changed[1] is _OPEN
+        return False
+
+    def _release(self, gen: int) -> None:
+        """Complete a permit without an outcome (ignored exception, cancellation)."""
+        with self._lock:
+            self._ignored += 1
+            if gen == self._gen and self._state is _HALF_OPEN:
+                self._probes_in_flight -= 1
+        if self._listeners:
+            dispatch_call(self, self._listeners, None, "ignored")
+
+    def _emit_state_change(self, old: State, new: State) -> None:
+        logger.info("circuit breaker %r: %s -> %s", self.name, old.value, new.value)
+        dispatch_state_change(self, self._state_callbacks, self._listeners, old, new)
+
+    # ------------------------------------------------------------------ outcome classification
+
+    def _counts_as_failure(self, exc: BaseException) -> bool:
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, CancelledError, SystemExit
+            return False
+        if self._ignore_exceptions and isinstance(exc, self._ignore_exceptions):
+            return False
+        if not isinstance(exc, self._record_exceptions):
+            return False
+        return self._exception_predicate is None or bool(self._exception_predicate(exc))
+
+    def _quality_of(self, result: Any, slot: QualitySlot | None) -> float | None:
+        if slot is not None and slot.score is not None:
+            return slot.score
+        if self._score_fn is not None:
+            try:
+                return check_score(self._score_fn(result), "score_fn result")
+            except Exception:
+                logger.exception(
+                    "score_fn of breaker %r failed; call counted without a score", self.name
+                )
+        return None
+
+    def _finish(
+        self,
+        gen: int,
+        start: float | None,
+        result: Any,
+        slot: QualitySlot | None,
+        has_result: bool = True,
+    ) -> None:
+        """Record a call that returned ``result`` (a ``with`` block has none to judge)."""
+        error: BaseException | None = None
+        if has_result and self._result_predicate is not None and self._result_predicate(result):
+            error = FailedResult(result)
+        quality = None
+        if self._uses_quality:
+            if has_result:
+                quality = self._quality_of(result, slot)
+            elif slot is not None:
+                quality = slot.score
+        if quality is None and self.require_quality_signal:
+            self._release(gen)
+            raise QualitySignalMissing(self.name)
+        self._record(gen, start, error, quality)
+
+    def _on_exception(self, gen: int, start: float | None, exc: BaseException) -> bool:
+        """Record a call that raised ``exc``. Returns True when the caller should answer with
+        the fallback; raises CircuitBreakerOpen (chained to ``exc``) when this call tripped the
+        breaker and there is no fallback; returns False when ``exc`` should propagate."""
+        if not self._counts_as_failure(exc):
+            self._release(gen)
+            return False
+        if not self._record(gen, start, exc, None):
+            return False
+        if self._fallback is not NO_FALLBACK:
+            return True
+        raise CircuitBreakerOpen(
+            self.name, self._state, self._trip_count, self._retry_after_locked(self._clock())
+        ) from exc
+
+    def _fallback_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        fb = self._fallback
+        return fb(*args, **kwargs) if callable(fb) else fb
+
+    async def _afallback_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        fb = self._fallback
+        if not callable(fb):
+            return fb
+        value = fb(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    # ------------------------------------------------------------------ guarding calls
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` under the breaker."""
+        return self._call(fn, args, kwargs)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            gen = self._admit()
+        except CircuitBreakerOpen:
+            if self._fallback is NO_FALLBACK:
+                raise
+            return self._fallback_value(args, kwargs)
+        slot = token = None
+        if self._uses_quality:
+            slot = QualitySlot()
+            token = current_slot.set(slot)
+        start = self._clock() if self._timed else None
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if token is not None:
+                current_slot.reset(token)
+            if self._on_exception(gen, start, exc):
+                return self._fallback_value(args, kwargs)
+            raise
+        if token is not None:
+            current_slot.reset(token)
+        self._finish(gen, start, result, slot)
+        return result
+
+    async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` under the breaker."""
+        return await self._acall(fn, args, kwargs)
+
+    async def _acall(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            gen = self._admit()
+        except CircuitBreakerOpen:
+            if self._fallback is NO_FALLBACK:
+                raise
+            return await self._afallback_value(args, kwargs)
+        slot = token = None
+        if self._uses_quality:
+            slot = QualitySlot()
+            token = current_slot.set(slot)
+        start = self._clock() if self._timed else None
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if token is not None:
+                current_slot.reset(token)
+            if self._on_exception(gen, start, exc):
+                return await self._afallback_value(args, kwargs)
+            raise
+        if token is not None:
+            current_slot.reset(token)
+        self._finish(gen, start, result, slot)
+        return result
+
+    # ------------------------------------------------------------------ decorator
+
+    def __call__(self, fn: F) -> F:
+        """Decorate a sync or async function; the wrapper exposes ``.breaker``."""
+        return self.decorate(fn)
+
+    def decorate(self, fn: F) -> F:
+        """Wrap ``fn`` (sync or async). The wrapper exposes the breaker as ``.breaker``.
+
+        The wrappers inline the lean path: while ``_lean_gen`` says a plain success needs no
+        lock, a success costs one atomic ``next()`` on the call sequence. Everything else goes
+        through ``_call``/``_acall``, the one full decision path.
+        """
+        if not callable(fn):
+            raise TypeError(f"a circuit breaker decorates a callable, got {fn!r}")
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise TypeError(
+                f"cannot guard generator function {fn!r}: a breaker needs one outcome per call"
+            )
+        breaker = self
+        seq = self._seq
+        full_call = self._call
+        on_exception = self._on_exception
+
+        if inspect.iscoroutinefunction(fn):
+            full_acall = self._acall
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                gen = breaker._lean_gen
+                if gen < 0:
+                    return await full_acall(fn, args, kwargs)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    if on_exception(gen, None, exc):
+                        return await breaker._afallback_value(args, kwargs)
+                    raise
+                next(seq)
+                return result
+
+            async_wrapper.breaker = self  # type: ignore[attr-defined]
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            gen = breaker._lean_gen
+            if gen < 0:
+                return full_call(fn, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if on_exception(gen, None, exc):
+                    return breaker._fallback_value(args, kwargs)
+                raise
+            next(seq)
+            return result
+
+        wrapper.breaker = self  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    # ------------------------------------------------------------------ context managers
+
+    def __enter__(self) -> CircuitBreaker:
+        gen = self._admit()
+        slot = token = None
+        if self._uses_quality:
+            slot = QualitySlot()
+            token = current_slot.set(slot)
+        start = self._clock() if self._timed else None
+        self._frames.set(_Frame(gen, start, slot, token, self._frames.get()))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        frame = self._frames.get()
+        if frame is None:
+            raise RuntimeError(f"__exit__ of breaker {self.name!r} without a matching __enter__")
+        self._frames.set(frame.prev)
+        if frame.token is not None:
+            current_slot.reset(frame.token)
+        if exc is None:
+            self._finish(frame.gen, frame.start, None, frame.slot, has_result=False)
+            return False
+        if self._on_exception(frame.gen, frame.start, exc):
+            raise CircuitBreakerOpen(
+                self.name, self._state, self._trip_count, self._retry_after_locked(self._clock())
+            ) from exc
+        return False
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+    # ------------------------------------------------------------------ stats and registry
+
+    def stats(self) -> BreakerStats:
+        """A consistent snapshot of the breaker's counters and state."""
+        with self._lock:
+            calls = self._completed_calls() - self._seq_offset
+            timed = self._timed_calls
+            return BreakerStats(
+                name=self.name,
+                state=self._state,
+                mode=self._mode,
+                trip_count=self._trip_count,
+                successes=calls - self._failures,
+                failures=self._failures,
+                ignored=self._ignored,
+                rejected=self._rejected,
+                avg_latency_ms=self._latency_sum / timed if timed else None,
+                max_latency_ms=self._latency_max if timed else None,
+                avg_quality=(
+                    self._quality_sum / self._quality_count if self._quality_count else None
+                ),
+                last_quality=self._last_quality,
+                quality_count=self._quality_count,
+                opened_at=self._opened_at_wall,
+                state_changed_at=self._state_changed_wall,
+                created_at=self._created_wall,
+                retry_after=self._retry_after_locked(self._clock()),
+                failed_recoveries=self._failed_recoveries,
+            )
+
+    @classmethod
+    def get(cls, name: str) -> CircuitBreaker:
+        """The breaker registered under ``name`` in the process-wide registry (KeyError if none)."""
+        from tripwise.core.registry import default_registry
+
+        return default_registry.get(name)
+
+    @classmethod
+    def all(cls) -> dict[str, CircuitBreaker]:
+        """Every breaker of the process-wide registry, by name."""
+        from tripwise.core.registry import default_registry
+
+        return default_registry.all()
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitBreaker(name={self.name!r}, state={self._state.value}, "
+            f"mode={self._mode.value}, trip_on={self._root!r})"
+        )

@@ -1,0 +1,36 @@
+"""Time sources. The breaker reads time only through a clock, so tests inject a fake one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+"""A zero-argument callable returning seconds on a monotonic scale."""
+
+monotonic: Clock = time.monotonic
+
+
+class FakeClock:
+    """A manually advanced clock for tests: ``clock.advance(5)`` moves time forward 5 s."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = float(start)
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
+        self._now += seconds
+
+    def set(self, now: float) -> None:
+        if now < self._now:
+            raise ValueError(f"FakeClock.set: time cannot go backwards ({now!r} < {self._now!r})")
+        self._now = float(now)
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now!r})"
