@@ -1,0 +1,5 @@
+import sys
+
+from tripwise.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""APIs of the seed systems that do not fit the native API, built on the same engine."""

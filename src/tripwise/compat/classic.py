@@ -1,0 +1,390 @@
+"""The classic breaker APIs of the seed systems, on tripwise's engine.
+
+Two shapes live here, both thin layers over :class:`tripwise.CircuitBreaker`:
+
+- the "classic module" API: ``CircuitBreaker(failure_threshold, recovery_timeout,
+  half_open_max_calls, failure_rate_threshold, success_threshold, excluded_exceptions, name)``,
+  ``CircuitBreakerError.retry_after``, ``CircuitStats``, ``CircuitBreakerRegistry``,
+  ``circuit_breaker(name, ...)``, ``get_circuit_stats``, ``get_all_circuit_stats``;
+- the "AI platform" API: ``CircuitBreakerConfig(failure_threshold, timeout_seconds,
+  recovery_timeout_seconds, success_threshold)``, ``get_circuit_breaker(name, config)`` and
+  ``await breaker.call(async_fn)``, where a call slower than ``timeout_seconds`` is cancelled
+  and counts as a failure.
+
+``CircuitBreakerError`` subclasses :class:`tripwise.CircuitBreakerOpen`, so code catching either
+keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tripwise.core.breaker import CircuitBreaker as _Engine
+from tripwise.core.conditions import Condition, consecutive_failures, error_rate_above
+from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.core.states import State
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CircuitState = State
+"""The classic name of the state enum (values ``closed``, ``open``, ``half_open``)."""
+
+
+class CircuitBreakerError(CircuitBreakerOpen):
+    """Raised when the circuit does not admit a call; ``retry_after`` is in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        name: str = "",
+        state: State = State.OPEN,
+        trip_count: int = 0,
+    ) -> None:
+        super().__init__(name, state, trip_count, retry_after or 0.0)
+        self.retry_after = retry_after or 0.0
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            functools.partial(
+                type(self), name=self.name, state=self.state, trip_count=self.trip_count
+            ),
+            (self.args[0], self.retry_after),
+        )
+
+
+@dataclass
+class CircuitStats:
+    """Counters of one classic breaker, as its monitoring endpoints report them."""
+
+    name: str
+    state: State
+    total_requests: int = 0
+    total_successes: int = 0
+    total_failures: int = 0
+    total_timeouts: int = 0
+    rejected_requests: int = 0
+    trip_count: int = 0
+    last_failure_time: float | None = None
+    last_success_time: float | None = None
+    opened_at: float | None = None
+    uptime_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failure_rate(self) -> float:
+        done = self.total_successes + self.total_failures
+        return self.total_failures / done if done else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        done = self.total_successes + self.total_failures
+        return self.total_successes / done if done else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "total_requests": self.total_requests,
+            "total_successes": self.total_successes,
+            "total_failures": self.total_failures,
+            "total_timeouts": self.total_timeouts,
+            "rejected_requests": self.rejected_requests,
+            "trip_count": self.trip_count,
+            "failure_rate": self.failure_rate,
+            "success_rate": self.success_rate,
+            "last_failure_time": self.last_failure_time,
+            "last_success_time": self.last_success_time,
+            "opened_at": self.opened_at,
+            "uptime_seconds": self.uptime_seconds,
+            **self.extra,
+        }
+
+
+class CircuitBreaker:
+    """The classic breaker: opens after ``failure_threshold`` consecutive failures (or when
+    the failure rate of the last ``failure_rate_window`` calls exceeds
+    ``failure_rate_threshold``), retries after ``recovery_timeout`` seconds, closes after
+    ``success_threshold`` successful probes. ``timeout`` (seconds, async calls only) cancels a
+    slow call and counts it as a failure."""
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        failure_rate_threshold: float | None = None,
+        success_threshold: int = 1,
+        excluded_exceptions: Iterable[type[BaseException]] = (),
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        failure_rate_window: int = 20,
+        **engine_options: Any,
+    ) -> None:
+        condition: Condition = consecutive_failures(failure_threshold)
+        if failure_rate_threshold is not None:
+            condition = condition | error_rate_above(
+                failure_rate_threshold, window=failure_rate_window
+            )
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        self.timeout = timeout
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout = recovery_timeout
+        self.success_threshold = success_threshold
+        self.engine = _Engine(
+            condition,
+            name=name,
+            half_open_after=recovery_timeout,
+            half_open_max_calls=half_open_max_calls,
+            recovery_threshold=success_threshold,
+            ignore_exceptions=tuple(excluded_exceptions),
+            registry=None,
+            **engine_options,
+        )
+        self.name = self.engine.name
+        self._lock = threading.Lock()
+        self._timeouts = 0
+        self._last_failure: float | None = None
+        self._last_success: float | None = None
+        self._created = time.monotonic()
+
+    # -- state
+    @property
+    def state(self) -> State:
+        return self.engine.state
+
+    @property
+    def is_closed(self) -> bool:
+        return self.engine.state is State.CLOSED
+
+    @property
+    def is_open(self) -> bool:
+        return self.engine.state is State.OPEN
+
+    @property
+    def stats(self) -> CircuitStats:
+        s = self.engine.stats()
+        with self._lock:
+            return CircuitStats(
+                name=self.name,
+                state=s.state,
+                total_requests=s.calls + s.rejected + s.ignored,
+                total_successes=s.successes,
+                total_failures=s.failures,
+                total_timeouts=self._timeouts,
+                rejected_requests=s.rejected,
+                trip_count=s.trip_count,
+                last_failure_time=self._last_failure,
+                last_success_time=self._last_success,
+                opened_at=s.opened_at,
+                uptime_seconds=time.monotonic() - self._created,
+            )
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    # -- calls
+    def _rejected(self, err: CircuitBreakerOpen) -> CircuitBreakerError:
+        return CircuitBreakerError(
+            f"Circuit breaker '{self.name}' is {err.state.value}",
+            err.retry_after,
+            name=err.name,
+            state=err.state,
+            trip_count=err.trip_count,
+        )
+
+    def _note(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._last_success = time.time()
+            else:
+                self._last_failure = time.time()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` under the breaker. For an async ``fn`` this returns an awaitable."""
+        if inspect.iscoroutinefunction(fn):
+            return self.acall(fn, *args, **kwargs)
+        try:
+            result = self.engine.call(fn, *args, **kwargs)
+        except CircuitBreakerOpen as err:
+            if isinstance(err, CircuitBreakerError):
+                raise
+            if err.__cause__ is not None:
+                self._note(False)
+            raise self._rejected(err) from err.__cause__
+        except Exception:
+            self._note(False)
+            raise
+        self._note(True)
+        return result
+
+    async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn`` under the breaker, cancelling it after ``timeout`` seconds if set."""
+        timeout = self.timeout
+
+        async def run() -> Any:
+            if timeout is None:
+                return await fn(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(fn(*args, **kwargs), timeout)
+            except asyncio.TimeoutError:
+                with self._lock:
+                    self._timeouts += 1
+                raise TimeoutError(
+                    f"call guarded by {self.name!r} timed out after {timeout}s"
+                ) from None
+
+        try:
+            result = await self.engine.acall(run)
+        except CircuitBreakerOpen as err:
+            if isinstance(err, CircuitBreakerError):
+                raise
+            if err.__cause__ is not None:
+                self._note(False)
+            raise self._rejected(err) from err.__cause__
+        except Exception:
+            self._note(False)
+            raise
+        self._note(True)
+        return result
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            async_wrapper.circuit_breaker = self  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self.call(fn, *args, **kwargs)
+
+        wrapper.circuit_breaker = self  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"classic.CircuitBreaker(name={self.name!r}, state={self.state.value})"
+
+
+class CircuitBreakerRegistry:
+    """Named classic breakers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get_or_create(self, name: str, **options: Any) -> CircuitBreaker:
+        with self._lock:
+            breaker = self._breakers.get(name)
+            if breaker is None:
+                breaker = CircuitBreaker(name=name, **options)
+                self._breakers[name] = breaker
+            return breaker
+
+    def get(self, name: str) -> CircuitBreaker | None:
+        with self._lock:
+            return self._breakers.get(name)
+
+    def breaker(self, name: str, **options: Any) -> Callable[[F], F]:
+        """Decorator guarding a function with the breaker ``name``."""
+        return self.get_or_create(name, **options)
+
+    def get_stats(self, name: str) -> CircuitStats | None:
+        breaker = self.get(name)
+        return breaker.stats if breaker is not None else None
+
+    def get_all_stats(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            breakers = list(self._breakers.values())
+        return {b.name: b.stats.to_dict() for b in breakers}
+
+    def reset_all(self) -> None:
+        with self._lock:
+            breakers = list(self._breakers.values())
+        for b in breakers:
+            b.reset()
+
+
+_registry = CircuitBreakerRegistry()
+
+
+def circuit_breaker(name: str, **options: Any) -> Callable[[F], F]:
+    """Decorator: guard a function with the classic breaker ``name`` (created on first use)."""
+    return _registry.breaker(name, **options)
+
+
+def get_circuit_stats(name: str) -> dict[str, Any] | None:
+    stats = _registry.get_stats(name)
+    return stats.to_dict() if stats is not None else None
+
+
+def get_all_circuit_stats() -> dict[str, dict[str, Any]]:
+    return _registry.get_all_stats()
+
+
+# --- the AI-platform shape -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig:
+    """Open after ``failure_threshold`` consecutive failures; calls slower than
+    ``timeout_seconds`` fail; probe after ``recovery_timeout_seconds``; close after
+    ``success_threshold`` successful probes."""
+
+    failure_threshold: int = 3
+    timeout_seconds: float = 5.0
+    recovery_timeout_seconds: float = 30.0
+    success_threshold: int = 2
+
+
+_platform_registry = CircuitBreakerRegistry()
+
+
+def get_circuit_breaker(name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
+    """The breaker ``name``, created with ``config`` (defaults if omitted) on first use."""
+    cfg = config or CircuitBreakerConfig()
+    return _platform_registry.get_or_create(
+        name,
+        failure_threshold=cfg.failure_threshold,
+        recovery_timeout=cfg.recovery_timeout_seconds,
+        success_threshold=cfg.success_threshold,
+        timeout=cfg.timeout_seconds,
+    )
+
+
+def get_all_circuit_breakers() -> dict[str, CircuitBreaker]:
+    """Every breaker made by :func:`get_circuit_breaker` (for a ``/circuit-breakers`` view)."""
+    with _platform_registry._lock:
+        return dict(_platform_registry._breakers)
+
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerError",
+    "CircuitBreakerRegistry",
+    "CircuitState",
+    "CircuitStats",
+    "circuit_breaker",
+    "get_all_circuit_breakers",
+    "get_all_circuit_stats",
+    "get_circuit_breaker",
+    "get_circuit_stats",
+]

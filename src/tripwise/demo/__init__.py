@@ -1,0 +1,25 @@
+"""``tripwise demo``: short scenes that show tripwise doing its job, with no services to start."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TextIO
+
+SCENES = ["core_scene", "quality_scene", "chain_scene"]
+"""Scene modules in this package, run in order; a missing module is skipped."""
+
+
+def run_demo(out: TextIO | None = None, *, fast: bool = True) -> None:
+    stream = out if out is not None else sys.stdout
+    stream.write("tripwise demo: circuit breakers that trip on model-output quality\n\n")
+    for name in SCENES:
+        try:
+            scene = importlib.import_module(f"tripwise.demo.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tripwise.demo.{name}":
+                raise
+            continue
+        scene.run(stream, fast=fast)
+        stream.write("\n")
+    stream.flush()
