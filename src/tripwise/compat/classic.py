@@ -134,6 +134,14 @@ class CircuitBreaker:
         failure_rate_window: int = 20,
         **engine_options: Any,
     ) -> None:
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
+            raise ValueError(
+                f"failure_threshold must be an integer >= 1, got {failure_threshold!r}"
+            )
         condition: Condition = consecutive_failures(failure_threshold)
         if failure_rate_threshold is not None:
             condition = condition | error_rate_above(

@@ -42,7 +42,10 @@ def test_opens_after_failure_threshold_and_reports_retry_after() -> None:
 def test_success_threshold_closes_after_recovery_timeout() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(
-        failure_threshold=1, recovery_timeout=5, success_threshold=2, half_open_max_calls=3,
+        failure_threshold=1,
+        recovery_timeout=5,
+        success_threshold=2,
+        half_open_max_calls=3,
         clock=clock,
     )
     with pytest.raises(CircuitBreakerError):
@@ -151,5 +154,5 @@ async def test_platform_breaker_times_out_async_calls_as_failures() -> None:
 def test_bad_timeout_is_rejected() -> None:
     with pytest.raises(ValueError, match="timeout"):
         CircuitBreaker(timeout=0)
-    with pytest.raises(ValueError, match="failure_threshold|n must"):
+    with pytest.raises(ValueError, match="failure_threshold"):
         CircuitBreaker(failure_threshold=0)
