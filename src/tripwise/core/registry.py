@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tripwise.registry")
 
 
+def _call_observer(observer: Callable[[CircuitBreaker], object], breaker: CircuitBreaker) -> None:
+    try:
+        observer(breaker)
+    except Exception:
+        logger.exception("registry observer %r failed for %r", observer, breaker.name)
+
+
 class Registry:
     """A set of breakers by name. The process-wide one is ``default_registry``; tests can make
     their own and pass ``registry=`` to keep names apart."""
@@ -34,10 +41,7 @@ class Registry:
 
     def _notify(self, breaker: CircuitBreaker) -> None:
         for observer in self._observers:
-            try:
-                observer(breaker)
-            except Exception:
-                logger.exception("registry observer %r failed for %r", observer, breaker.name)
+            _call_observer(observer, breaker)
 
     def add(self, breaker: CircuitBreaker) -> None:
         with self._lock:
