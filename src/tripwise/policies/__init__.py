@@ -8,6 +8,7 @@ from tripwise.policies.cache import CacheBackend, MemoryCache
 from tripwise.policies.chain import ChainResult, FallbackChain, all_chains, default_key
 from tripwise.policies.compose import Policy, compose
 from tripwise.policies.errors import CacheMiss, CallTimeout, ChainExhausted, RejectedAnswer
+from tripwise.policies.health import HealthChecker, HealthStatus, get_health_checker
 from tripwise.policies.retry import Backoff, Retry, RetryBudget, retry_after_of
 from tripwise.policies.sleeping import FakeSleeper
 from tripwise.policies.tiers import CacheTier, DegradedTier, Tier
@@ -24,6 +25,8 @@ __all__ = [
     "DegradedTier",
     "FakeSleeper",
     "FallbackChain",
+    "HealthChecker",
+    "HealthStatus",
     "MemoryCache",
     "Policy",
     "RejectedAnswer",
@@ -34,6 +37,7 @@ __all__ = [
     "all_chains",
     "compose",
     "default_key",
+    "get_health_checker",
     "remaining_time",
     "retry_after_of",
 ]
