@@ -55,12 +55,16 @@ class MemoryCache:
             return value, stored_at
 
     def set(self, key: str, value: Any, stored_at: float, ttl: float) -> None:
-        with self._lock:
-            data = self._data
-            data[key] = (value, stored_at, stored_at + ttl)
-            data.move_to_end(key)
+        data = self._data
+        self._lock.acquire()
+        try:
+            if key in data:
+                data.move_to_end(key)
+            data[key] = (value, stored_at, stored_at + ttl)  # a new key lands at the end
             if len(data) > self.max_entries:
                 data.popitem(last=False)
+        finally:
+            self._lock.release()
 
     def __len__(self) -> int:
         with self._lock:

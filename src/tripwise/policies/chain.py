@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.errors import CircuitBreakerOpen
@@ -49,8 +49,8 @@ def default_key(*args: Any, **kwargs: Any) -> str:
     return repr((args, sorted(kwargs.items())))
 
 
-class ChainResult:
-    """The answer of a chain call and how it was obtained.
+class ChainResult(NamedTuple):
+    """The answer of a chain call and how it was obtained (an immutable named tuple).
 
     - ``value``: the answer; ``tier``: name of the tier that gave it; ``tier_index``: its place.
     - ``fallback_used``: True when a tier other than the first answered.
@@ -61,52 +61,31 @@ class ChainResult:
     - ``cache_age_s``: age of a cached answer (None unless a cache tier answered).
     """
 
-    __slots__ = (
-        "attempts",
-        "cache_age_s",
-        "elapsed_ms",
-        "errors",
-        "fallback_used",
-        "tier",
-        "tier_index",
-        "value",
-    )
+    value: Any
+    tier: str
+    tier_index: int
+    attempts: int
+    elapsed_ms: float
+    errors: Mapping[str, BaseException]
+    cache_age_s: float | None = None
 
-    def __init__(
-        self,
-        value: Any,
-        tier: str,
-        tier_index: int,
-        attempts: int,
-        elapsed_ms: float,
-        errors: Mapping[str, BaseException],
-        cache_age_s: float | None = None,
-    ) -> None:
-        self.value = value
-        self.tier = tier
-        self.tier_index = tier_index
-        self.fallback_used = tier_index > 0
-        self.attempts = attempts
-        self.elapsed_ms = elapsed_ms
-        self.errors = errors
-        self.cache_age_s = cache_age_s
+    @property
+    def fallback_used(self) -> bool:
+        return self.tier_index > 0
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the value, as plain JSON-friendly data."""
         return {
             "tier": self.tier,
-            "fallback_used": self.fallback_used,
+            "fallback_used": self.tier_index > 0,
             "attempts": self.attempts,
             "elapsed_ms": self.elapsed_ms,
             "errors": {k: f"{type(v).__name__}: {v}" for k, v in self.errors.items()},
             "cache_age_s": self.cache_age_s,
         }
 
-    def __repr__(self) -> str:
-        return (
-            f"ChainResult(value={self.value!r:.60}, tier={self.tier!r}, attempts={self.attempts}, "
-            f"fallback_used={self.fallback_used}, elapsed_ms={self.elapsed_ms:.3f})"
-        )
+
+_new_result = tuple.__new__  # builds a ChainResult without the keyword-handling __new__
 
 
 def _is_rejection(exc: BaseException) -> bool:
@@ -161,6 +140,10 @@ class FallbackChain:
             or (isinstance(t, DegradedTier) and inspect.iscoroutinefunction(t.answer))
             for t in self.tiers
         )
+        head = self.tiers[0]
+        self._fast_first: Tier | None = (
+            head if isinstance(head, Tier) and head.retry is None else None
+        )
         with _chains_lock:
             _chains.add(self)
 
@@ -200,13 +183,38 @@ class FallbackChain:
             raise TypeError(
                 f"fallback chain {self.name!r} has async tiers; use 'await chain.acall(...)'"
             )
-        clock = self._clock
-        start = clock()
-        errors: Mapping[str, BaseException] = _NO_ERRORS
-        attempts = 0
+        start = self._clock()
+        first = self._fast_first
+        if first is None:
+            return self._walk(args, kwargs, start, 0, _NO_ERRORS, 0)
+        # Fast path: a first live tier without retry answers (one call, no loop, no dict).
+        try:
+            value = first.guarded(*args, **kwargs)
+        except Exception as exc:
+            next(first._failures)
+            return self._walk(args, kwargs, start, 1, {first.name: exc}, not _is_rejection(exc))
+        next(first._usage)
+        if self._caches:
+            key = self._key(*args, **kwargs)
+            for cache in self._caches:
+                cache.store(key, value)
+        return _new_result(
+            ChainResult,
+            (value, first.name, 0, 1, (self._clock() - start) * 1000.0, _NO_ERRORS, None),
+        )
+
+    def _walk(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        index: int,
+        errors: Mapping[str, BaseException],
+        attempts: int,
+    ) -> ChainResult:
+        """The general sync path: try the tiers from ``index`` on."""
         key: str | None = None
-        index = 0
-        for tier in self.tiers:
+        for tier in self.tiers[index:]:
             kind = tier.kind
             age = None
             try:
@@ -250,15 +258,15 @@ class FallbackChain:
                 index += 1
                 continue
             next(tier._usage)
-            return ChainResult(
-                value, tier.name, index, attempts, (clock() - start) * 1000.0, errors, age
+            return _new_result(
+                ChainResult,
+                (value, tier.name, index, attempts, (self._clock() - start) * 1000.0, errors, age),
             )
         raise ChainExhausted(self.name, dict(errors), attempts)
 
     async def acall(self, *args: Any, **kwargs: Any) -> ChainResult:
         """Walk the tiers, awaiting async tier functions (sync ones run inline)."""
-        clock = self._clock
-        start = clock()
+        start = self._clock()
         errors: Mapping[str, BaseException] = _NO_ERRORS
         attempts = 0
         key: str | None = None
@@ -312,8 +320,9 @@ class FallbackChain:
                 index += 1
                 continue
             next(tier._usage)
-            return ChainResult(
-                value, tier.name, index, attempts, (clock() - start) * 1000.0, errors, age
+            return _new_result(
+                ChainResult,
+                (value, tier.name, index, attempts, (self._clock() - start) * 1000.0, errors, age),
             )
         raise ChainExhausted(self.name, dict(errors), attempts)
 

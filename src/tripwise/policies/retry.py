@@ -287,7 +287,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock()
+        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
         if self.budget is not None:
             self.budget.record_call()
         n = 0
@@ -324,7 +324,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock()
+        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
         if self.budget is not None:
             self.budget.record_call()
         n = 0
