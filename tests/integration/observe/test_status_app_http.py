@@ -9,13 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
-uvicorn = pytest.importorskip("uvicorn")
-from prometheus_client import CollectorRegistry  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
-from tripwise import CircuitBreaker, Registry, consecutive_failures  # noqa: E402
-from tripwise.observe import register_metrics, status_app  # noqa: E402
+from tripwise import CircuitBreaker, Registry, consecutive_failures
+from tripwise.observe import register_metrics, status_app
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from tripwise import CircuitBreaker, FakeClock, Registry, consecutive_failures
 from tripwise.observe import readiness, snapshot, status_app
@@ -110,9 +111,8 @@ async def test_liveness_fails_only_for_breakers_named_critical_for_it() -> None:
 
 
 async def test_mounts_in_one_line_in_a_starlette_app() -> None:
-    starlette = pytest.importorskip("starlette.applications")
     registry, _, _ = make_registry()
-    app = starlette.Starlette()
+    app = Starlette()
     app.mount("/circuit-breakers", status_app(registry))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

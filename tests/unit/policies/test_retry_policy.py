@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import httpx
 import pytest
 
 from tripwise import CircuitBreaker, CircuitBreakerOpen, FakeClock, State, consecutive_failures
@@ -152,7 +153,6 @@ def test_retry_after_beyond_the_cap_or_budget_gives_up_at_once() -> None:
 
 
 def test_retry_after_read_from_an_httpx_error_response() -> None:
-    httpx = pytest.importorskip("httpx")
     request = httpx.Request("GET", "http://127.0.0.1/x")
     response = httpx.Response(429, headers={"Retry-After": "4"}, request=request)
     err = httpx.HTTPStatusError("429", request=request, response=response)
