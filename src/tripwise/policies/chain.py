@@ -192,7 +192,8 @@ class FallbackChain:
             value = first.guarded(*args, **kwargs)
         except Exception as exc:
             next(first._failures)
-            return self._walk(args, kwargs, start, 1, {first.name: exc}, not _is_rejection(exc))
+            attempts = 0 if _is_rejection(exc) else 1
+            return self._walk(args, kwargs, start, 1, {first.name: exc}, attempts)
         next(first._usage)
         if self._caches:
             key = self._key(*args, **kwargs)

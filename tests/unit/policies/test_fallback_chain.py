@@ -252,7 +252,10 @@ def test_degraded_answer_can_be_computed_from_the_arguments() -> None:
         [Tier("a", lambda p: 1 / 0, breaker=False), DegradedTier(lambda p: f"no answer for {p}")],
         registry=None,
     )
-    assert chain.call("x").value == "no answer for x"
+    result = chain.call("x")
+    assert result.value == "no answer for x"
+    assert result.attempts == 1 and type(result.attempts) is int
+    assert isinstance(result.errors["a"], ZeroDivisionError)
 
 
 def test_cache_key_function_and_custom_backend() -> None:
