@@ -352,6 +352,29 @@ class CircuitBreaker:
         """Back to CLOSED in the configured mode, with empty windows."""
         self._set_mode(self._base_mode, _CLOSED, clear_stats=clear_stats)
 
+    def trip(self) -> bool:
+        """Open the breaker now, as if its condition had fired (an external signal such as a
+        failed health probe). Unlike :meth:`force_open` it recovers normally after the cool-down.
+        Returns True if it changed state (False when already open or not in normal operation)."""
+        with self._lock:
+            old = self._state
+            if old is _OPEN or self._mode in (Mode.FORCED_OPEN, Mode.DISABLED):
+                return False
+            self._trip_locked(self._clock())
+        self._emit_state_change(old, _OPEN)
+        return True
+
+    def half_open_now(self) -> bool:
+        """End the cool-down of an OPEN breaker early and admit probes now (an external signal
+        such as a passing health probe says the service is back). Returns True if it changed
+        state (False unless the breaker is OPEN in normal or metrics-only mode)."""
+        with self._lock:
+            if self._state is not _OPEN or self._mode in (Mode.FORCED_OPEN, Mode.DISABLED):
+                return False
+            self._enter_state_locked(_HALF_OPEN, self._clock())
+        self._emit_state_change(_OPEN, _HALF_OPEN)
+        return True
+
     def _set_mode(self, mode: Mode, state: State, *, clear_stats: bool = False) -> None:
         with self._lock:
             old = self._state

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
+
+logger = logging.getLogger("tripwise.registry")
+
+
+def _call_observer(observer: Callable[[CircuitBreaker], object], breaker: CircuitBreaker) -> None:
+    try:
+        observer(breaker)
+    except Exception:
+        logger.exception("registry observer %r failed for %r", observer, breaker.name)
 
 
 class Registry:
@@ -17,6 +27,21 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._observers: list[Callable[[CircuitBreaker], object]] = []
+
+    def subscribe(self, observer: Callable[[CircuitBreaker], object]) -> None:
+        """Call ``observer(breaker)`` for every breaker added from now on (exporters use it to
+        attach their listeners before the breaker's first call)."""
+        with self._lock:
+            self._observers = [*self._observers, observer]
+
+    def unsubscribe(self, observer: Callable[[CircuitBreaker], object]) -> None:
+        with self._lock:
+            self._observers = [o for o in self._observers if o is not observer]
+
+    def _notify(self, breaker: CircuitBreaker) -> None:
+        for observer in self._observers:
+            _call_observer(observer, breaker)
 
     def add(self, breaker: CircuitBreaker) -> None:
         with self._lock:
@@ -27,6 +52,8 @@ class Registry:
                     "CircuitBreaker.get(name) to reuse it, or pass registry=None"
                 )
             self._breakers[breaker.name] = breaker
+        if existing is None:
+            self._notify(breaker)
 
     def get(self, name: str) -> CircuitBreaker:
         with self._lock:
@@ -48,7 +75,8 @@ class Registry:
             breaker = factory()
             breaker.registry = self
             self._breakers[name] = breaker
-            return breaker
+        self._notify(breaker)
+        return breaker
 
     def remove(self, name: str) -> None:
         with self._lock:

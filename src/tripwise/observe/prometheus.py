@@ -1,0 +1,305 @@
+"""Prometheus metrics for every breaker of a registry, in one call.
+
+``register_metrics()`` installs a custom collector that reads ``breaker.stats()`` at scrape time
+(state, trips, calls by outcome; nothing on the call path) plus, unless ``histograms=False``, a
+listener per breaker that feeds latency and quality histograms. The listener takes breakers off
+their lock-free lean path (a listener needs the outcome of every call), which costs a few
+microseconds per call; pass ``histograms=False`` where that matters.
+
+Presets name the metrics:
+
+- ``"default"``: ``<prefix>_breaker_state``, ``<prefix>_breaker_trips_total``,
+  ``<prefix>_breaker_calls_total{outcome}``, ``<prefix>_breaker_quality``,
+  ``<prefix>_breaker_latency_ms``, ``<prefix>_fallback_tier_usage_total{chain,tier}``,
+  ``<prefix>_fallback_tier_failures_total{chain,tier}``.
+- ``"ml_breaker"``: ``ml_breaker_state`` (0 closed, 1 open, 2 half-open),
+  ``ml_breaker_trip_total``, ``ml_breaker_call_total{outcome}``, ``ml_breaker_quality_score``,
+  ``ml_breaker_latency_ms``.
+- ``"seed"``: ``circuit_breaker_state`` (1 closed, 0.5 half-open, 0 open, so
+  ``circuit_breaker_state == 0`` means open), ``circuit_breaker_requests_total``,
+  ``circuit_breaker_failures_total``, ``fallback_chain_tier_usage{chain,tier}`` (untyped, so the
+  name has no ``_total`` suffix and existing queries work unchanged).
+- ``"compat"``: both ``"ml_breaker"`` and ``"seed"``.
+
+Every breaker metric is labelled ``name``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from tripwise.core.breaker import CircuitBreaker
+from tripwise.core.records import CallRecord
+from tripwise.core.registry import Registry, default_registry
+from tripwise.core.states import State
+
+PRESETS = ("default", "ml_breaker", "seed", "compat")
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+QUALITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+_ML_STATE = {State.CLOSED: 0.0, State.OPEN: 1.0, State.HALF_OPEN: 2.0}
+_SEED_STATE = {State.CLOSED: 1.0, State.HALF_OPEN: 0.5, State.OPEN: 0.0}
+_PREFIX_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def _expand(preset: str) -> tuple[str, ...]:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    return ("ml_breaker", "seed") if preset == "compat" else (preset,)
+
+
+class _HistogramListener:
+    """Feeds latency and quality histograms from every completed call of a breaker."""
+
+    def __init__(self, pairs: Sequence[tuple[Histogram, Histogram]]) -> None:
+        self._pairs = pairs
+
+    def on_call(self, breaker: CircuitBreaker, record: CallRecord | None, outcome: str) -> None:
+        if record is None:
+            return
+        name = breaker.name
+        for latency, quality in self._pairs:
+            latency.labels(name).observe(record.latency_ms)
+            if record.quality is not None:
+                quality.labels(name).observe(record.quality)
+
+
+class TripwiseCollector(Collector):
+    """Collects the metrics of every breaker in ``registry`` and every fallback chain whose
+    breakers live there. Made by :func:`register_metrics`; ``unregister()`` undoes it."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        prefix: str = "tripwise",
+        preset: str = "default",
+        histograms: bool = True,
+        prometheus_registry: CollectorRegistry | None = None,
+    ) -> None:
+        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+            raise ValueError(
+                f"prefix must be a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*),"
+                f" got {prefix!r}"
+            )
+        self.presets = _expand(preset)
+        self.prefix = prefix
+        self.registry = registry
+        self.prometheus_registry = REGISTRY if prometheus_registry is None else prometheus_registry
+        self._lock = threading.Lock()
+        self._watched: dict[str, CircuitBreaker] = {}
+        self._histograms: list[Histogram] = []
+        self._listener: _HistogramListener | None = None
+        if histograms:
+            pairs = []
+            for p in self.presets:
+                names = {
+                    "default": (f"{prefix}_breaker_latency_ms", f"{prefix}_breaker_quality"),
+                    "ml_breaker": ("ml_breaker_latency_ms", "ml_breaker_quality_score"),
+                }.get(p)
+                if names is None:
+                    continue
+                latency = Histogram(
+                    names[0],
+                    "Latency of guarded calls in milliseconds",
+                    ["name"],
+                    buckets=LATENCY_BUCKETS_MS,
+                    registry=None,
+                )
+                quality = Histogram(
+                    names[1],
+                    "Quality scores of guarded calls (report_quality or score_fn)",
+                    ["name"],
+                    buckets=QUALITY_BUCKETS,
+                    registry=None,
+                )
+                pairs.append((latency, quality))
+                self._histograms += [latency, quality]
+            if pairs:
+                self._listener = _HistogramListener(pairs)
+
+    # ------------------------------------------------------------------ registration
+
+    def _watch(self, breaker: CircuitBreaker) -> None:
+        if self._listener is None:
+            return
+        with self._lock:
+            if self._watched.get(breaker.name) is not breaker:
+                breaker.add_listener(self._listener)
+                self._watched[breaker.name] = breaker
+
+    def _watch_new_breakers(self) -> list[CircuitBreaker]:
+        breakers = self.registry.all()
+        for breaker in breakers.values():
+            self._watch(breaker)
+        return [breakers[name] for name in sorted(breakers)]
+
+    def install(self) -> TripwiseCollector:
+        for h in self._histograms:
+            self.prometheus_registry.register(h)
+        self.prometheus_registry.register(self)
+        self.registry.subscribe(self._watch)  # breakers created later are watched from birth
+        self._watch_new_breakers()
+        return self
+
+    def unregister(self) -> None:
+        """Remove the collector and histograms, and detach the listeners from the breakers."""
+        self.registry.unsubscribe(self._watch)
+        self.prometheus_registry.unregister(self)
+        for h in self._histograms:
+            self.prometheus_registry.unregister(h)
+        with self._lock:
+            if self._listener is not None:
+                for breaker in self._watched.values():
+                    breaker.remove_listener(self._listener)
+            self._watched.clear()
+
+    # ------------------------------------------------------------------ collection
+
+    def collect(self) -> Iterator[Metric]:
+        breakers = self._watch_new_breakers()
+        stats = [b.stats() for b in breakers]
+        chains = self._chains()
+        for preset in self.presets:
+            if preset == "default":
+                yield from self._default(stats, chains)
+            elif preset == "ml_breaker":
+                yield from self._ml_breaker(stats)
+            else:
+                yield from self._seed(stats, chains)
+
+    def _chains(self) -> list[Any]:
+        from tripwise.policies.chain import all_chains
+
+        return [c for c in all_chains() if c.registry is self.registry]
+
+    def _default(self, stats: list[Any], chains: list[Any]) -> Iterator[Metric]:
+        p = self.prefix
+        state = GaugeMetricFamily(
+            f"{p}_breaker_state",
+            "Breaker state: 0 closed, 1 open, 2 half-open",
+            labels=["name"],
+        )
+        trips = CounterMetricFamily(
+            f"{p}_breaker_trips", "Times the breaker opened", labels=["name"]
+        )
+        calls = CounterMetricFamily(
+            f"{p}_breaker_calls", "Guarded calls by outcome", labels=["name", "outcome"]
+        )
+        for s in stats:
+            state.add_metric([s.name], _ML_STATE[s.state])
+            trips.add_metric([s.name], s.trip_count)
+            calls.add_metric([s.name, "success"], s.successes)
+            calls.add_metric([s.name, "failure"], s.failures)
+            calls.add_metric([s.name, "rejected"], s.rejected)
+            calls.add_metric([s.name, "ignored"], s.ignored)
+        usage = CounterMetricFamily(
+            f"{p}_fallback_tier_usage",
+            "Chain calls answered by each tier",
+            labels=["chain", "tier"],
+        )
+        failures = CounterMetricFamily(
+            f"{p}_fallback_tier_failures",
+            "Chain calls a tier failed to answer",
+            labels=["chain", "tier"],
+        )
+        for chain in chains:
+            for tier in chain.tiers:
+                usage.add_metric([chain.name, tier.name], tier.usage)
+                failures.add_metric([chain.name, tier.name], tier.failures)
+        yield from (state, trips, calls, usage, failures)
+
+    def _ml_breaker(self, stats: list[Any]) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "ml_breaker_state", "Current state (0=CLOSED, 1=OPEN, 2=HALF_OPEN)", labels=["name"]
+        )
+        trips = CounterMetricFamily("ml_breaker_trip", "Total number of trips", labels=["name"])
+        calls = CounterMetricFamily(
+            "ml_breaker_call", "Total calls by outcome", labels=["name", "outcome"]
+        )
+        for s in stats:
+            state.add_metric([s.name], _ML_STATE[s.state])
+            trips.add_metric([s.name], s.trip_count)
+            calls.add_metric([s.name, "success"], s.successes)
+            calls.add_metric([s.name, "failure"], s.failures)
+            calls.add_metric([s.name, "rejected"], s.rejected)
+        yield from (state, trips, calls)
+
+    def _seed(self, stats: list[Any], chains: list[Any]) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "circuit_breaker_state",
+            "Breaker state (1=closed, 0.5=half-open, 0=open)",
+            labels=["name"],
+        )
+        requests = CounterMetricFamily(
+            "circuit_breaker_requests", "Calls that ran (successes + failures)", labels=["name"]
+        )
+        failures = CounterMetricFamily("circuit_breaker_failures", "Failed calls", labels=["name"])
+        for s in stats:
+            state.add_metric([s.name], _SEED_STATE[s.state])
+            requests.add_metric([s.name], s.calls)
+            failures.add_metric([s.name], s.failures)
+        usage = UnknownMetricFamily(
+            "fallback_chain_tier_usage",
+            "Chain calls answered by each tier (monotonic)",
+            labels=["chain", "tier"],
+        )
+        for chain in chains:
+            for tier in chain.tiers:
+                usage.add_metric([chain.name, tier.name], tier.usage)
+        yield from (state, requests, failures, usage)
+
+
+def register_metrics(
+    registry: Registry | None = None,
+    *,
+    prefix: str = "tripwise",
+    preset: str = "default",
+    histograms: bool = True,
+    prometheus_registry: CollectorRegistry | None = None,
+) -> TripwiseCollector:
+    """Export every breaker of ``registry`` (the process-wide one by default), including
+    breakers created later, to ``prometheus_registry`` (the global one by default)."""
+    return TripwiseCollector(
+        default_registry if registry is None else registry,
+        prefix=prefix,
+        preset=preset,
+        histograms=histograms,
+        prometheus_registry=prometheus_registry,
+    ).install()
+
+
+class PrometheusMetrics:
+    """The ml-breaker entry point: ``PrometheusMetrics.register()`` once at startup exports
+    the ``ml_breaker_*`` metrics of every breaker. Calling it again is a no-op."""
+
+    _installed: ClassVar[dict[tuple[int, int], TripwiseCollector]] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def register(
+        cls,
+        registry: Registry | None = None,
+        prometheus_registry: CollectorRegistry | None = None,
+    ) -> TripwiseCollector:
+        reg = default_registry if registry is None else registry
+        preg = REGISTRY if prometheus_registry is None else prometheus_registry
+        key = (id(reg), id(preg))
+        with cls._lock:
+            existing = cls._installed.get(key)
+            if existing is None:
+                existing = register_metrics(reg, preset="ml_breaker", prometheus_registry=preg)
+                cls._installed[key] = existing
+            return existing

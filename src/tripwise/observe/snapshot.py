@@ -1,0 +1,116 @@
+"""The status snapshot: every breaker (and fallback chain) as one JSON-friendly document.
+
+The shape follows the ``GET /circuit-breakers`` response operators already script against
+(``{"circuit_breakers": {name: {"state": ..., "total_requests": ..., ...}}}``) and adds what
+tripwise knows on top: rejections, quality, latency, timestamps, chains and tier usage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from tripwise.core.registry import Registry, default_registry
+from tripwise.core.states import Mode, State
+
+if TYPE_CHECKING:
+    from tripwise.core.breaker import CircuitBreaker
+    from tripwise.policies.chain import FallbackChain
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def breaker_status(breaker: CircuitBreaker, *, now: float | None = None) -> dict[str, Any]:
+    """One breaker as plain data. ``total_requests`` counts calls that ran (successes +
+    failures); rejected and ignored calls have their own totals."""
+    s = breaker.stats()
+    now = time.time() if now is None else now
+    return {
+        "state": s.state.value,
+        "mode": s.mode.value,
+        "total_requests": s.calls,
+        "total_successes": s.successes,
+        "total_failures": s.failures,
+        "total_rejected": s.rejected,
+        "total_ignored": s.ignored,
+        "failure_rate": s.failure_rate,
+        "success_rate": s.success_rate,
+        "trip_count": s.trip_count,
+        "failed_recoveries": s.failed_recoveries,
+        "avg_latency_ms": s.avg_latency_ms,
+        "max_latency_ms": s.max_latency_ms,
+        "avg_quality": s.avg_quality,
+        "last_quality": s.last_quality,
+        "quality_count": s.quality_count,
+        "opened_at": s.opened_at,
+        "state_changed_at": s.state_changed_at,
+        "retry_after_seconds": _finite(s.retry_after),
+        "uptime_seconds": max(0.0, now - s.created_at),
+    }
+
+
+def _chains_of(registry: Registry) -> list[FallbackChain]:
+    try:
+        from tripwise.policies.chain import all_chains
+    except ImportError:  # pragma: no cover - policies ships with tripwise
+        return []
+    return [c for c in all_chains() if c.registry is registry]
+
+
+def is_unavailable(breaker: CircuitBreaker) -> bool:
+    """True while the breaker rejects calls (open, or forced open)."""
+    return breaker.mode is Mode.FORCED_OPEN or (
+        breaker.state is State.OPEN and breaker.mode is not Mode.DISABLED
+    )
+
+
+def readiness(
+    registry: Registry | None = None, *, critical: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """``{"ready": bool, "open": [...]}``: not ready while any critical breaker (all of them
+    by default) rejects calls. A critical name with no breaker is reported as ``missing``."""
+    registry = default_registry if registry is None else registry
+    breakers = registry.all()
+    names = sorted(breakers) if critical is None else list(critical)
+    missing = [n for n in names if n not in breakers]
+    unavailable = [n for n in names if n in breakers and is_unavailable(breakers[n])]
+    return {"ready": not unavailable and not missing, "open": unavailable, "missing": missing}
+
+
+def snapshot(
+    registry: Registry | None = None,
+    *,
+    chains: Iterable[FallbackChain] | None = None,
+) -> dict[str, Any]:
+    """Every breaker of ``registry`` (the process-wide one by default) and every fallback chain
+    whose tier breakers live there (or ``chains``), as JSON-friendly data."""
+    registry = default_registry if registry is None else registry
+    now = time.time()
+    breakers = registry.all()
+    statuses = {name: breaker_status(b, now=now) for name, b in sorted(breakers.items())}
+    chain_list = _chains_of(registry) if chains is None else list(chains)
+    chain_stats = {}
+    for chain in chain_list:
+        stats = chain.stats()
+        for tier in stats["tiers"].values():
+            breaker_name = tier.get("breaker")
+            if breaker_name in statuses and tier.get("timeouts") is not None:
+                statuses[breaker_name]["total_timeouts"] = tier["timeouts"]
+        chain_stats[chain.name] = stats["tiers"]
+    open_count = sum(1 for b in breakers.values() if is_unavailable(b))
+    if not breakers or open_count == 0:
+        status = "ok"
+    elif open_count == len(breakers):
+        status = "down"
+    else:
+        status = "degraded"
+    return {
+        "status": status,
+        "generated_at": now,
+        "circuit_breakers": statuses,
+        "fallback_chains": chain_stats,
+    }
