@@ -89,6 +89,12 @@ class Condition:
         self._own_seq = seq
         self.reset()
 
+    def warm(self, seq: int) -> bool:
+        """Whether, after call ``seq``, no plain success can make this condition trip any more
+        (so a lean breaker may stop reporting successes). A rate rule is warm once it has seen
+        ``min_calls`` calls: before that, the success that completes the window may trip it."""
+        return True
+
     def observe(
         self,
         error: BaseException | None,
@@ -210,12 +216,11 @@ class ErrorRateAbove(_WindowRule):
             w = self.window
             n = w.count
             return n >= self.min_calls and w.flagged > self.rate * n
-        if error is None:
-            return False  # a success never raises a failure rate
         fails = self._failure_seqs
-        fails.append(seq)
+        if error is not None:
+            fails.append(seq)
         oldest = seq - self._size  # seqs <= oldest fell out of the window
-        while fails[0] <= oldest:
+        while fails and fails[0] <= oldest:
             fails.popleft()
         n = min(seq - self._base, self._size)
         return n >= self.min_calls and len(fails) > self.rate * n
@@ -223,6 +228,10 @@ class ErrorRateAbove(_WindowRule):
     def restart(self, seq: int) -> None:
         super().restart(seq)
         self._base = seq
+
+    def warm(self, seq: int) -> bool:
+        # Once min_calls calls are in, a success only lowers the rate (or keeps it).
+        return not self.lean or seq - self._base >= self.min_calls
 
     def reset(self) -> None:
         self.window.clear()
@@ -385,6 +394,12 @@ class QualityBelow(_WindowRule):
         self.threshold = _check_rate("threshold", threshold)
         self.score_fn = _check_score_fn(score_fn)
         self._setup_window(window, window_seconds, min_calls, buckets)
+        # A count window only needs the scores and their sum: a plain ring is ~3x cheaper
+        # than the general CountWindow (flags, sums of squares, histogram hooks).
+        self._ring: list[float] = [0.0] * window if window_seconds is None else []
+        self._next = 0
+        self._filled = 0
+        self._sum = 0.0
 
     def observe(
         self,
@@ -396,9 +411,37 @@ class QualityBelow(_WindowRule):
     ) -> bool:
         if quality is None:
             return False
-        self._add(quality, False, now)
-        w = self.window
-        return w.valued >= self.min_calls and w.total < self.threshold * w.valued
+        ring = self._ring
+        if not ring:  # time window
+            self._add(quality, False, now)
+            w = self.window
+            return w.valued >= self.min_calls and w.total < self.threshold * w.valued
+        i = self._next
+        if self._filled == len(ring):
+            self._sum += quality - ring[i]
+        else:
+            self._filled += 1
+            self._sum += quality
+        ring[i] = quality
+        i += 1
+        if i == len(ring):
+            i = 0
+            self._sum = math.fsum(ring[: self._filled])  # exact once per rotation: no drift
+        self._next = i
+        return self._filled >= self.min_calls and self._sum < self.threshold * self._filled
+
+    def mean(self) -> float | None:
+        """The current mean quality of the window (``None`` before any score)."""
+        if self._ring:
+            return self._sum / self._filled if self._filled else None
+        return self.window.aggregate().mean if isinstance(self.window, CountWindow) else None
+
+    def reset(self) -> None:
+        self.window.clear()
+        if self._ring:
+            self._ring = [0.0] * len(self._ring)
+        self._next = self._filled = 0
+        self._sum = 0.0
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or (quality is not None and quality < self.threshold)
@@ -560,6 +603,9 @@ class _Composite(Condition):
     def restart(self, seq: int) -> None:
         for c in self.conditions:
             c.restart(seq)
+
+    def warm(self, seq: int) -> bool:
+        return all(c.warm(seq) for c in self.conditions)
 
     def walk(self) -> Iterator[Condition]:
         yield self

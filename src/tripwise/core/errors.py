@@ -23,9 +23,12 @@ class CircuitBreakerOpen(TripwiseError):
         self.state = state
         self.trip_count = trip_count
         self.retry_after = retry_after
-        super().__init__(
-            f"circuit breaker {name!r} is {state.value}; "
-            f"retry after {retry_after:.3f}s (tripped {trip_count} times)"
+        super().__init__(name)  # the message is built only when someone reads it
+
+    def __str__(self) -> str:
+        return (
+            f"circuit breaker {self.name!r} is {State(self.state).value}; "
+            f"retry after {self.retry_after:.3f}s (tripped {self.trip_count} times)"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

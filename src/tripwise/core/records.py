@@ -40,6 +40,8 @@ class CallRecord:
 
 def check_score(score: float, what: str = "quality score") -> float:
     """Validate a quality score: a finite real number in [0, 1]."""
+    if type(score) is float and 0.0 <= score <= 1.0:  # the common case; NaN fails the test
+        return score
     if isinstance(score, bool) or not isinstance(score, (int, float)):
         try:
             score = float(score)  # numpy scalars, Decimals
