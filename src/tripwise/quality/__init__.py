@@ -2,9 +2,17 @@
 conditions that decide on those scores with statistical care.
 
 Scorers work as a breaker's ``score_fn`` or with :func:`report_quality` inside the call.
+A score that arrives after the call returned is attached with :func:`current_call_id` and
+``breaker.record_late_quality(call_id, score)``.
 """
 
-from tripwise.core.signals import report_quality
+from tripwise.core.signals import current_call_id, report_quality
+from tripwise.quality.bounds import (
+    LowQualityShareAbove,
+    QualityMeanBelow,
+    low_quality_share_above,
+    quality_mean_below,
+)
 from tripwise.quality.classification import (
     SoftmaxScorer,
     entropy_score,
@@ -13,6 +21,7 @@ from tripwise.quality.classification import (
     softmax,
 )
 from tripwise.quality.compose import MinOf, WeightedMean, min_of, weighted_mean
+from tripwise.quality.drift import QualityDrift, quality_drift
 from tripwise.quality.embeddings import (
     CentroidSimilarity,
     DriftScore,
@@ -40,14 +49,19 @@ __all__ = [
     "Completion",
     "DriftScore",
     "JsonScorer",
+    "LowQualityShareAbove",
+    "QualityDrift",
+    "QualityMeanBelow",
     "MinOf",
     "RefusalScorer",
     "SoftmaxScorer",
     "TextQuality",
     "WeightedMean",
+    "current_call_id",
     "drift_score",
     "embedding_health",
     "entropy_score",
+    "low_quality_share_above",
     "margin",
     "max_probability",
     "mean_token_probability",
@@ -56,6 +70,8 @@ __all__ = [
     "not_refused",
     "not_truncated",
     "parse_completion",
+    "quality_drift",
+    "quality_mean_below",
     "repetition_score",
     "report_quality",
     "softmax",
