@@ -76,3 +76,28 @@ def bennett_theta(variance: float, slack: float) -> float:
         else:
             hi = mid
     return lo
+
+
+def empirical_theta(scores: list[float], baseline: float, slack: float) -> float:
+    """Largest theta with ``mean(exp(theta * (baseline - x - slack))) <= 1`` over ``scores``
+    plus one worst-case score of 0 (so a sample that missed the low tail cannot make the bound
+    arbitrarily loose): the adjustment coefficient of the CUSUM walk, estimated from data."""
+    if baseline - slack <= 0.0:
+        return math.inf  # increments can never be positive: the walk stays at 0
+    increments = [baseline - x - slack for x in scores] + [baseline - slack]
+    n = len(increments)
+
+    def ok(t: float) -> bool:
+        top = max(increments)
+        return math.fsum(math.exp(t * (d - top)) for d in increments) / n <= math.exp(-t * top)
+
+    lo, hi = 0.0, 1.0
+    while ok(hi) and hi < 1e6:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

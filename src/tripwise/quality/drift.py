@@ -6,13 +6,19 @@ scores average the baseline, and ``slack`` pulls the sum down); a model whose me
 drops by more than ``slack`` makes it climb steadily, so even a small lasting drop trips,
 after about ``h / (drop - slack)`` calls, and noise cannot masquerade as one.
 
-``h`` comes from ``false_trips_per_million`` through an exact bound rather than a normal
-approximation: scores lie in [0, 1] and have a known variance, so Bennett's inequality gives a
-``theta`` with ``E[exp(theta * increment)] <= 1`` for a healthy model; a CUSUM excursion then
-reaches ``h`` with probability at most ``exp(-theta * h)``, and there is at most one excursion
-start per call, so expected false trips per million healthy calls are at most
-``1e6 * exp(-theta * h)``. Heavy-tailed score distributions are covered (only the variance
-and the [0, 1] range are used).
+``h`` comes from ``false_trips_per_million``. If ``theta > 0`` satisfies
+``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
+supermartingale, a CUSUM excursion reaches ``h`` with probability at most ``exp(-theta * h)``,
+and since every trip needs its own excursion start (one per call at most), expected false
+trips per million healthy calls are at most ``1e6 * exp(-theta * h)``. Setting that equal to
+the budget gives ``h = ln(1e6 / budget) / theta``. ``theta`` comes from:
+
+- ``bound="empirical"`` (default when a sample is known: ``fit`` or the warmup): the largest
+  theta for which the *sample's* average of ``exp(theta * increment)`` (plus one worst-case
+  score of 0) is <= 1. Uses the real shape of the score distribution, e.g. softmax confidences
+  piled up near 1; the guarantee is as good as the sample is representative.
+- ``bound="bennett"`` (default when only ``mean``/``std`` are given): Bennett's inequality for
+  scores in [0, 1] with that variance. Holds for any distribution; slower to trip.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from typing import Any
 
 from tripwise.core.conditions import Condition, ScoreFn
 from tripwise.core.records import check_score
-from tripwise.quality._stats import PER_MILLION, bennett_theta, check_false_trips
+from tripwise.quality._stats import (
+    PER_MILLION,
+    bennett_theta,
+    check_false_trips,
+    empirical_theta,
+)
+
+_BOUNDS = ("auto", "empirical", "bennett")
 
 
 class QualityDrift(Condition):
@@ -35,6 +48,11 @@ class QualityDrift(Condition):
     errors, variance raised to its upper ~95% bound) so estimation noise does not turn into
     false trips. The baseline survives ``reset()`` (the breaker resets its conditions on every
     close); ``refit()`` forgets it.
+
+    After a reset (the breaker closing after a recovery) the sum restarts at
+    ``head_start * h`` instead of 0 (a "fast initial response" CUSUM): a model that is still
+    bad trips again quickly, while a healthy one drains the head start within a few dozen
+    calls (and trips from it with probability at most ``exp(-theta * h * (1 - head_start))``).
     """
 
     uses_quality = True
@@ -49,8 +67,20 @@ class QualityDrift(Condition):
         std: float | None = None,
         warmup: int = 200,
         false_trips_per_million: float = 1.0,
+        bound: str = "auto",
+        head_start: float = 0.5,
         probe_threshold: float | None = None,
     ) -> None:
+        if bound not in _BOUNDS:
+            raise ValueError(f"bound must be one of {_BOUNDS}, got {bound!r}")
+        if bound == "empirical" and mean is not None:
+            raise ValueError("bound='empirical' needs sample scores (fit() or warmup), not mean/std")
+        if (
+            isinstance(head_start, bool)
+            or not isinstance(head_start, (int, float))
+            or not 0.0 <= head_start < 1.0
+        ):
+            raise ValueError(f"head_start must be a fraction of h in [0, 1), got {head_start!r}")
         if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0 < shift <= 1:
             raise ValueError(f"shift must be a drop in mean quality in (0, 1], got {shift!r}")
         if (mean is None) != (std is None):
@@ -66,6 +96,8 @@ class QualityDrift(Condition):
         self.score_fn = score_fn
         self.warmup = warmup
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
+        self.bound = bound
+        self.head_start = float(head_start)
         self._probe_threshold = probe_threshold
         self.baseline: float | None = None
         self.variance: float | None = None
@@ -73,15 +105,23 @@ class QualityDrift(Condition):
         self.statistic = 0.0  # the CUSUM sum S
         self._learned: list[float] = []
         if mean is not None and std is not None:
-            self._set_baseline(check_score(mean, "mean"), _check_std(std) ** 2)
+            self._set_baseline(check_score(mean, "mean"), _check_std(std) ** 2, None)
 
     # ------------------------------------------------------------ baseline
 
-    def _set_baseline(self, mean: float, variance: float) -> None:
+    def _set_baseline(self, mean: float, variance: float, sample: list[float] | None) -> None:
         self.baseline = mean
         self.variance = max(variance, 1e-12)
-        self.theta = bennett_theta(self.variance, self.slack)
-        self.h = math.log(PER_MILLION / self.false_trips_per_million) / self.theta
+        if sample is not None and self.bound != "bennett":
+            self.theta = empirical_theta(sample, mean, self.slack)
+        else:
+            self.theta = bennett_theta(self.variance, self.slack)
+        # theta = inf: scores cannot fall further below this baseline: nothing to detect
+        self.h = (
+            math.log(PER_MILLION / self.false_trips_per_million) / self.theta
+            if math.isfinite(self.theta)
+            else math.inf
+        )
         self.statistic = 0.0
         self._learned = []
 
@@ -95,7 +135,9 @@ class QualityDrift(Condition):
         var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
         # conservative: mean lowered by two standard errors, variance raised to an upper bound
         self._set_baseline(
-            max(0.0, mean - 2.0 * math.sqrt(var / n)), var * (1.0 + 2.0 * math.sqrt(2.0 / (n - 1)))
+            max(0.0, mean - 2.0 * math.sqrt(var / n)),
+            var * (1.0 + 2.0 * math.sqrt(2.0 / (n - 1))),
+            values,
         )
         return self
 
@@ -112,12 +154,12 @@ class QualityDrift(Condition):
 
     @property
     def probe_threshold(self) -> float | None:
-        """A half-open probe scoring below this is a failed probe (default: baseline - 3 std)."""
+        """A half-open probe scoring below this is a failed probe (default: baseline - 2 std)."""
         if self._probe_threshold is not None:
             return self._probe_threshold
         if self.baseline is None or self.variance is None:
             return None
-        return max(0.0, self.baseline - 3.0 * math.sqrt(self.variance))
+        return max(0.0, self.baseline - 2.0 * math.sqrt(self.variance))
 
     def expected_delay(self, drop: float) -> float:
         """Roughly how many scored calls it takes to trip after the mean drops by ``drop``."""
@@ -160,7 +202,7 @@ class QualityDrift(Condition):
         )
 
     def reset(self) -> None:
-        self.statistic = 0.0
+        self.statistic = self.head_start * self.h if math.isfinite(self.h) else 0.0
 
     def __repr__(self) -> str:
         base = (
@@ -170,7 +212,7 @@ class QualityDrift(Condition):
         )
         return (
             f"quality_drift(shift={self.shift!r}{base}, "
-            f"false_trips_per_million={self.false_trips_per_million!r})"
+            f"false_trips_per_million={self.false_trips_per_million!r}, bound={self.bound!r})"
         )
 
 
@@ -188,6 +230,8 @@ def quality_drift(
     std: float | None = None,
     warmup: int = 200,
     false_trips_per_million: float = 1.0,
+    bound: str = "auto",
+    head_start: float = 0.5,
     probe_threshold: float | None = None,
 ) -> QualityDrift:
     """Trip when the mean quality drifts down by about ``shift`` or more (CUSUM)."""
@@ -198,5 +242,7 @@ def quality_drift(
         std=std,
         warmup=warmup,
         false_trips_per_million=false_trips_per_million,
+        bound=bound,
+        head_start=head_start,
         probe_threshold=probe_threshold,
     )

@@ -211,14 +211,43 @@ def test_drift_false_trips_stay_under_budget_with_a_loose_budget() -> None:
     assert trips <= 2000 * 0.2
 
 
-def test_drift_baseline_survives_reset_and_refit_forgets_it() -> None:
+def test_drift_baseline_survives_reset_with_a_head_start_and_refit_forgets_it() -> None:
     cond = quality_drift(mean=0.9, std=0.05)
     feed(cond, [0.5] * 3)
     assert cond.statistic > 0
     cond.reset()
-    assert cond.statistic == 0 and cond.baseline == 0.9
+    assert cond.statistic == pytest.approx(0.5 * cond.h) and cond.baseline == 0.9
     cond.refit()
-    assert not cond.fitted and cond.probe_threshold is None
+    assert not cond.fitted and cond.probe_threshold is None and cond.statistic == 0
+
+
+def test_head_start_retrips_a_still_bad_model_sooner_and_drains_on_a_good_one() -> None:
+    sample = beta_stream(14, *HEALTHY, 1000)
+    fir = QualityDrift(0.1).fit(sample)
+    plain = QualityDrift(0.1, head_start=0.0).fit(sample)
+    bad = beta_stream(15, 2.0, 1.0, 500)
+    fir.reset()
+    plain.reset()
+    assert feed(fir, bad) < feed(plain, bad)
+    fir.reset()
+    feed(fir, beta_stream(16, *HEALTHY, 200))
+    assert fir.statistic < 0.1 * fir.h
+
+
+def test_empirical_bound_trips_faster_than_bennett_with_same_budget() -> None:
+    sample = beta_stream(17, *HEALTHY, 1000)
+    empirical = QualityDrift(0.1, bound="empirical").fit(sample)
+    bennett = QualityDrift(0.1, bound="bennett").fit(sample)
+    assert empirical.h < bennett.h
+    assert count_trips(empirical, beta_stream(18, *HEALTHY, 100_000)) == 0
+
+
+def test_a_baseline_too_low_to_drop_never_trips() -> None:
+    cond = QualityDrift(0.2).fit([0.05] * 50)
+    assert cond.h == math.inf
+    assert feed(cond, [0.0] * 100) is None
+    cond.reset()
+    assert cond.statistic == 0.0
 
 
 def test_drift_validates_parameters() -> None:
@@ -232,6 +261,12 @@ def test_drift_validates_parameters() -> None:
         QualityDrift().fit([0.9] * 5)
     with pytest.raises(ValueError, match="warmup"):
         quality_drift(warmup=3)
+    with pytest.raises(ValueError, match="bound must be one of"):
+        quality_drift(bound="gauss")
+    with pytest.raises(ValueError, match="needs sample scores"):
+        quality_drift(mean=0.9, std=0.1, bound="empirical")
+    with pytest.raises(ValueError, match="head_start"):
+        quality_drift(head_start=1.0)
 
 
 # ---------------------------------------------------------------- inside a breaker
