@@ -74,7 +74,9 @@ class QualityDrift(Condition):
         if bound not in _BOUNDS:
             raise ValueError(f"bound must be one of {_BOUNDS}, got {bound!r}")
         if bound == "empirical" and mean is not None:
-            raise ValueError("bound='empirical' needs sample scores (fit() or warmup), not mean/std")
+            raise ValueError(
+                "bound='empirical' needs sample scores (fit() or warmup), not mean/std"
+            )
         if (
             isinstance(head_start, bool)
             or not isinstance(head_start, (int, float))
