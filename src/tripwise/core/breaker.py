@@ -634,6 +634,56 @@ class CircuitBreaker:
         logger.info("circuit breaker %r: %s -> %s", self.name, old.value, new.value)
         dispatch_state_change(self, self._state_callbacks, self._listeners, old, new)
 
+    # ------------------------------------------------------------------ late quality scores
+
+    late_quality_capacity = 10_000
+    """How many call ids handed out by ``current_call_id()`` wait for a late score at most;
+    beyond that the oldest are forgotten."""
+
+    _late_calls: dict[str, int] | None = None  # call id -> generation of the call
+    _late_ids: itertools.count[int] | None = None
+
+    def _register_late_call(self, gen: int) -> str:
+        """Remember a call (by the generation it ran in) that may get a late score."""
+        with self._lock:
+            if self._late_calls is None or self._late_ids is None:
+                self._late_calls = {}
+                self._late_ids = itertools.count(1)
+            pending = self._late_calls
+            call_id = f"{self.name}#{next(self._late_ids)}"
+            pending[call_id] = gen
+            if len(pending) > self.late_quality_capacity:
+                del pending[next(iter(pending))]
+            return call_id
+
+    def record_late_quality(self, call_id: str, score: float) -> bool:
+        """Attach a quality ``score`` that arrived after the call returned (user feedback, an
+        offline judge) to the call ``call_id`` from ``current_call_id()``.
+
+        The score counts in the stats and, if the breaker is still CLOSED in the generation the
+        call ran in, is shown to the quality conditions, which may trip the breaker. A score
+        for a call from before a transition counts in the stats only. Returns False when the
+        id is unknown, already scored, or was forgotten (see ``late_quality_capacity``).
+        """
+        quality = check_score(score, "late quality score")
+        changed: tuple[State, State] | None = None
+        with self._lock:
+            gen = self._late_calls.pop(call_id, None) if self._late_calls else None
+            if gen is None:
+                logger.debug("breaker %r: late score for unknown call id %r", self.name, call_id)
+                return False
+            self._quality_sum += quality
+            self._quality_count += 1
+            self._last_quality = quality
+            if gen == self._gen and self._state is _CLOSED and self._mode is not Mode.DISABLED:
+                now = self._clock()
+                if self._root.observe_late(quality, now):
+                    self._trip_locked(now)
+                    changed = (_CLOSED, _OPEN)
+        if changed is not None:
+            self._emit_state_change(*changed)
+        return True
+
     # ------------------------------------------------------------------ outcome classification
 
     def _counts_as_failure(self, exc: BaseException) -> bool:
@@ -756,7 +806,7 @@ class CircuitBreaker:
             return self._fallback_value(args, kwargs)
         slot = token = None
         if self._uses_quality:
-            slot = QualitySlot()
+            slot = QualitySlot(self, gen)
             token = current_slot.set(slot)
         start = self._clock() if self._timed else None
         try:
@@ -799,7 +849,7 @@ class CircuitBreaker:
             return await self._afallback_value(args, kwargs)
         slot = token = None
         if self._uses_quality:
-            slot = QualitySlot()
+            slot = QualitySlot(self, gen)
             token = current_slot.set(slot)
         start = self._clock() if self._timed else None
         try:
@@ -882,7 +932,7 @@ class CircuitBreaker:
         gen = self._admit()
         slot = token = None
         if self._uses_quality:
-            slot = QualitySlot()
+            slot = QualitySlot(self, gen)
             token = current_slot.set(slot)
         start = self._clock() if self._timed else None
         self._frames.set(_Frame(gen, start, slot, token, self._frames.get()))

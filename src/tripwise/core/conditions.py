@@ -109,6 +109,13 @@ class Condition:
         """Whether this one call looks bad to the condition (a failed half-open probe)."""
         return error is not None
 
+    def observe_late(self, quality: float, now: float) -> bool:
+        """A quality score for a call that already completed (see ``record_late_quality``).
+
+        Conditions that do not use quality ignore it: it is not a call outcome.
+        """
+        return False
+
     def reset(self) -> None:
         raise NotImplementedError
 
@@ -443,6 +450,9 @@ class QualityBelow(_WindowRule):
         self._next = self._filled = 0
         self._sum = 0.0
 
+    def observe_late(self, quality: float, now: float) -> bool:
+        return self.observe(None, 0.0, quality, now, 0)
+
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or (quality is not None and quality < self.threshold)
 
@@ -487,6 +497,9 @@ class LowQualityRateAbove(_WindowRule):
         w = self.window
         n = w.count
         return n >= self.min_calls and w.flagged > self.rate * n
+
+    def observe_late(self, quality: float, now: float) -> bool:
+        return self.observe(None, 0.0, quality, now, 0)
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or (quality is not None and quality < self.threshold)
@@ -600,6 +613,13 @@ class _Composite(Condition):
         for c in self.conditions:
             c.reset()
 
+    def observe_late(self, quality: float, now: float) -> bool:
+        tripped = False
+        for c in self.conditions:  # every quality condition gets the score
+            if c.observe_late(quality, now):
+                tripped = True
+        return tripped
+
     def restart(self, seq: int) -> None:
         for c in self.conditions:
             c.restart(seq)
@@ -633,6 +653,12 @@ class AnyOf(_Composite):
 
 
 class AllOf(_Composite):
+    def observe_late(self, quality: float, now: float) -> bool:
+        # The other conditions have no fresh verdict to combine with a late score, so it
+        # updates their windows but never trips an all_of on its own.
+        super().observe_late(quality, now)
+        return False
+
     def observe(
         self,
         error: BaseException | None,

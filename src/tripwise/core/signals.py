@@ -8,17 +8,27 @@ writes its score there. Context variables keep interleaved asyncio tasks and thr
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Protocol
 
 from tripwise.core.records import check_score
 
 
+class LateScoreOwner(Protocol):
+    """What a slot needs from its breaker to hand out call ids for late scores."""
+
+    def _register_late_call(self, gen: int) -> str: ...
+
+
 class QualitySlot:
-    """Where the current call's score lands."""
+    """Where the current call's score lands, and who to ask for a call id for a late score."""
 
-    __slots__ = ("score",)
+    __slots__ = ("call_id", "gen", "owner", "score")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: LateScoreOwner | None = None, gen: int = -1) -> None:
         self.score: float | None = None
+        self.owner = owner
+        self.gen = gen
+        self.call_id: str | None = None
 
 
 current_slot: ContextVar[QualitySlot | None] = ContextVar("tripwise_quality_slot", default=None)
@@ -37,3 +47,23 @@ def report_quality(score: float) -> bool:
         return False
     slot.score = value
     return True
+
+
+def current_call_id() -> str:
+    """An id for the current guarded call, to attach a quality score that arrives later
+    (user feedback, an offline judge) with ``breaker.record_late_quality(call_id, score)``.
+
+    Works inside a call guarded by a breaker that uses quality (the innermost such breaker,
+    when they are nested); raises LookupError anywhere else. Calling it twice in one call
+    returns the same id. Only ids that are asked for are remembered, so calls that never need
+    a late score cost nothing.
+    """
+    slot = current_slot.get()
+    if slot is None or slot.owner is None:
+        raise LookupError(
+            "current_call_id() must run inside a call guarded by a breaker that uses quality "
+            "(a quality condition in trip_on, or a score_fn)"
+        )
+    if slot.call_id is None:
+        slot.call_id = slot.owner._register_late_call(slot.gen)
+    return slot.call_id

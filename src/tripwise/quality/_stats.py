@@ -1,0 +1,103 @@
+"""The few statistical quantities the quality conditions need, in pure Python."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+PER_MILLION = 1_000_000.0
+
+
+def check_false_trips(value: float) -> float:
+    """Validate ``false_trips_per_million`` and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"false_trips_per_million must be a number, got {value!r}")
+    if not (math.isfinite(value) and 0.0 < value < PER_MILLION):
+        raise ValueError(
+            f"false_trips_per_million must be > 0 and < 1,000,000 (expected false trips per "
+            f"million healthy scored calls), got {value!r}"
+        )
+    return float(value)
+
+
+def normal_upper_quantile(alpha: float) -> float:
+    """z such that P(Z > z) = alpha for a standard normal Z."""
+    return NormalDist().inv_cdf(1.0 - alpha)
+
+
+def _log_binom_pmf(k: int, n: int, log_p: float, log_q: float) -> float:
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * log_p
+        + (n - k) * log_q
+    )
+
+
+def binomial_critical_count(n: int, p: float, alpha: float) -> int:
+    """The smallest k with P(Binomial(n, p) >= k) <= alpha (n + 1 if there is none).
+
+    Seeing ``k`` or more flagged calls out of ``n`` is then evidence, at level ``alpha``, that
+    the true flagged share exceeds ``p``. Exact: no normal approximation.
+    """
+    if p <= 0.0:
+        return 1
+    log_p, log_q = math.log(p), math.log1p(-p)
+    tail = 0.0
+    for k in range(n, -1, -1):
+        tail += math.exp(_log_binom_pmf(k, n, log_p, log_q))
+        if tail > alpha:
+            return k + 1
+    return 0  # pragma: no cover - tail reaches 1 > alpha at k = 0
+
+
+def bennett_theta(variance: float, slack: float) -> float:
+    """Largest theta > 0 with ``variance * (e^theta - 1 - theta) <= theta * slack``.
+
+    For increments ``Y - slack`` where ``Y`` has mean <= 0, variance <= ``variance`` and
+    ``Y <= 1``, Bennett's bound gives ``E[exp(theta * (Y - slack))] <= 1``: ``exp(theta * S)``
+    is then a supermartingale for the CUSUM walk ``S``, and a walk started at 0 ever reaches
+    ``h`` with probability at most ``exp(-theta * h)``.
+    """
+    if variance <= 0.0:
+        return math.inf
+    lo, hi = 0.0, 1.0
+
+    def ok(t: float) -> bool:
+        return variance * math.expm1(t) - variance * t <= t * slack
+
+    while ok(hi) and hi < 1e6:
+        lo, hi = hi, hi * 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def empirical_theta(scores: list[float], baseline: float, slack: float) -> float:
+    """Largest theta with ``mean(exp(theta * (baseline - x - slack))) <= 1`` over ``scores``
+    plus one worst-case score of 0 (so a sample that missed the low tail cannot make the bound
+    arbitrarily loose): the adjustment coefficient of the CUSUM walk, estimated from data."""
+    if baseline - slack <= 0.0:
+        return math.inf  # increments can never be positive: the walk stays at 0
+    increments = [baseline - x - slack for x in scores] + [baseline - slack]
+    n = len(increments)
+
+    def ok(t: float) -> bool:
+        top = max(increments)
+        return math.fsum(math.exp(t * (d - top)) for d in increments) / n <= math.exp(-t * top)
+
+    lo, hi = 0.0, 1.0
+    while ok(hi) and hi < 1e6:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,278 @@
+"""Window conditions that trip on *evidence*, not on one unlucky window.
+
+``quality_below(0.8, window=20)`` trips whenever 20 scores happen to average below 0.8, and a
+healthy model with mean 0.88 does that by chance every few hundred calls. These conditions
+trip only when a one-sided confidence bound puts the window's quality below the threshold.
+The bound's level comes from ``false_trips_per_million``: each check is a test at level
+``alpha = false_trips_per_million / 1e6``, and since a trip needs a positive test, a stream
+whose true quality sits exactly at the threshold trips at most that often per million scored
+calls (in expectation); healthy traffic, better than the threshold, trips far less.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tripwise.core.conditions import Condition, ScoreFn
+from tripwise.core.windows import CountWindow, TimeWindow
+from tripwise.quality._stats import (
+    PER_MILLION,
+    binomial_critical_count,
+    check_false_trips,
+    normal_upper_quantile,
+)
+
+_METHODS = ("normal", "hoeffding", "bernstein")
+
+
+def _check_unit(name: str, value: Any, *, open_top: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    ok = 0.0 <= value < 1.0 if open_top else 0.0 <= value <= 1.0
+    if not ok:
+        top = "1)" if open_top else "1]"
+        raise ValueError(f"{name} must be in [0, {top}, got {value!r}")
+    return float(value)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+class _ScoredWindow(Condition):
+    """Shared plumbing: a count or time window over scored calls only."""
+
+    uses_quality = True
+    lean = True  # unscored calls are neutral, so plain successes need not be reported
+
+    def _setup(
+        self,
+        window: int,
+        window_seconds: float | None,
+        min_calls: int,
+        buckets: int,
+        score_fn: ScoreFn | None,
+    ) -> None:
+        if score_fn is not None and not callable(score_fn):
+            raise TypeError(f"score_fn must be a callable taking the result, got {score_fn!r}")
+        self.score_fn = score_fn
+        self.min_calls = _check_int("min_calls", min_calls, 2)
+        self.window: CountWindow | TimeWindow
+        if window_seconds is not None:
+            self.uses_clock = True
+            self.window = TimeWindow(window_seconds, buckets)
+            self._window_repr = f"window_seconds={window_seconds!r}"
+        else:
+            self.window = CountWindow(_check_int("window", window, 2))
+            if self.min_calls > window:
+                raise ValueError(f"min_calls must be <= window ({window}), got {min_calls!r}")
+            self._window_repr = f"window={window}"
+
+    def _add(self, value: float, flag: bool, now: float) -> None:
+        w = self.window
+        if type(w) is CountWindow:
+            w.add(value, flag)
+        else:
+            w.add(value, flag, now)  # type: ignore[call-arg]
+
+    def observe(
+        self,
+        error: BaseException | None,
+        latency_ms: float,
+        quality: float | None,
+        now: float,
+        seq: int,
+    ) -> bool:
+        if quality is None:
+            return False
+        return self._decide(quality, now)
+
+    def observe_late(self, quality: float, now: float) -> bool:
+        return self._decide(quality, now)
+
+    def _decide(self, quality: float, now: float) -> bool:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.window.clear()
+
+
+class QualityMeanBelow(_ScoredWindow):
+    """Trips when the upper confidence bound on the window's mean quality is below
+    ``threshold``: the quality is worse than the threshold with confidence ``1 - alpha``.
+
+    ``method``: ``"normal"`` (default; CLT bound with the window's sample standard deviation,
+    sharp but approximate for small windows of skewed scores), ``"hoeffding"`` (exact for any
+    scores in [0, 1], needs a larger gap or window), ``"bernstein"`` (empirical Bernstein:
+    exact, uses the sample variance, needs windows of a few hundred).
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        window: int = 50,
+        score_fn: ScoreFn | None = None,
+        *,
+        min_calls: int = 20,
+        false_trips_per_million: float = 1.0,
+        method: str = "normal",
+        probe_threshold: float | None = None,
+        window_seconds: float | None = None,
+        buckets: int = 10,
+    ) -> None:
+        self.threshold = _check_unit("threshold", threshold)
+        self.false_trips_per_million = check_false_trips(false_trips_per_million)
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        self.method = method
+        self.probe_threshold = (
+            self.threshold
+            if probe_threshold is None
+            else _check_unit("probe_threshold", probe_threshold)
+        )
+        self._setup(window, window_seconds, min_calls, buckets, score_fn)
+        alpha = self.false_trips_per_million / PER_MILLION
+        self.alpha = alpha
+        self._z = normal_upper_quantile(alpha)
+        self._log_term = math.log(1.0 / alpha)
+        self._log_term2 = math.log(2.0 / alpha)
+
+    def upper_bound(self, n: int, total: float, sum_sq: float) -> float:
+        """The one-sided upper confidence bound on the mean of ``n`` scores."""
+        mean = total / n
+        if self.method == "hoeffding":
+            return mean + math.sqrt(self._log_term / (2.0 * n))
+        var = max(0.0, (sum_sq - n * mean * mean) / (n - 1))
+        if self.method == "normal":
+            return mean + self._z * math.sqrt(var / n)
+        return (  # empirical Bernstein (Maurer & Pontil 2009, theorem 4)
+            mean
+            + math.sqrt(2.0 * var * self._log_term2 / n)
+            + 7.0 * self._log_term2 / (3.0 * (n - 1))
+        )
+
+    def _decide(self, quality: float, now: float) -> bool:
+        self._add(quality, False, now)
+        w = self.window
+        n = w.valued
+        if n < self.min_calls or w.total >= self.threshold * n:
+            return False  # too few scores, or the mean itself is fine: no test needed
+        return self.upper_bound(n, w.total, w.sum_sq) < self.threshold
+
+    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
+        return error is not None or (quality is not None and quality < self.probe_threshold)
+
+    def __repr__(self) -> str:
+        return (
+            f"quality_mean_below({self.threshold!r}, {self._window_repr}, "
+            f"min_calls={self.min_calls}, false_trips_per_million="
+            f"{self.false_trips_per_million!r}, method={self.method!r})"
+        )
+
+
+class LowQualityShareAbove(_ScoredWindow):
+    """Trips when an exact binomial test says the share of scored calls below ``threshold``
+    exceeds ``rate`` (the share of low scores you accept from a healthy model).
+
+    Distribution-free: it only assumes calls are independent, whatever the scores look like,
+    so the false-trip guarantee holds exactly. Critical counts are computed once per window
+    size and cached; each call is then O(1).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        threshold: float,
+        window: int = 50,
+        score_fn: ScoreFn | None = None,
+        *,
+        min_calls: int = 20,
+        false_trips_per_million: float = 1.0,
+        window_seconds: float | None = None,
+        buckets: int = 10,
+    ) -> None:
+        self.rate = _check_unit("rate", rate, open_top=True)
+        self.threshold = _check_unit("threshold", threshold)
+        self.false_trips_per_million = check_false_trips(false_trips_per_million)
+        self._setup(window, window_seconds, min_calls, buckets, score_fn)
+        self.alpha = self.false_trips_per_million / PER_MILLION
+        self._critical: dict[int, int] = {}
+
+    def critical_count(self, n: int) -> int:
+        """How many low scores out of ``n`` it takes to trip."""
+        k = self._critical.get(n)
+        if k is None:
+            k = self._critical[n] = binomial_critical_count(n, self.rate, self.alpha)
+        return k
+
+    def _decide(self, quality: float, now: float) -> bool:
+        low = quality < self.threshold
+        self._add(quality, low, now)
+        if not low:
+            return False  # a good score never makes the evidence stronger
+        w = self.window
+        n = w.count
+        return n >= self.min_calls and w.flagged >= self.critical_count(n)
+
+    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
+        return error is not None or (quality is not None and quality < self.threshold)
+
+    def __repr__(self) -> str:
+        return (
+            f"low_quality_share_above({self.rate!r}, {self.threshold!r}, {self._window_repr}, "
+            f"min_calls={self.min_calls}, false_trips_per_million="
+            f"{self.false_trips_per_million!r})"
+        )
+
+
+def quality_mean_below(
+    threshold: float,
+    window: int = 50,
+    score_fn: ScoreFn | None = None,
+    *,
+    min_calls: int = 20,
+    false_trips_per_million: float = 1.0,
+    method: str = "normal",
+    probe_threshold: float | None = None,
+    window_seconds: float | None = None,
+    buckets: int = 10,
+) -> QualityMeanBelow:
+    """Trip when the window's mean quality is confidently below ``threshold``."""
+    return QualityMeanBelow(
+        threshold,
+        window,
+        score_fn,
+        min_calls=min_calls,
+        false_trips_per_million=false_trips_per_million,
+        method=method,
+        probe_threshold=probe_threshold,
+        window_seconds=window_seconds,
+        buckets=buckets,
+    )
+
+
+def low_quality_share_above(
+    rate: float,
+    threshold: float,
+    window: int = 50,
+    score_fn: ScoreFn | None = None,
+    *,
+    min_calls: int = 20,
+    false_trips_per_million: float = 1.0,
+    window_seconds: float | None = None,
+    buckets: int = 10,
+) -> LowQualityShareAbove:
+    """Trip when the share of scores below ``threshold`` is confidently above ``rate``."""
+    return LowQualityShareAbove(
+        rate,
+        threshold,
+        window,
+        score_fn,
+        min_calls=min_calls,
+        false_trips_per_million=false_trips_per_million,
+        window_seconds=window_seconds,
+        buckets=buckets,
+    )
