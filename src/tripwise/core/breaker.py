@@ -267,6 +267,7 @@ class CircuitBreaker:
 
         # Counters (under _lock).
         self._timed_calls = 0
+        self._stale_calls = 0
         self._failures = 0
         self._seq_offset = 0  # sequence numbers taken before the last clear_stats
         self._ignored = 0
@@ -433,7 +434,7 @@ class CircuitBreaker:
     def _clear_stats_locked(self) -> None:
         self._seq_offset = self._completed_calls()
         self._rejected_offset = _current(self._rejections)
-        self._failures = self._ignored = self._timed_calls = 0
+        self._failures = self._ignored = self._timed_calls = self._stale_calls = 0
         self._latency_sum = self._latency_max = self._quality_sum = 0.0
         self._quality_count = 0
         self._last_quality = None
@@ -579,7 +580,6 @@ class CircuitBreaker:
         changed: tuple[State, State] | None = None
         self._lock.acquire()
         try:
-            seq = next(self._seq)
             if error is not None:
                 self._failures += 1
             if timed:
@@ -591,7 +591,14 @@ class CircuitBreaker:
                 self._quality_sum += quality
                 self._quality_count += 1
                 self._last_quality = quality
-            if gen == self._gen and self._mode is not _DISABLED:
+            if gen != self._gen:
+                # Started before a transition: it counts in the stats, but takes no place in
+                # the call sequence, so it cannot fill the new generation's windows.
+                self._stale_calls += 1
+            elif self._mode is _DISABLED:
+                next(self._seq)
+            else:
+                seq = next(self._seq)
                 state = self._state
                 if state is _CLOSED:
                     if self._root.observe(error, latency_ms, quality, now, seq):
@@ -794,7 +801,10 @@ class CircuitBreaker:
                 if self._on_exception(gen, None, exc):
                     return self._fallback_value(args, kwargs)
                 raise
-            next(self._seq)
+            if self._lean_gen == gen:
+                next(self._seq)
+            else:
+                self._record(gen, None, None, None)
             return result
         if self._open_until is not None and self._reject_fast():
             return self._fallback_value(args, kwargs)
@@ -837,7 +847,10 @@ class CircuitBreaker:
                 if self._on_exception(gen, None, exc):
                     return await self._afallback_value(args, kwargs)
                 raise
-            next(self._seq)
+            if self._lean_gen == gen:
+                next(self._seq)
+            else:
+                self._record(gen, None, None, None)
             return result
         if self._open_until is not None and self._reject_fast():
             return await self._afallback_value(args, kwargs)
@@ -888,6 +901,7 @@ class CircuitBreaker:
         seq = self._seq
         full_call = self._call
         on_exception = self._on_exception
+        record = self._record
 
         if inspect.iscoroutinefunction(fn):
             full_acall = self._acall
@@ -903,7 +917,10 @@ class CircuitBreaker:
                     if on_exception(gen, None, exc):
                         return await breaker._afallback_value(args, kwargs)
                     raise
-                next(seq)
+                if breaker._lean_gen == gen:
+                    next(seq)
+                else:
+                    record(gen, None, None, None)  # a transition happened meanwhile
                 return result
 
             async_wrapper.breaker = self  # type: ignore[attr-defined]
@@ -920,7 +937,10 @@ class CircuitBreaker:
                 if on_exception(gen, None, exc):
                     return breaker._fallback_value(args, kwargs)
                 raise
-            next(seq)
+            if breaker._lean_gen == gen:
+                next(seq)
+            else:
+                record(gen, None, None, None)  # a transition happened meanwhile
             return result
 
         wrapper.breaker = self  # type: ignore[attr-defined]
@@ -975,7 +995,7 @@ class CircuitBreaker:
     def stats(self) -> BreakerStats:
         """A consistent snapshot of the breaker's counters and state."""
         with self._lock:
-            calls = self._completed_calls() - self._seq_offset
+            calls = self._completed_calls() - self._seq_offset + self._stale_calls
             timed = self._timed_calls
             return BreakerStats(
                 name=self.name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
 from tripwise.core.records import CallRecord
@@ -41,6 +42,18 @@ def _check_rate(name: str, value: float) -> float:
     if not (0.0 <= value <= 1.0):  # also rejects NaN
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return float(value)
+
+
+def _exact(value: float) -> tuple[int, int]:
+    """The decimal the user wrote, as a fraction: ``0.58`` is 29/50, not the binary float
+    0.57999..., so ``29 failures of 50`` is exactly at the rate, never above it."""
+    frac = Fraction(repr(float(value))).limit_denominator(10**9)
+    return frac.numerator, frac.denominator
+
+
+SCORE_TOLERANCE = 1e-9
+"""Means of quality scores are compared with this tolerance: 0.1 and 0.7 average 0.4 even
+though their float sum is 0.7999999999999999."""
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -204,6 +217,7 @@ class ErrorRateAbove(_WindowRule):
         buckets: int = 10,
     ) -> None:
         self.rate = _check_rate("rate", rate)
+        self._rate_num, self._rate_den = _exact(rate)
         self._setup_window(window, window_seconds, min_calls, buckets)
         self.lean = window_seconds is None
         self._size = window
@@ -222,7 +236,7 @@ class ErrorRateAbove(_WindowRule):
             self._add(None, error is not None, now)
             w = self.window
             n = w.count
-            return n >= self.min_calls and w.flagged > self.rate * n
+            return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
         fails = self._failure_seqs
         if error is not None:
             fails.append(seq)
@@ -230,7 +244,7 @@ class ErrorRateAbove(_WindowRule):
         while fails and fails[0] <= oldest:
             fails.popleft()
         n = min(seq - self._base, self._size)
-        return n >= self.min_calls and len(fails) > self.rate * n
+        return n >= self.min_calls and len(fails) * self._rate_den > self._rate_num * n
 
     def restart(self, seq: int) -> None:
         super().restart(seq)
@@ -305,6 +319,7 @@ class SlowCallRateAbove(_WindowRule):
         buckets: int = 10,
     ) -> None:
         self.rate = _check_rate("rate", rate)
+        self._rate_num, self._rate_den = _exact(rate)
         self.slow_ms = _check_positive("slow_ms", slow_ms)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
@@ -319,7 +334,7 @@ class SlowCallRateAbove(_WindowRule):
         self._add(None, latency_ms > self.slow_ms, now)
         w = self.window
         n = w.count
-        return n >= self.min_calls and w.flagged > self.rate * n
+        return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or latency_ms > self.slow_ms
@@ -353,6 +368,7 @@ class LatencyQuantileAbove(_WindowRule):
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not (0.0 < q <= 1.0):
             raise ValueError(f"q must be a quantile in (0, 1] (0.95 for p95), got {q!r}")
         self.q = float(q)
+        self._q_num, self._q_den = _exact(q)
         self.threshold_ms = _check_positive("threshold_ms", threshold_ms)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
@@ -367,7 +383,8 @@ class LatencyQuantileAbove(_WindowRule):
         self._add(None, latency_ms > self.threshold_ms, now)
         w = self.window
         n = w.count
-        return n >= self.min_calls and w.flagged >= n - math.ceil(self.q * n) + 1
+        rank = -(-self._q_num * n // self._q_den)  # ceil(q * n), exactly
+        return n >= self.min_calls and w.flagged >= n - rank + 1
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or latency_ms > self.threshold_ms
@@ -399,6 +416,7 @@ class QualityBelow(_WindowRule):
         buckets: int = 10,
     ) -> None:
         self.threshold = _check_rate("threshold", threshold)
+        self._bar = self.threshold - SCORE_TOLERANCE
         self.score_fn = _check_score_fn(score_fn)
         self._setup_window(window, window_seconds, min_calls, buckets)
         # A count window only needs the scores and their sum: a plain ring is ~3x cheaper
@@ -422,7 +440,7 @@ class QualityBelow(_WindowRule):
         if not ring:  # time window
             self._add(quality, False, now)
             w = self.window
-            return w.valued >= self.min_calls and w.total < self.threshold * w.valued
+            return w.valued >= self.min_calls and w.total < self._bar * w.valued
         i = self._next
         if self._filled == len(ring):
             self._sum += quality - ring[i]
@@ -435,7 +453,7 @@ class QualityBelow(_WindowRule):
             i = 0
             self._sum = math.fsum(ring[: self._filled])  # exact once per rotation: no drift
         self._next = i
-        return self._filled >= self.min_calls and self._sum < self.threshold * self._filled
+        return self._filled >= self.min_calls and self._sum < self._bar * self._filled
 
     def mean(self) -> float | None:
         """The current mean quality of the window (``None`` before any score)."""
@@ -479,6 +497,7 @@ class LowQualityRateAbove(_WindowRule):
         buckets: int = 10,
     ) -> None:
         self.rate = _check_rate("rate", rate)
+        self._rate_num, self._rate_den = _exact(rate)
         self.threshold = _check_rate("threshold", threshold)
         self.score_fn = _check_score_fn(score_fn)
         self._setup_window(window, window_seconds, min_calls, buckets)
@@ -496,7 +515,7 @@ class LowQualityRateAbove(_WindowRule):
         self._add(None, quality < self.threshold, now)
         w = self.window
         n = w.count
-        return n >= self.min_calls and w.flagged > self.rate * n
+        return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
 
     def observe_late(self, quality: float, now: float) -> bool:
         return self.observe(None, 0.0, quality, now, 0)
@@ -611,7 +630,7 @@ class _Composite(Condition):
 
     def reset(self) -> None:
         for c in self.conditions:
-            c.reset()
+            c.restart(self._own_seq)
 
     def observe_late(self, quality: float, now: float) -> bool:
         tripped = False
