@@ -25,7 +25,12 @@ class ServerProcess:
     """A control-plane process; ``start``/``stop`` may be repeated (restart tests)."""
 
     def __init__(
-        self, db_url: str, admin_key: str, *, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        db_url: str,
+        admin_key: str,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.db_url = db_url
         self.admin_key = admin_key
@@ -47,7 +52,15 @@ class ServerProcess:
             "TRIPWISE_LOG_LEVEL": "warning",
             **self.extra_env,
         }
-        cmd = [sys.executable, "-m", "tripwise.server", "--db", self.db_url, "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tripwise.server",
+            "--db",
+            self.db_url,
+            "--port",
+            str(self.port),
+        ]
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

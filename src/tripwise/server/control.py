@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -21,7 +22,7 @@ from tripwise.server.settings import Settings
 from tripwise.server.storage import models as m
 from tripwise.server.storage.database import session_factory
 from tripwise.server.stream import StreamHub, encode_state
-from tripwise.server.timefmt import now_ms, now_us
+from tripwise.server.timefmt import iso, now_ms, now_us
 
 log = logging.getLogger("tripwise.server.evaluator")
 
@@ -133,10 +134,8 @@ class ControlPlane:
         """Stop evaluating, persist every breaker's state, drain notifications."""
         if self._loop_task is not None:
             self._loop_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-            except asyncio.CancelledError:
-                pass
             self._loop_task = None
         for p in self.projects.values():
             for b in p.breakers.values():
@@ -175,8 +174,6 @@ def channel_dict(ch: m.Channel) -> dict[str, Any]:
 
 
 def event_payload(event: dict[str, Any]) -> dict[str, Any]:
-    from tripwise.server.timefmt import iso
-
     return {
         "id": event["id"],
         "project_id": event["project_id"],

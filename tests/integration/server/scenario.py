@@ -11,12 +11,6 @@ from collections.abc import Callable
 import httpx
 import tripswitch
 from tripswitch.admin import AdminClient
-from tripswitch.errors import (
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    UnauthorizedError,
-)
 from tripswitch.admin.types import (
     BreakerKind,
     BreakerOp,
@@ -28,6 +22,12 @@ from tripswitch.admin.types import (
     ListEventsParams,
     RouterMode,
     UpdateProjectInput,
+)
+from tripswitch.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
 )
 
 
@@ -107,7 +107,9 @@ def run_scenario(url: str, admin_key: str) -> None:
     assert router.breaker_count == 1
 
     changes: list[tuple[str, str, str]] = []
-    ts = s.client(timeout=10, metadata_sync_interval=1, on_state_change=lambda *a: changes.append(a))
+    ts = s.client(
+        timeout=10, metadata_sync_interval=1, on_state_change=lambda *a: changes.append(a)
+    )
     ts.connect()
     try:
         assert ts.get_state("checkout-latency").state == "closed"

@@ -85,7 +85,10 @@ def test_duplicate_breaker_name_conflicts(sqlite_server: ServerProcess, setup: S
 
 
 def test_request_id_is_echoed_or_generated(sqlite_server: ServerProcess) -> None:
-    r = httpx.get(sqlite_server.url + "/v1/workspaces", headers=admin_headers(sqlite_server, **{"X-Request-ID": "abc-123"}))
+    r = httpx.get(
+        sqlite_server.url + "/v1/workspaces",
+        headers=admin_headers(sqlite_server, **{"X-Request-ID": "abc-123"}),
+    )
     assert r.headers["x-request-id"] == "abc-123"
     r = httpx.get(sqlite_server.url + "/v1/workspaces", headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401 and r.headers["x-request-id"]
@@ -138,8 +141,12 @@ def test_ingest_partial_acceptance(sqlite_server: ServerProcess, setup: Setup) -
     body = json.dumps({"samples": samples}).encode() + b""
     r = signed_ingest(sqlite_server.url, setup.pid, setup.secret, body, now)
     assert r.status_code == 202 and r.json() == {"accepted": 2, "rejected": 6}
-    nan = b'{"samples": [{"router_id": "%s", "metric": "m", "ts_ms": %d, "value": NaN, "ok": true}]}'
-    r = signed_ingest(sqlite_server.url, setup.pid, setup.secret, nan % (setup.rid.encode(), now), now + 1)
+    nan = (
+        b'{"samples": [{"router_id": "%s", "metric": "m", "ts_ms": %d, "value": NaN, "ok": true}]}'
+    )
+    r = signed_ingest(
+        sqlite_server.url, setup.pid, setup.secret, nan % (setup.rid.encode(), now), now + 1
+    )
     assert r.json() == {"accepted": 0, "rejected": 1}
 
 
@@ -147,12 +154,14 @@ def test_ingest_rejects_bad_requests(sqlite_server: ServerProcess, setup: Setup)
     url = f"{sqlite_server.url}/v1/projects/{setup.pid}/ingest"
     now = int(time.time() * 1000)
     # unsigned while the project requires signatures
-    r = httpx.post(url, content=gzip.compress(b'{"samples": []}'), headers={"Content-Encoding": "gzip"})
+    r = httpx.post(
+        url, content=gzip.compress(b'{"samples": []}'), headers={"Content-Encoding": "gzip"}
+    )
     assert_error(r, 401)
     # a gzip bomb: small on the wire, far beyond the decompressed cap
     bomb = gzip.compress(b"[" + b" " * (40 * 1024 * 1024) + b"]")
     assert len(bomb) < 1024 * 1024
-    assert_error(signed_ingest(sqlite_server.url, setup.pid, setup.secret, b"", now) , 400)
+    assert_error(signed_ingest(sqlite_server.url, setup.pid, setup.secret, b"", now), 400)
     import hashlib
     import hmac
 
@@ -171,9 +180,15 @@ def test_ingest_rejects_bad_requests(sqlite_server: ServerProcess, setup: Setup)
     body = b"{oops"
     raw = gzip.compress(body)
     sig = hmac.new(bytes.fromhex(setup.secret), str(now + 5).encode() + b"." + raw, hashlib.sha256)
-    r = httpx.post(url, content=raw, headers={
-        "Content-Encoding": "gzip", "X-EB-Timestamp": str(now + 5),
-        "X-EB-Signature": "v1=" + sig.hexdigest().upper()})
+    r = httpx.post(
+        url,
+        content=raw,
+        headers={
+            "Content-Encoding": "gzip",
+            "X-EB-Timestamp": str(now + 5),
+            "X-EB-Signature": "v1=" + sig.hexdigest().upper(),
+        },
+    )
     assert_error(r, 400)
     # body over the request limit
     r = httpx.post(url, content=b"x" * (5 * 1024 * 1024), headers={"Content-Encoding": "gzip"})
@@ -189,16 +204,22 @@ def test_unsigned_ingest_when_project_allows_it(sqlite_server: ServerProcess) ->
 
     s.admin.update_project(s.pid, UpdateProjectInput(enable_signed_ingest=False))
     now = int(time.time() * 1000)
-    body = json.dumps([{"router_id": s.rid, "metric": "latency_ms", "ts_ms": now, "value": 2, "ok": True}])
+    body = json.dumps(
+        [{"router_id": s.rid, "metric": "latency_ms", "ts_ms": now, "value": 2, "ok": True}]
+    )
     r = httpx.post(f"{sqlite_server.url}/v1/projects/{s.pid}/ingest", content=body)
     assert r.status_code == 202 and r.json()["accepted"] == 1
 
 
-def test_per_key_rate_limit_answers_429_with_retry_after(sqlite_server: ServerProcess, setup: Setup) -> None:
+def test_per_key_rate_limit_answers_429_with_retry_after(
+    sqlite_server: ServerProcess, setup: Setup
+) -> None:
     # The module's server allows a burst of 60 at 5/s per key.
     with httpx.Client(base_url=sqlite_server.url) as client:
         codes = [
-            client.get(f"/v1/projects/{setup.pid}/status", headers={"Authorization": f"Bearer {setup.pk}"})
+            client.get(
+                f"/v1/projects/{setup.pid}/status", headers={"Authorization": f"Bearer {setup.pk}"}
+            )
             for _ in range(80)
         ]
     limited = [r for r in codes if r.status_code == 429]

@@ -22,8 +22,12 @@ def test_state_and_events_survive_restart_and_clients_resync(
         ts.connect()
         try:
             for _ in range(500):
-                ts.execute(lambda: None, breakers=["checkout-latency"], router=s.rid,
-                           metrics={"latency_ms": 900.0})
+                ts.execute(
+                    lambda: None,
+                    breakers=["checkout-latency"],
+                    router=s.rid,
+                    metrics={"latency_ms": 900.0},
+                )
             wait_until(lambda: ts.get_state("checkout-latency").state == "open", what="trip")
             reconnects = ts.stats.sse_reconnects
 

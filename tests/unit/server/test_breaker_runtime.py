@@ -9,20 +9,38 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="needs tripwise[server]")
 
-from tripwise.server.evaluator.breaker import BreakerRuntime  # noqa: E402
+from tripwise.server.evaluator.breaker import BreakerRuntime
 
 T0 = 1_700_000_000_000
 
 
 def make(**overrides: Any) -> BreakerRuntime:
     row = SimpleNamespace(
-        id="b1", project_id="p1", name="b", metric="m", kind="avg", op="gt", threshold=10.0,
-        kind_params={}, window_ms=10_000, min_count=1, min_state_duration_ms=0,
-        cooldown_ms=1_000, eval_interval_ms=100, half_open_backoff_enabled=True,
-        half_open_backoff_cap_ms=10_000, half_open_indeterminate_policy="conservative",
-        recovery_allow_rate_ramp_steps=4, state="closed", allow_rate=1.0,
-        state_changed_ms=T0, rate_changed_ms=T0, half_open_failures=0, healthy_evals=0,
-        override="automatic", override_reason=None,
+        id="b1",
+        project_id="p1",
+        name="b",
+        metric="m",
+        kind="avg",
+        op="gt",
+        threshold=10.0,
+        kind_params={},
+        window_ms=10_000,
+        min_count=1,
+        min_state_duration_ms=0,
+        cooldown_ms=1_000,
+        eval_interval_ms=100,
+        half_open_backoff_enabled=True,
+        half_open_backoff_cap_ms=10_000,
+        half_open_indeterminate_policy="conservative",
+        recovery_allow_rate_ramp_steps=4,
+        state="closed",
+        allow_rate=1.0,
+        state_changed_ms=T0,
+        rate_changed_ms=T0,
+        half_open_failures=0,
+        healthy_evals=0,
+        override="automatic",
+        override_reason=None,
     )
     for k, v in overrides.items():
         setattr(row, k, v)
@@ -45,7 +63,9 @@ def feed(b: BreakerRuntime, values: list[float], ok: bool = True, at: int = T0) 
         ("stddev", {}, [2, 4, 4, 4, 5, 5, 7, 9], 2.0),
     ],
 )
-def test_aggregate_kinds(kind: str, params: dict[str, Any], values: list[float], expected: float) -> None:
+def test_aggregate_kinds(
+    kind: str, params: dict[str, Any], values: list[float], expected: float
+) -> None:
     b = make(kind=kind, kind_params=params)
     feed(b, values)
     value, count = b.measure(T0 + 100)
@@ -86,7 +106,9 @@ def test_delta_compares_current_with_previous_window() -> None:
     assert rel.measure(T0 + 1_050)[0] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(("op", "trips"), [("gt", False), ("gte", True), ("lt", False), ("lte", True)])
+@pytest.mark.parametrize(
+    ("op", "trips"), [("gt", False), ("gte", True), ("lt", False), ("lte", True)]
+)
 def test_ops_compare_with_threshold(op: str, trips: bool) -> None:
     b = make(op=op, threshold=10.0)
     feed(b, [10.0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -20,7 +22,7 @@ router = APIRouter(prefix="/v1/projects/{project_id}", tags=["runtime"])
 async def state_stream(
     project: ReaderProject, principal: Authenticated, plane: Plane
 ) -> StreamingResponse:
-    """SSE: one ``state`` event per breaker on connect, then every change; ``: ping`` keep-alives."""
+    """SSE: a ``state`` event per breaker on connect, then every change; ``: ping`` comments."""
     if plane.hub.closing:
         raise ApiError(503, "server is shutting down", "unavailable")
     sub = plane.hub.subscribe(
@@ -55,8 +57,6 @@ async def ingest_samples(
 
 
 async def _metadata(kind: str, project: Any, plane: Any, request: Request) -> Response:
-    import hashlib
-    import json
 
     body = await breakers.metadata_list(plane, project, kind)
     raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()

@@ -75,7 +75,7 @@ class Notifier:
                 await deliver(
                     self._client, self._settings, channel["channel"], channel["config"], event
                 )
-            except DeliveryError as exc:
+            except DeliveryError as exc:  # noqa: PERF203 - retries are the point
                 if not exc.retryable or attempt == attempts - 1:
                     self._metrics.notifications.labels(result="failed").inc()
                     log.warning("notification to channel %s failed: %s", channel["id"], exc)
