@@ -50,7 +50,7 @@ def test_no_server_error_for_generated_input(
 
         @given(case=operation.as_strategy(generation_mode=generation))
         @settings(
-            max_examples=8 if mode == "positive" else 2,
+            max_examples=6 if mode == "positive" else 1,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
