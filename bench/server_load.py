@@ -1,0 +1,336 @@
+"""Control-plane load benchmark: ingest throughput, trip-to-client latency, evaluation tick.
+
+Starts one real ``python -m tripwise.server`` process (SQLite in a temp dir) on 127.0.0.1 and:
+
+1. ingest: several concurrent senders POST signed, gzip-compressed 500-sample batches;
+   reports accepted samples per second (server-side counts).
+2. stream: 1,000 SSE clients connected; a breaker is tripped (manual override, so the timing
+   excludes the evaluator's tick period) and each client's receive time is compared with the
+   moment the trip was requested; p50 / p99 over all clients and rounds.
+3. tick: in-process, one evaluation pass over 1,000 breakers that all received new samples.
+
+    python bench/server_load.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.support.server_process import ServerProcess  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def setup_project(url: str, admin: str, breakers: int) -> tuple[str, str, str, str, list[str]]:
+    h = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=url, headers=h) as c:
+        pid = c.post("/v1/projects", json={"name": "bench"}).json()["project_id"]
+        secret = c.post(f"/v1/projects/{pid}/ingest_secret/rotate").json()["ingest_secret"]
+        pk = c.post(f"/v1/projects/{pid}/keys", json={"name": "bench"}).json()["key"]
+        bids = []
+        for i in range(breakers):
+            body = {
+                "name": f"b{i}",
+                "metric": "latency_ms",
+                "kind": "p95",
+                "op": "gt",
+                "threshold": 1e9,
+                "eval_interval_ms": 500,
+            }
+            bids.append(c.post(f"/v1/projects/{pid}/breakers", json=body).json()["breaker"]["id"])
+        rid = c.post(f"/v1/projects/{pid}/routers", json={"name": "r", "mode": "static"}).json()[
+            "router"
+        ]["id"]
+        c.post(f"/v1/projects/{pid}/routers/{rid}/breakers", json={"breaker_ids": bids})
+    return pid, secret, pk, rid, bids
+
+
+def build_batches(secret: str, rid: str, n: int, size: int) -> list[tuple[bytes, dict[str, str]]]:
+    key = bytes.fromhex(secret)
+    now = int(time.time() * 1000)
+    out = []
+    for i in range(n):
+        samples = [
+            {
+                "router_id": rid,
+                "metric": "latency_ms",
+                "ts_ms": now - j % 1000,
+                "value": 100.0 + (j % 50),
+                "ok": True,
+            }
+            for j in range(size)
+        ]
+        raw = gzip.compress(json.dumps({"samples": samples}).encode(), 1)
+        ts = str(now + i)
+        sig = hmac.new(key, ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        out.append(
+            (
+                raw,
+                {
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                    "X-EB-Timestamp": ts,
+                    "X-EB-Signature": "v1=" + sig,
+                },
+            )
+        )
+    return out
+
+
+async def ingest_bench(url: str, pid: str, batches: list, senders: int) -> tuple[float, int]:
+    queue = list(reversed(batches))
+    accepted = 0
+
+    async def sender() -> None:
+        nonlocal accepted
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            while queue:
+                raw, headers = queue.pop()
+                r = await c.post(f"/v1/projects/{pid}/ingest", content=raw, headers=headers)
+                assert r.status_code == 202, r.text
+                accepted += r.json()["accepted"]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    return time.perf_counter() - started, accepted
+
+
+async def sse_client(
+    host: str,
+    port: int,
+    path: str,
+    pk: str,
+    ready: asyncio.Event,
+    counter: list[int],
+    total: int,
+    arrivals: dict[int, list[float]],
+    rounds: int,
+    snapshot_size: int,
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {pk}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    snapshot_left = snapshot_size
+    seen = 0
+    while seen < rounds:
+        line = await reader.readline()
+        if not line:
+            return
+        if line.startswith(b"data: "):
+            if snapshot_left:
+                snapshot_left -= 1
+                if snapshot_left:
+                    continue
+                counter[0] += 1
+                if counter[0] == total:
+                    ready.set()
+                continue
+            arrivals.setdefault(seen, []).append(time.perf_counter())
+            seen += 1
+    writer.close()
+
+
+async def stream_bench(
+    url: str,
+    port: int,
+    admin: str,
+    pid: str,
+    bid: str,
+    pk: str,
+    clients: int,
+    rounds: int,
+    snapshot_size: int,
+) -> list[float]:
+    path = f"/v1/projects/{pid}/breakers/state:stream"
+    ready = asyncio.Event()
+    counter = [0]
+    arrivals: dict[int, list[float]] = {}
+    tasks = [
+        asyncio.create_task(
+            sse_client(
+                "127.0.0.1",
+                port,
+                path,
+                pk,
+                ready,
+                counter,
+                clients,
+                arrivals,
+                rounds,
+                snapshot_size,
+            )
+        )
+        for _ in range(clients)
+    ]
+    await asyncio.wait_for(ready.wait(), 120)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as c:
+        for i in range(rounds):
+            mode = "force_open" if i % 2 == 0 else "force_closed"
+            sent = time.perf_counter()
+            await c.post(f"/v1/projects/{pid}/breakers/{bid}/override", json={"mode": mode})
+            deadline = time.monotonic() + 30
+            while len(arrivals.get(i, [])) < clients and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            latencies.extend((t - sent) * 1000 for t in arrivals.get(i, []))
+            await asyncio.sleep(0.2)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies
+
+
+def tick_bench(breakers: int, rounds: int) -> list[float]:
+    from tripwise.server.evaluator.breaker import KINDS, BreakerRuntime
+    from tripwise.server.evaluator.projects import ProjectRuntime, RouterRuntime
+
+    project = ProjectRuntime(
+        SimpleNamespace(
+            id="p", org_id="o", name="p", enable_signed_ingest=False, ingest_secret="00"
+        )
+    )
+    now = int(time.time() * 1000)
+    rng = random.Random(1)
+    kinds = [k for k in KINDS]
+    for i in range(breakers):
+        row = SimpleNamespace(
+            id=f"b{i}",
+            project_id="p",
+            name=f"b{i}",
+            metric="m",
+            kind=kinds[i % len(kinds)],
+            op="gt",
+            threshold=1e12,
+            kind_params={},
+            window_ms=60_000,
+            min_count=1,
+            min_state_duration_ms=0,
+            cooldown_ms=30_000,
+            eval_interval_ms=0,
+            half_open_backoff_enabled=True,
+            half_open_backoff_cap_ms=300_000,
+            half_open_indeterminate_policy="conservative",
+            recovery_allow_rate_ramp_steps=4,
+            state="closed",
+            allow_rate=1.0,
+            state_changed_ms=now,
+            rate_changed_ms=now,
+            half_open_failures=0,
+            healthy_evals=0,
+            override="automatic",
+            override_reason=None,
+        )
+        project.breakers[row.id] = BreakerRuntime(row, now_ms=now)
+    project.routers["r"] = RouterRuntime("r", "r", True, set(project.breakers))
+    for j in range(200):  # 200 samples per breaker spread over the window
+        samples = [
+            {
+                "router_id": "r",
+                "metric": "m",
+                "ts_ms": now - 59_000 + j * 290,
+                "value": rng.uniform(1, 1000),
+                "ok": rng.random() > 0.1,
+            }
+        ]
+        project.ingest(samples, now, __import__("collections").Counter())
+    times = []
+    changes: list = []
+    for r in range(rounds):
+        t = now + r
+        project.ingest(
+            [{"router_id": "r", "metric": "m", "ts_ms": t, "value": 5.0, "ok": True}],
+            t,
+            __import__("collections").Counter(),
+        )  # every breaker is dirty
+        started = time.perf_counter()
+        project.evaluate(t, changes)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller run (smoke test)")
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=1000)
+    args = ap.parse_args()
+    n_batches = 100 if args.quick else 600
+    admin = "eb_admin_" + secrets.token_hex(8)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(
+            f"sqlite:///{tmp}/bench.db",
+            admin,
+            env={
+                "TRIPWISE_RATE_LIMIT_PER_S": "1000000",
+                "TRIPWISE_RATE_LIMIT_BURST": "1000000",
+                "TRIPWISE_INGEST_RATE_LIMIT_PER_S": "1000000",
+                "TRIPWISE_INGEST_RATE_LIMIT_BURST": "1000000",
+            },
+        )
+        server.start(Path(tmp) / "server.log")
+        try:
+            pid, secret, pk, rid, bids = setup_project(server.url, admin, breakers=4)
+            batches = build_batches(secret, rid, n_batches, 500)
+            elapsed, accepted = asyncio.run(ingest_bench(server.url, pid, batches, args.senders))
+            rate = accepted / elapsed
+            print(
+                f"ingest: {accepted} samples in {elapsed:.2f} s = {rate:,.0f} samples/s "
+                f"({args.senders} senders, 500-sample signed gzip batches, 4 breakers on the "
+                "router) target >= 200,000"
+            )
+            lat = asyncio.run(
+                stream_bench(
+                    server.url,
+                    server.port,
+                    admin,
+                    pid,
+                    bids[0],
+                    pk,
+                    args.clients,
+                    4 if args.quick else 10,
+                    len(bids),
+                )
+            )
+            print(
+                f"stream: {len(lat)} deliveries to {args.clients} SSE clients: "
+                f"p50 {statistics.median(lat):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, "
+                f"max {max(lat):.1f} ms (target p99 < 100 ms)"
+            )
+        finally:
+            server.stop()
+    ticks = tick_bench(1000, 20 if args.quick else 100)
+    print(
+        f"tick: 1,000 breakers (all kinds, all with new samples): mean "
+        f"{statistics.mean(ticks):.2f} ms, p99 {pct(ticks, 0.99):.2f} ms (target < 10 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Runtime routes used by the SDK client: state stream, ingest, metadata, status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tripwise.server.auth import Authenticated, Plane, ReaderProject
+from tripwise.server.errors import ApiError
+from tripwise.server.ingest import ingest
+from tripwise.server.services import breakers
+from tripwise.server.stream import stream_events
+
+router = APIRouter(prefix="/v1/projects/{project_id}", tags=["runtime"])
+
+
+@router.get("/breakers/state:stream", response_class=StreamingResponse)
+async def state_stream(
+    project: ReaderProject, principal: Authenticated, plane: Plane
+) -> StreamingResponse:
+    """SSE: a ``state`` event per breaker on connect, then every change; ``: ping`` comments."""
+    if plane.hub.closing:
+        raise ApiError(503, "server is shutting down", "unavailable")
+    sub = plane.hub.subscribe(
+        project.id,
+        None if principal.is_admin else principal.key_id,
+        plane.snapshot(project.id),
+    )
+    return StreamingResponse(
+        stream_events(plane.hub, sub, plane.settings.keepalive_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/ingest", status_code=202)
+async def ingest_samples(
+    project_id: Annotated[str, Path(max_length=200)], request: Request, plane: Plane
+) -> JSONResponse:
+    """HMAC-verified (gzip) sample batches; invalid samples are counted, not fatal."""
+    project = plane.projects.get(project_id)
+    if project is None:
+        raise ApiError(404, f"project {project_id!r} not found")
+    wait = plane.ingest_limiter.acquire(project.id)
+    if wait:
+        plane.metrics.rejected_samples.labels(reason="rate_limited").inc()
+        raise ApiError(
+            429, "ingest rate limit exceeded", headers=plane.limiter.retry_after_header(wait)
+        )
+    body = await request.body()
+    result = ingest(plane, project, request.headers, body, request.app.state.replay)
+    return JSONResponse(result, status_code=202)
+
+
+async def _metadata(kind: str, project: Any, plane: Any, request: Request) -> Response:
+
+    body = await breakers.metadata_list(plane, project, kind)
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    etag = 'W/"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+    inm = request.headers.get("if-none-match")
+    if inm is not None and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(raw, media_type="application/json", headers={"ETag": etag})
+
+
+@router.get("/breakers/metadata")
+async def breakers_metadata(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    return await _metadata("breakers", project, plane, request)
+
+
+@router.get("/routers/metadata")
+async def routers_metadata(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    return await _metadata("routers", project, plane, request)
+
+
+@router.get("/status")
+async def status(project: ReaderProject, plane: Plane) -> dict[str, Any]:
+    counts = project.counts()
+    return {
+        "open_count": counts["open"],
+        "closed_count": counts["closed"],
+        "half_open_count": counts["half_open"],
+        "last_eval_ms": project.last_eval_ms or plane.last_tick_ms,
+    }

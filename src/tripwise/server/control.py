@@ -1,0 +1,186 @@
+"""The control plane's live core: in-memory projects, evaluation loop, stream, notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tripwise.server.evaluator.breaker import BreakerRuntime, Change
+from tripwise.server.evaluator.persistence import StatePersister
+from tripwise.server.evaluator.projects import ProjectRuntime, RouterRuntime
+from tripwise.server.metrics import ServerMetrics
+from tripwise.server.notify.dispatcher import Notifier
+from tripwise.server.ratelimit import RateLimiter
+from tripwise.server.settings import Settings
+from tripwise.server.storage import models as m
+from tripwise.server.storage.database import session_factory
+from tripwise.server.stream import StreamHub, encode_state
+from tripwise.server.timefmt import iso, now_ms, now_us
+
+log = logging.getLogger("tripwise.server.evaluator")
+
+
+class ControlPlane:
+    """Everything the request handlers share; one per server process."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self.projects: dict[str, ProjectRuntime] = {}
+        self.hub = StreamHub()
+        self.metrics = ServerMetrics(lambda: self.hub.count)
+        self.persister = StatePersister(self.sessions)
+        self.notifier = Notifier(settings, self.metrics)
+        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.ingest_limiter = RateLimiter(
+            settings.ingest_rate_limit_per_s, settings.ingest_rate_limit_burst
+        )
+        self.key_cache: dict[str, Any] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self.last_tick_ms: int | None = None
+
+    # -- loading -------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Build the in-memory projection from the database (startup, after migrations)."""
+        now = now_ms()
+        async with self.sessions() as s:
+            for p in (await s.scalars(select(m.Project))).all():
+                self.projects[p.id] = ProjectRuntime(p)
+            for b in (await s.scalars(select(m.Breaker))).all():
+                self.projects[b.project_id].breakers[b.id] = BreakerRuntime(b, now_ms=now)
+            for r in (await s.scalars(select(m.Router))).all():
+                self.projects[r.project_id].routers[r.id] = RouterRuntime(r.id, r.name, r.enabled)
+            for link in (await s.scalars(select(m.RouterBreaker))).all():
+                for p in self.projects.values():
+                    router = p.routers.get(link.router_id)
+                    if router is not None:
+                        router.breaker_ids.add(link.breaker_id)
+            channels: dict[str, list[dict[str, Any]]] = {}
+            for ch in (await s.scalars(select(m.Channel))).all():
+                channels.setdefault(ch.project_id, []).append(channel_dict(ch))
+        for pid, chs in channels.items():
+            self.notifier.set_channels(pid, chs)
+        log.info(
+            "loaded %d projects, %d breakers",
+            len(self.projects),
+            sum(len(p.breakers) for p in self.projects.values()),
+        )
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def tick(self, now: int | None = None) -> list[Change]:
+        """Evaluate every due breaker once and dispatch what changed."""
+        now = now_ms() if now is None else now
+        started = time.perf_counter()
+        changes: list[Change] = []
+        for p in self.projects.values():
+            p.evaluate(now, changes)
+        self.last_tick_ms = now
+        self.metrics.evaluation.observe(time.perf_counter() - started)
+        if changes:
+            self.dispatch(changes)
+        return changes
+
+    def dispatch(self, changes: list[Change]) -> None:
+        """Push each change on the stream, queue it for the database and notifications."""
+        for c in changes:
+            b = c.breaker
+            self.hub.publish(b.project_id, encode_state(b.sse_payload()))
+            self.persister.save_state(b.id, b.persisted_state())
+            if c.is_transition:
+                event = {
+                    "id": str(uuid.uuid4()),
+                    "project_id": b.project_id,
+                    "breaker_id": b.id,
+                    "breaker_name": b.name,
+                    "from_state": c.from_state,
+                    "to_state": c.to_state,
+                    "reason": c.reason,
+                    "ts_us": c.at_ms * 1000 + (now_us() % 1000),
+                }
+                self.persister.add_event(event)
+                self.metrics.transitions.labels(to_state=c.to_state).inc()
+                self.notifier.notify(b.project_id, event_payload(event))
+                log.info("breaker %s: %s -> %s (%s)", b.name, c.from_state, c.to_state, c.reason)
+
+    async def _run(self) -> None:
+        interval = self.settings.tick_interval_s
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("evaluation tick failed")
+            await asyncio.sleep(interval)
+
+    @property
+    def evaluator_running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def start(self) -> None:
+        self.persister.start()
+        self.notifier.start()
+        self._loop_task = asyncio.create_task(self._run(), name="tripwise-evaluator")
+
+    async def stop(self) -> None:
+        """Stop evaluating, persist every breaker's state, drain notifications."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for p in self.projects.values():
+            for b in p.breakers.values():
+                self.persister.save_state(b.id, b.persisted_state())
+        await self.persister.stop()
+        await self.notifier.stop(min(2.0, self.settings.shutdown_grace_s))
+
+    # -- helpers for the API -------------------------------------------------------------
+
+    def project(self, project_id: str) -> ProjectRuntime | None:
+        return self.projects.get(project_id)
+
+    def snapshot(self, project_id: str) -> list[bytes]:
+        p = self.projects.get(project_id)
+        if p is None:
+            return []
+        return [encode_state(b.sse_payload()) for b in p.breakers.values()]
+
+    def publish_farewell(self, project_id: str, name: str) -> None:
+        """Tell connected clients a breaker name is gone: a final closed/1.0 event."""
+        self.hub.publish(
+            project_id, encode_state({"breaker": name, "state": "closed", "allow_rate": 1.0})
+        )
+
+
+def channel_dict(ch: m.Channel) -> dict[str, Any]:
+    return {
+        "id": ch.id,
+        "project_id": ch.project_id,
+        "name": ch.name,
+        "channel": ch.channel,
+        "config": dict(ch.config or {}),
+        "events": list(ch.events or []),
+        "enabled": ch.enabled,
+    }
+
+
+def event_payload(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": event["id"],
+        "project_id": event["project_id"],
+        "breaker_id": event["breaker_id"],
+        "breaker_name": event["breaker_name"],
+        "from_state": event["from_state"],
+        "to_state": event["to_state"],
+        "reason": event["reason"],
+        "timestamp": iso(event["ts_us"]),
+    }

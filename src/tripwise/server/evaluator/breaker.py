@@ -1,0 +1,285 @@
+"""One server-side breaker: its sample window (core ``TimeWindow``) and its state machine.
+
+Pure logic with explicit times (epoch milliseconds), so tests drive it without sleeping.
+The window is the core's :class:`tripwise.core.TimeWindow`; aggregates are the core's
+:class:`tripwise.core.Aggregate` (nearest-rank quantiles from its log histogram, within 1 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tripwise.core.windows import Aggregate, TimeWindow
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+KINDS = (
+    "error_rate",
+    "avg",
+    "p95",
+    "percentile",
+    "max",
+    "min",
+    "sum",
+    "stddev",
+    "count",
+    "consecutive_failures",
+    "delta",
+)
+OPS = ("gt", "lt", "gte", "lte")
+POLICIES = ("optimistic", "conservative", "pessimistic")
+OVERRIDES = ("automatic", "forced_open", "forced_closed")
+WINDOW_BUCKETS = 10
+_VALUE_KINDS = frozenset(("avg", "p95", "percentile", "max", "min", "sum", "stddev", "delta"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an evaluation (or an override) changed; ``reason`` is set for state transitions."""
+
+    breaker: BreakerRuntime
+    from_state: str
+    to_state: str
+    allow_rate: float
+    reason: str | None
+    at_ms: int
+
+    @property
+    def is_transition(self) -> bool:
+        return self.reason is not None
+
+
+def compare(value: float, op: str, threshold: float) -> bool:
+    if op == "gt":
+        return value > threshold
+    if op == "lt":
+        return value < threshold
+    if op == "gte":
+        return value >= threshold
+    return value <= threshold
+
+
+class BreakerRuntime:
+    """A breaker definition compiled to a window plus its evaluated state."""
+
+    def __init__(self, row: Any, *, now_ms: int) -> None:
+        self.id: str = row.id
+        self.project_id: str = row.project_id
+        self.state: str = row.state
+        self.allow_rate: float = row.allow_rate
+        self.state_changed_ms: int = row.state_changed_ms
+        self.rate_changed_ms: int = row.rate_changed_ms
+        self.half_open_failures: int = row.half_open_failures
+        self.healthy_evals: int = row.healthy_evals
+        self.override: str = row.override
+        self.override_reason: str | None = row.override_reason
+        self.next_eval_ms = now_ms
+        self.last_eval_ms: int | None = None
+        self.configure(row)
+
+    def configure(self, row: Any) -> None:
+        """(Re)compile the definition; a changed window definition starts an empty window."""
+        old = getattr(self, "_window_key", None)
+        self.name: str = row.name
+        self.metric: str = row.metric
+        self.kind: str = row.kind
+        self.op: str = row.op
+        self.threshold: float = float(row.threshold)
+        self.kind_params: dict[str, Any] = dict(row.kind_params or {})
+        self.window_ms: int = row.window_ms
+        self.min_count: int = row.min_count
+        self.min_state_duration_ms: int = row.min_state_duration_ms
+        self.cooldown_ms: int = row.cooldown_ms
+        self.eval_interval_ms: int = row.eval_interval_ms
+        self.backoff_enabled: bool = row.half_open_backoff_enabled
+        self.backoff_cap_ms: int = row.half_open_backoff_cap_ms
+        self.policy: str = row.half_open_indeterminate_policy
+        self.ramp_steps: int = row.recovery_allow_rate_ramp_steps
+        self.percentile = float(self.kind_params.get("percentile", 99)) / 100.0
+        self.relative = self.kind_params.get("mode", "absolute") == "relative"
+        self._uses_value = self.kind in _VALUE_KINDS
+        key = (self.kind, self.window_ms)
+        if key != old:
+            self._window_key = key
+            # A window of 0 ms is stored as sent; it holds (almost) nothing, so it never trips.
+            seconds = max(self.window_ms, 1) / 1000.0
+            periods = 2 if self.kind == "delta" else 1
+            self.window = TimeWindow(
+                seconds * periods,
+                WINDOW_BUCKETS * periods,
+                track_histogram=self.kind in ("p95", "percentile"),
+            )
+            self.fail_run = 0
+            self.last_failure_ms = 0
+            self.dirty = True
+            self._cached: tuple[float | None, int] = (None, 0)
+            self._cached_epoch = -1
+
+    # -- samples -------------------------------------------------------------------------
+
+    def add(self, value: float, ok: bool, ts_ms: int) -> None:
+        """Record one sample (already validated and clamped to the server clock)."""
+        if self.window.add(value if self._uses_value else None, not ok, ts_ms / 1000.0):
+            self.dirty = True
+            if ok:
+                self.fail_run = 0
+            else:
+                self.fail_run += 1
+                self.last_failure_ms = ts_ms
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def measure(self, now_ms: int) -> tuple[float | None, int]:
+        """The breaker's aggregate over its window and the sample count it is based on."""
+        now = now_ms / 1000.0
+        if self.kind == "delta":
+            span = self.window.seconds / 2
+            cur = self.window.aggregate(now, span=span)
+            prev = self.window.aggregate(now, span=span, offset=span)
+            if cur.mean is None or prev.mean is None:
+                return None, cur.count
+            if self.relative:
+                if prev.mean == 0:
+                    return None, cur.count
+                return (cur.mean - prev.mean) / abs(prev.mean), cur.count
+            return cur.mean - prev.mean, cur.count
+        agg = self.window.aggregate(now)
+        return self._value_of(agg, now_ms), agg.count
+
+    def _value_of(self, agg: Aggregate, now_ms: int) -> float | None:
+        kind = self.kind
+        if kind == "error_rate":
+            return agg.flag_rate if agg.count else None
+        if kind == "count":
+            return float(agg.count)
+        if kind == "consecutive_failures":
+            if self.fail_run and now_ms - self.last_failure_ms < max(self.window_ms, 1):
+                return float(self.fail_run)
+            return 0.0
+        if kind == "avg":
+            return agg.mean
+        if kind == "max":
+            return agg.max
+        if kind == "min":
+            return agg.min
+        if kind == "sum":
+            return agg.total if agg.valued else None
+        if kind == "stddev":
+            return agg.stddev
+        if kind == "p95":
+            return agg.quantile(0.95)
+        return agg.quantile(self.percentile)  # percentile
+
+    def _measure_cached(self, now_ms: int) -> tuple[float | None, int]:
+        """``measure`` again only when samples arrived or a window bucket expired since."""
+        epoch = int(now_ms / 1000.0 // self.window.width)
+        if self.dirty or epoch != self._cached_epoch or self.kind == "consecutive_failures":
+            self._cached = self.measure(now_ms)
+            self._cached_epoch = epoch
+            self.dirty = False
+        return self._cached
+
+    def current_cooldown_ms(self) -> int:
+        """Cooldown before the next half-open, doubled per failed half-open when enabled."""
+        if not self.backoff_enabled or not self.half_open_failures:
+            return self.cooldown_ms
+        backed = self.cooldown_ms * 2 ** min(self.half_open_failures, 40)
+        return max(self.cooldown_ms, min(self.backoff_cap_ms, backed))
+
+    def confirmation_ms(self) -> int:
+        return (self.ramp_steps + 1) * self.eval_interval_ms
+
+    def _describe(self, value: float) -> str:
+        return f"{self.kind} {value:.6g} {self.op} {self.threshold:g}"
+
+    def evaluate(self, now_ms: int) -> Change | None:
+        """One evaluation tick: returns the state or ``allow_rate`` change it caused, if any."""
+        self.next_eval_ms = now_ms + self.eval_interval_ms
+        self.last_eval_ms = now_ms
+        if self.override != "automatic":
+            return None
+        state = self.state
+        if state == OPEN:
+            cooldown = self.current_cooldown_ms()
+            if now_ms - self.state_changed_ms < cooldown:
+                return None
+            self.window.clear()
+            self.fail_run = 0
+            self.dirty = True
+            self.healthy_evals = 0
+            return self._move(
+                HALF_OPEN, 1.0 / (self.ramp_steps + 1), now_ms, f"cooldown {cooldown} ms elapsed"
+            )
+        value, count = self._measure_cached(now_ms)
+        indeterminate = value is None or count < self.min_count or math.isnan(value)
+        if state == CLOSED:
+            if indeterminate or not compare(value, self.op, self.threshold):  # type: ignore[arg-type]
+                return None
+            if now_ms - self.state_changed_ms < self.min_state_duration_ms:
+                return None
+            return self._move(OPEN, 0.0, now_ms, self._describe(value))  # type: ignore[arg-type]
+        # half-open
+        if not indeterminate and compare(value, self.op, self.threshold):  # type: ignore[arg-type]
+            self.half_open_failures += 1
+            reason = f"{self._describe(value)} during half_open"  # type: ignore[arg-type]
+            return self._move(OPEN, 0.0, now_ms, reason)
+        if indeterminate:
+            if self.policy == "pessimistic":
+                self.half_open_failures += 1
+                return self._move(
+                    OPEN, 0.0, now_ms, f"too few samples ({count} < {self.min_count}) in half_open"
+                )
+            if self.policy == "conservative":
+                return None
+        self.healthy_evals += 1
+        if self.healthy_evals >= self.ramp_steps + 1:
+            self.half_open_failures = 0
+            return self._move(CLOSED, 1.0, now_ms, f"recovered after {self.healthy_evals} checks")
+        rate = (self.healthy_evals + 1) / (self.ramp_steps + 1)
+        return self._set_rate(rate, now_ms)
+
+    def _move(self, to_state: str, rate: float, now_ms: int, reason: str) -> Change:
+        change = Change(self, self.state, to_state, rate, reason, now_ms)
+        self.state = to_state
+        self.allow_rate = rate
+        self.state_changed_ms = self.rate_changed_ms = now_ms
+        if to_state != HALF_OPEN:
+            self.healthy_evals = 0
+        return change
+
+    def _set_rate(self, rate: float, now_ms: int) -> Change:
+        self.allow_rate = rate
+        self.rate_changed_ms = now_ms
+        return Change(self, self.state, self.state, rate, None, now_ms)
+
+    def apply_override(self, mode: str, reason: str, now_ms: int) -> Change:
+        """Force open / force closed / hand back to the evaluator; always recorded."""
+        if mode not in OVERRIDES:
+            raise ValueError(f"override mode must be one of {OVERRIDES}, got {mode!r}")
+        self.override = mode
+        self.override_reason = reason or None
+        text = f"manual override: {mode}" + (f" ({reason})" if reason else "")
+        if mode == "forced_open":
+            return self._move(OPEN, 0.0, now_ms, text)
+        if mode == "forced_closed":
+            self.half_open_failures = 0
+            return self._move(CLOSED, 1.0, now_ms, text)
+        # Back to automatic: keep the current state; the evaluator takes over from now.
+        self.next_eval_ms = now_ms
+        return self._move(self.state, self.allow_rate, now_ms, text)
+
+    def sse_payload(self) -> dict[str, Any]:
+        return {"breaker": self.name, "state": self.state, "allow_rate": self.allow_rate}
+
+    def persisted_state(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "allow_rate": self.allow_rate,
+            "state_changed_ms": self.state_changed_ms,
+            "rate_changed_ms": self.rate_changed_ms,
+            "half_open_failures": self.half_open_failures,
+            "healthy_evals": self.healthy_evals,
+            "override": self.override,
+            "override_reason": self.override_reason,
+        }

@@ -1,0 +1,91 @@
+"""Server settings: defaults, overridden by ``TRIPWISE_*`` environment variables, then flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Settings:
+    """Everything ``tripwise serve`` can be told; each field maps to ``TRIPWISE_<NAME>``."""
+
+    db: str = "sqlite:///tripwise.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_key: str | None = None
+    log_level: str = "info"
+    # evaluation and streams
+    tick_interval_s: float = 0.1
+    keepalive_s: float = 15.0
+    shutdown_grace_s: float = 10.0
+    # ingest and limits
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    signature_window_ms: int = 300_000
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 400
+    ingest_rate_limit_per_s: float = 2000.0
+    ingest_rate_limit_burst: int = 4000
+    # notifications
+    notify_queue_size: int = 1000
+    notify_workers: int = 4
+    notify_retries: int = 3
+    notify_backoff_s: float = 0.5
+    notify_timeout_s: float = 5.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "tripwise@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    pagerduty_url: str | None = "https://events.pagerduty.com/v2/enqueue"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``TRIPWISE_*`` variables (typed like the defaults); ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("TRIPWISE_" + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, getattr(cls, f.name))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        for name in ("max_body_bytes", "max_decompressed_bytes", "notify_queue_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("tick_interval_s", "keepalive_s", "rate_limit_per_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.shutdown_grace_s < 0:
+            raise ValueError(f"shutdown_grace_s must be >= 0, got {self.shutdown_grace_s!r}")
+        if self.signature_window_ms < 150_000:
+            raise ValueError(
+                "signature_window_ms must be >= 150000 (the SDK retries a signed batch for "
+                f"about 2 minutes), got {self.signature_window_ms!r}"
+            )
+        return self
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"TRIPWISE_{name.upper()} must be a boolean, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"TRIPWISE_{name.upper()} must be an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"TRIPWISE_{name.upper()} must be a number, got {raw!r}") from None
+    return raw or None
