@@ -16,6 +16,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(rest: Sequence[str]) -> int:
+    try:
+        from tripwise.server.cli import serve_main
+    except ImportError as exc:
+        sys.stderr.write(
+            f"tripwise serve needs the server extra ({exc.name} is missing): "
+            "pip install 'tripwise[server]'\n"
+        )
+        return 2
+    return int(serve_main(list(rest)) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tripwise",
@@ -25,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run a short demo in the terminal (no services needed)")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    # `serve` has its own parser (in tripwise.server); it is only listed here.
+    sub.add_parser("serve", help="run the control plane (tripwise[server]); serve --help")
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["serve"]:
+        return _serve(args_list[1:])
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
