@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
+    from tripwise.core.shared import StateStore
 
 
 class Registry:
@@ -17,6 +18,14 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        self.default_store: StateStore | None = None
+        """The store of breakers created in this registry without ``store=`` (None: memory)."""
+
+    def set_default_store(self, store: StateStore | None) -> None:
+        """Share the state of breakers created from now on through ``store`` (None: memory)."""
+        if store is not None and not callable(getattr(store, "attach", None)):
+            raise TypeError(f"store must be a state store (e.g. RedisStore), got {store!r}")
+        self.default_store = store
 
     def add(self, breaker: CircuitBreaker) -> None:
         with self._lock:
