@@ -40,8 +40,6 @@ def __getattr__(name: str) -> Any:
         try:
             from tripwise.stores.redis import RedisStore
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "RedisStore needs redis-py: pip install 'tripwise[redis]'"
-            ) from exc
+            raise ImportError("RedisStore needs redis-py: pip install 'tripwise[redis]'") from exc
         return RedisStore
     raise AttributeError(f"module 'tripwise.stores' has no attribute {name!r}")

@@ -241,9 +241,7 @@ class RedisStore:
             return None
         if self.on_unavailable is UnavailablePolicy.FAIL_OPEN:
             return SharedState(State.CLOSED, breaker.trip_count, link.gen)
-        return SharedState(
-            State.OPEN, breaker.trip_count, link.gen, 0.0, self.retry_interval, 0
-        )
+        return SharedState(State.OPEN, breaker.trip_count, link.gen, 0.0, self.retry_interval, 0)
 
     def mark_unavailable(self, exc: BaseException) -> None:
         """Record a failed Redis operation; the first one of an outage switches to the policy.
@@ -380,7 +378,7 @@ class RedisStore:
                 self.namespace,
                 len(links),
             )
-        for link, reply in zip(links, replies):
+        for link, reply in zip(links, replies, strict=True):
             shared, _ = parse_reply(reply)
             if was_available:
                 link.apply(shared, "refresh")
