@@ -126,3 +126,29 @@ announce(x, now)  -- also tells waiting processes that a permit is free again
 return reply(x, now, 1)
 """
 )
+
+WINDOW = """
+-- Shared windows: add this process's batched outcomes, then sum the fleet's window.
+-- ARGV[1] number of buckets to add (their keys come first in KEYS), ARGV[2] bucket TTL ms,
+-- then 5 values per added bucket: count, flagged, valued, total, sum of squares.
+-- The remaining KEYS are the buckets of the window to sum. Floats return as strings.
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local k, a = KEYS[i], 2 + (i - 1) * 5
+  redis.call('HINCRBY', k, 'c', ARGV[a + 1])
+  redis.call('HINCRBY', k, 'f', ARGV[a + 2])
+  redis.call('HINCRBY', k, 'v', ARGV[a + 3])
+  redis.call('HINCRBYFLOAT', k, 't', ARGV[a + 4])
+  redis.call('HINCRBYFLOAT', k, 'q', ARGV[a + 5])
+  redis.call('PEXPIRE', k, ARGV[2])
+end
+local c, f, v, t, q = 0, 0, 0, 0, 0
+for i = n + 1, #KEYS do
+  local b = redis.call('HMGET', KEYS[i], 'c', 'f', 'v', 't', 'q')
+  if b[1] then
+    c = c + tonumber(b[1]); f = f + tonumber(b[2]); v = v + tonumber(b[3])
+    t = t + tonumber(b[4]); q = q + tonumber(b[5])
+  end
+end
+return {c, f, v, tostring(t), tostring(q)}
+"""
