@@ -301,7 +301,7 @@ class RedisStore:
         """Apply announcements of other processes as they come (the pub/sub thread)."""
         resubscribe = False
         while not self._stopping.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self.channel)
                 self._subscribed.set()

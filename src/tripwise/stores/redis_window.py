@@ -163,9 +163,9 @@ class SharedTimeWindow(TimeWindow):
                     del self._pending[epoch]
             else:
                 self._remote = fleet
-                mine = batch.get(self._since)
-                if mine is not None:
-                    self._carry = [c + m for c, m in zip(self._carry, mine, strict=True)]
+                cleared = batch.get(self._since)
+                if cleared is not None:
+                    self._carry = [c + m for c, m in zip(self._carry, cleared, strict=True)]
             self._set_view()
 
     def key(self, epoch: int) -> str:
