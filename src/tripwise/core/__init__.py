@@ -32,6 +32,7 @@ from tripwise.core.events import Listener
 from tripwise.core.histogram import LogHistogram
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry, default_registry
+from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import report_quality
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
@@ -57,7 +58,10 @@ __all__ = [
     "Mode",
     "QualitySignalMissing",
     "Registry",
+    "SharedState",
     "State",
+    "StateLink",
+    "StateStore",
     "TimeWindow",
     "TripwiseError",
     "all_of",

@@ -35,6 +35,7 @@ from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecuti
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
 from tripwise.core.events import Listener, dispatch_call, dispatch_rejection, dispatch_state_change
 from tripwise.core.records import CallRecord, check_score
+from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import QualitySlot, current_slot
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
@@ -156,6 +157,7 @@ class CircuitBreaker:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         registry: Registry | None = _DEFAULT_REGISTRY,
+        store: StateStore | None = None,
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
@@ -289,6 +291,17 @@ class CircuitBreaker:
             registry.add(self)
             self.registry = registry
         self._refresh_fast_path()
+
+        # Shared state (see tripwise.core.shared): consulted on the slow path only.
+        self._link: StateLink | None = None
+        if store is None and registry is not None:
+            store = registry.default_store
+        if store is not None:
+            if not callable(getattr(store, "attach", None)):
+                raise TypeError(f"store must be a state store (e.g. RedisStore), got {store!r}")
+            self._link = store.attach(self)
+            if self._link is not None:
+                self._link.sync()
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -424,9 +437,13 @@ class CircuitBreaker:
             self._failed_recoveries = 0
             if clear_stats:
                 self._clear_stats_locked()
-            self._enter_state_locked(state, self._clock())
-        if old is not state:
-            self._emit_state_change(old, state)
+            now = self._clock()
+            self._enter_state_locked(state, now)
+            if self._link is not None and mode is self._base_mode:
+                self._share_locked(old, state, now, reset=True)  # reset() closes the fleet
+            new = self._state
+        if old is not new:
+            self._emit_state_change(old, new)
 
     def _completed_calls(self) -> int:
         return _current(self._seq)
@@ -512,6 +529,8 @@ class CircuitBreaker:
                 permit = self._gen
             elif mode is _FORCED_OPEN:
                 rejection = self._reject_locked(math.inf)
+            elif self._link is not None and (answer := self._ask_probe_locked(now)) is not None:
+                permit, rejection, changed = self._admit_shared_locked(answer, now)
             else:
                 if state is _OPEN:
                     assert self._opened_at is not None
@@ -559,6 +578,77 @@ class CircuitBreaker:
             return True
         raise CircuitBreakerOpen(self.name, _OPEN, self._trip_count, until - now)
 
+    # ------------------------------------------------------------------ shared state (slow path)
+
+    def apply_shared_state(self, shared: SharedState) -> None:
+        """Adopt a state the fleet moved to; a store calls this when another process changed it.
+
+        Ignored while the breaker is forced open or disabled (manual modes are local), and when
+        the store's link says the news is older than what the breaker already applied.
+        """
+        with self._lock:
+            link = self._link
+            if (
+                link is None
+                or self._mode is _FORCED_OPEN
+                or self._mode is _DISABLED
+                or not link.accept(shared)
+            ):
+                return
+            old = self._state
+            self._adopt_locked(shared, self._clock())
+            new = self._state
+        if old is not new:
+            self._emit_state_change(old, new)
+
+    def _adopt_locked(self, shared: SharedState, now: float) -> None:
+        if shared.state is not self._state:
+            self._enter_state_locked(shared.state, now)
+        self._trip_count = shared.trip_count
+        self._failed_recoveries = shared.failed_recoveries
+        if shared.state is _OPEN:
+            self._open_duration = shared.open_duration
+            self._opened_at = now - shared.open_elapsed
+            self._opened_at_wall = time.time() - shared.open_elapsed
+            self._refresh_fast_path()  # the lock-free rejection deadline moved
+
+    def _share_locked(
+        self, old: State, new: State, now: float, *, reset: bool = False
+    ) -> tuple[State, State] | None:
+        """Tell the fleet about a local transition; adopt its answer (another process may have
+        moved first). Returns the resulting change, if any."""
+        assert self._link is not None
+        shared = self._link.published(old, new, self._open_duration, reset=reset)
+        if shared is not None:
+            self._adopt_locked(shared, now)
+        return (old, self._state) if self._state is not old else None
+
+    def _ask_probe_locked(self, now: float) -> tuple[SharedState, bool] | None:
+        """Ask the fleet for a probe permit, unless the local cool-down is still running."""
+        if self._state is _OPEN:
+            assert self._opened_at is not None
+            if self._opened_at + self._open_duration > now:
+                return None  # the local path rejects without a round trip
+        assert self._link is not None
+        return self._link.acquire_probe(self.half_open_max_calls)
+
+    def _admit_shared_locked(
+        self, answer: tuple[SharedState, bool], now: float
+    ) -> tuple[int, CircuitBreakerOpen | None, tuple[State, State] | None]:
+        shared, granted = answer
+        old = self._state
+        self._adopt_locked(shared, now)
+        state = self._state
+        changed = (old, state) if state is not old else None
+        if state is _CLOSED:
+            return self._gen, None, changed
+        if granted and state is _HALF_OPEN:
+            self._probes_in_flight += 1
+            return self._gen, None, changed
+        if self._mode is _METRICS_ONLY:
+            return (self._gen if state is _OPEN else _STALE), None, changed
+        return _STALE, self._reject_locked(self._retry_after_locked(now)), changed
+
     def _reject_locked(self, retry_after: float) -> CircuitBreakerOpen:
         next(self._rejections)
         return CircuitBreakerOpen(self.name, self._state, self._trip_count, retry_after)
@@ -602,8 +692,11 @@ class CircuitBreaker:
                 state = self._state
                 if state is _CLOSED:
                     if self._root.observe(error, latency_ms, quality, now, seq):
-                        self._trip_locked(now if timed else self._clock())
+                        t = now if timed else self._clock()
+                        self._trip_locked(t)
                         changed = (_CLOSED, _OPEN)
+                        if self._link is not None:
+                            changed = self._share_locked(_CLOSED, _OPEN, t)
                     elif self._warming and self._root.warm(seq):
                         self._warming = False
                         self._refresh_fast_path()
@@ -611,8 +704,17 @@ class CircuitBreaker:
                     self._probes_in_flight -= 1
                     if self._root.judge(error, latency_ms, quality):
                         self._failed_recoveries += 1
-                        self._trip_locked(now if timed else self._clock())
+                        t = now if timed else self._clock()
+                        self._trip_locked(t)
                         changed = (_HALF_OPEN, _OPEN)
+                        if self._link is not None:
+                            changed = self._share_locked(_HALF_OPEN, _OPEN, t)
+                    elif self._link is not None and (
+                        shared := self._link.probe_done(True, self.recovery_threshold)
+                    ):
+                        self._adopt_locked(shared, self._clock())
+                        if self._state is not _HALF_OPEN:
+                            changed = (_HALF_OPEN, self._state)
                     else:
                         self._probe_successes += 1
                         if self._probe_successes >= self.recovery_threshold:
@@ -634,6 +736,8 @@ class CircuitBreaker:
             self._ignored += 1
             if gen == self._gen and self._state is _HALF_OPEN:
                 self._probes_in_flight -= 1
+                if self._link is not None:
+                    self._link.probe_done(None, self.recovery_threshold)
         if self._listeners:
             dispatch_call(self, self._listeners, None, "ignored")
 
@@ -682,7 +786,7 @@ class CircuitBreaker:
             self._quality_sum += quality
             self._quality_count += 1
             self._last_quality = quality
-            if gen == self._gen and self._state is _CLOSED and self._mode is not Mode.DISABLED:
+            if gen == self._gen and self._state is _CLOSED and self._mode is not _DISABLED:
                 now = self._clock()
                 if self._root.observe_late(quality, now):
                     self._trip_locked(now)

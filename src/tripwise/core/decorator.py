@@ -24,7 +24,8 @@ def circuit_breaker(
 
     ``options`` are :class:`CircuitBreaker`'s keyword arguments (``fallback``,
     ``half_open_after``, ``recovery_threshold``, ``require_quality_signal``,
-    ``on_state_change``...). Functions decorated with the same ``name`` share one breaker; without
+    ``on_state_change``, ``store``...). A registry's ``default_store`` applies when no ``store`` is
+    given. Functions decorated with the same ``name`` share one breaker; without
     a name the breaker is named ``module.qualname`` of the function. ``fn.breaker`` is the breaker.
     Usable bare (``@circuit_breaker``) too.
     """
@@ -35,6 +36,9 @@ def circuit_breaker(
         and not callable(getattr(trip_on, "reset", None))
     ):
         return circuit_breaker(name=name, registry=registry, **options)(trip_on)
+
+    if registry is not None and options.get("store") is None and registry.default_store is not None:
+        options["store"] = registry.default_store  # the factory below builds with registry=None
 
     def decorate(fn: F) -> F:
         breaker_name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"

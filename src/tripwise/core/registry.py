@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
+    from tripwise.core.shared import StateStore
 
 logger = logging.getLogger("tripwise.registry")
 
@@ -42,6 +43,15 @@ class Registry:
     def _notify(self, breaker: CircuitBreaker) -> None:
         for observer in self._observers:
             _call_observer(observer, breaker)
+
+        self.default_store: StateStore | None = None
+        """The store of breakers created in this registry without ``store=`` (None: memory)."""
+
+    def set_default_store(self, store: StateStore | None) -> None:
+        """Share the state of breakers created from now on through ``store`` (None: memory)."""
+        if store is not None and not callable(getattr(store, "attach", None)):
+            raise TypeError(f"store must be a state store (e.g. RedisStore), got {store!r}")
+        self.default_store = store
 
     def add(self, breaker: CircuitBreaker) -> None:
         with self._lock:

@@ -1,0 +1,390 @@
+"""Breaker state shared across processes and hosts, on Redis.
+
+``RedisStore`` keeps each breaker's state, trip count, opened-at time, generation and half-open
+probe permits in Redis and changes them only through Lua scripts (atomic; see
+:mod:`tripwise.stores.redis_scripts`). Every process keeps a cached copy inside its breakers, so
+a CLOSED call costs no round trip; processes learn about changes by pub/sub, with a periodic
+refresh as a safety net. When Redis is unreachable, breakers follow ``on_unavailable`` and the
+store resynchronises when Redis returns. The opt-in ``mode="shared_window"`` also aggregates the
+outcomes of all processes in Redis time buckets (see :mod:`tripwise.stores.redis_window`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from tripwise.core.shared import SharedState
+from tripwise.core.states import State
+from tripwise.stores import redis_scripts as lua
+from tripwise.stores.base import UnavailablePolicy, check_policy
+from tripwise.stores.redis_link import RedisLink, parse_message, parse_reply
+
+if TYPE_CHECKING:
+    from tripwise.core.breaker import CircuitBreaker
+
+logger = logging.getLogger("tripwise.stores.redis")
+
+MODES = ("shared_state", "shared_window")
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _check_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _check_namespace(namespace: Any) -> str:
+    if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+        raise ValueError(
+            f"namespace must be a non-empty string without '{{' or '}}', got {namespace!r}"
+        )
+    return namespace
+
+
+def make_client(url_or_client: Any, timeout: float) -> redis.Redis:
+    """A sync client with ``timeout`` on every socket operation and no retries.
+
+    A URL is used as is; a client (sync or ``redis.asyncio``) lends its connection settings.
+    The store always applies its own timeouts, so a slow Redis cannot hold a guarded call
+    longer than ``timeout``.
+    """
+    overrides: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if isinstance(url_or_client, str):
+        return redis.Redis.from_url(url_or_client, **overrides)
+    pool = getattr(url_or_client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if pool is None or not isinstance(kwargs, dict):
+        raise TypeError(
+            "url_or_client must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis "
+            f"client, got {url_or_client!r}"
+        )
+    cls = pool.connection_class
+    if cls.__module__.startswith("redis.asyncio"):
+        cls = getattr(redis.connection, cls.__name__, redis.connection.Connection)
+    settings = {k: v for k, v in kwargs.items() if k not in ("retry", "event_dispatcher")}
+    settings.update(overrides)
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **settings))
+
+
+class RedisStore:
+    """Share breaker state across processes through Redis.
+
+    ``RedisStore("redis://host:6379/0", namespace="myapp")`` (or a ``redis.Redis`` /
+    ``redis.asyncio.Redis`` client), then ``CircuitBreaker(..., store=store)``.
+
+    - ``mode``: ``"shared_state"`` (default) or ``"shared_window"`` (outcomes of all processes
+      also feed the time-window conditions; see docs/redis.md for its staleness bound).
+    - ``on_unavailable``: ``"local"`` (default), ``"fail_open"`` or ``"fail_closed"``.
+    - ``timeout``: the longest a Redis command may hold a guarded call (seconds).
+    - ``refresh_interval``: how often cached state is re-read (safety net under pub/sub).
+    - ``retry_interval``: how often an unreachable Redis is tried again.
+    - ``flush_interval``: shared-window mode: how often outcomes are flushed in a batch.
+    - ``probe_lease``: a half-open probe permit whose holder never reports frees itself.
+    - ``key_ttl``: keys of a breaker no process uses expire after this long.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url_or_client: Any = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "tripwise",
+        mode: str = "shared_state",
+        on_unavailable: str | UnavailablePolicy = UnavailablePolicy.LOCAL,
+        timeout: float = 0.1,
+        refresh_interval: float = 1.0,
+        retry_interval: float = 0.5,
+        flush_interval: float = 0.05,
+        probe_lease: float = 30.0,
+        key_ttl: float = 86400.0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.namespace = _check_namespace(namespace)
+        self.on_unavailable = check_policy(on_unavailable)
+        self.timeout = _check_seconds("timeout", timeout)
+        self.refresh_interval = _check_seconds("refresh_interval", refresh_interval)
+        self.retry_interval = _check_seconds("retry_interval", retry_interval)
+        self.flush_interval = _check_seconds("flush_interval", flush_interval)
+        self.probe_lease_ms = round(_check_seconds("probe_lease", probe_lease) * 1000)
+        self.key_ttl_ms = round(_check_seconds("key_ttl", key_ttl) * 1000)
+        self.client = make_client(url_or_client, self.timeout)
+        self.channel = f"{self.namespace}:events"
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._scripts = {
+            src: self.client.register_script(src)
+            for src in (lua.READ, lua.TRIP, lua.RESET, lua.PROBE, lua.PROBE_DONE)
+        }
+        self._lock = threading.Lock()
+        self._links: dict[str, weakref.WeakSet[Any]] = {}
+        self._available = True
+        self._policy_pending = False
+        self._counters = dict.fromkeys(
+            ("redis_errors", "outages", "resyncs", "refreshes", "pushes", "flushes"), 0
+        )
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._subscribed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pid = -1
+        self._window: Any = None
+        if mode == "shared_window":
+            from tripwise.stores.redis_window import WindowSync
+
+            self._window = WindowSync(self)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is unreachable (breakers then follow ``on_unavailable``)."""
+        return self._available
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for monitoring: ``available``, ``redis_errors``, ``outages``, ``resyncs``,
+        ``refreshes``, ``pushes`` (changes applied from other processes), ``flushes``."""
+        with self._lock:
+            breakers = sum(len(s) for s in self._links.values())
+            return {"available": self._available, "breakers": breakers, **self._counters}
+
+    def state_keys(self, name: str) -> list[str]:
+        """The state hash and probe-permit keys of breaker ``name`` (one Cluster slot)."""
+        base = f"{self.namespace}:{{{name}}}"
+        return [f"{base}:state", f"{base}:probes"]
+
+    def attach(self, breaker: CircuitBreaker) -> RedisLink:
+        """Link ``breaker`` to the shared state (called by the breaker's constructor)."""
+        self._start_threads()
+        link = RedisLink(self, breaker)
+        if self._window is not None:
+            self._window.attach(link, breaker)
+        with self._lock:
+            self._links.setdefault(breaker.name, weakref.WeakSet()).add(link)
+        return link
+
+    def close(self) -> None:
+        """Stop the background threads and close the connections."""
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        if self._window is not None:
+            self._window.flush()
+        self.client.close()
+
+    async def aclose(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisStore(namespace={self.namespace!r}, mode={self.mode!r}, "
+            f"on_unavailable={self.on_unavailable.value!r}, available={self._available})"
+        )
+
+    # ------------------------------------------------------------------ used by links
+
+    def run_state_script(
+        self, src: str, link: RedisLink, args: tuple[Any, ...]
+    ) -> tuple[SharedState, bool] | None:
+        """Run one state script for ``link``; None when Redis is (or just became) unreachable."""
+        if not self._available:
+            return None
+        try:
+            reply = self._scripts[src](
+                keys=link.keys, args=[self.channel, link.name, self.key_ttl_ms, *args]
+            )
+        except _UNREACHABLE as exc:
+            self.mark_unavailable(exc)
+            return None
+        except RedisError:
+            self._count("redis_errors")
+            logger.exception("Redis script failed for breaker %r; deciding locally", link.name)
+            return None
+        return parse_reply(reply)
+
+    def policy_state(self, breaker: CircuitBreaker | None, link: RedisLink) -> SharedState | None:
+        """What a breaker adopts while Redis is unreachable (None: its own local state)."""
+        if breaker is None or self.on_unavailable is UnavailablePolicy.LOCAL:
+            return None
+        if self.on_unavailable is UnavailablePolicy.FAIL_OPEN:
+            return SharedState(State.CLOSED, breaker.trip_count, link.gen)
+        return SharedState(State.OPEN, breaker.trip_count, link.gen, 0.0, self.retry_interval, 0)
+
+    def mark_unavailable(self, exc: BaseException) -> None:
+        """Record a failed Redis operation; the first one of an outage switches to the policy.
+
+        May run under a breaker's lock, so the policy is applied by the maintenance thread.
+        """
+        with self._lock:
+            self._counters["redis_errors"] += 1
+            if not self._available:
+                return
+            self._available = False
+            self._subscribed.clear()
+            self._counters["outages"] += 1
+            self._policy_pending = self.on_unavailable is not UnavailablePolicy.LOCAL
+        logger.warning(
+            "Redis store %r unreachable (%s: %s); breakers follow the %r policy until it returns",
+            self.namespace,
+            type(exc).__name__,
+            exc,
+            self.on_unavailable.value,
+        )
+        self._wake.set()
+
+    def links(self, name: str | None = None) -> list[RedisLink]:
+        with self._lock:
+            if name is not None:
+                return list(self._links.get(name, ()))
+            return [link for group in self._links.values() for link in group]
+
+    def _count(self, counter: str, n: int = 1) -> None:
+        with self._lock:
+            self._counters[counter] += n
+
+    # ------------------------------------------------------------------ background threads
+
+    def _start_threads(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() or self._stopping.is_set():
+                return
+            self._pid = os.getpid()  # (re)start after a fork: threads do not survive it
+            self._threads = [
+                threading.Thread(target=self._listen, name="tripwise-redis-pubsub", daemon=True),
+                threading.Thread(target=self._maintain, name="tripwise-redis-sync", daemon=True),
+            ]
+            if self._window is not None:
+                self._threads.append(
+                    threading.Thread(
+                        target=self._window.run, name="tripwise-redis-flush", daemon=True
+                    )
+                )
+        for thread in self._threads:
+            thread.start()
+        # Listen before the first read, so no announcement falls between the two.
+        self._subscribed.wait(self.timeout * 2)
+
+    def _listen(self) -> None:
+        """Apply announcements of other processes as they come (the pub/sub thread)."""
+        resubscribe = False
+        while not self._stopping.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.channel)
+                self._subscribed.set()
+                if resubscribe:
+                    self._wake.set()  # something may have been announced meanwhile: re-read
+                resubscribe = True
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+            except _UNREACHABLE as exc:
+                self.mark_unavailable(exc)
+                self._stopping.wait(self.retry_interval)
+            except Exception:
+                logger.exception("Redis store %r: pub/sub listener failed", self.namespace)
+                self._stopping.wait(self.retry_interval)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def _on_message(self, data: Any) -> None:
+        name, shared = parse_message(data)
+        for link in self.links(name):
+            gen = link.gen
+            link.apply(shared, "push")
+            if link.gen != gen:
+                self._count("pushes")
+
+    def _maintain(self) -> None:
+        """Refresh cached state, watch Redis's health, resynchronise after an outage."""
+        while not self._stopping.is_set():
+            self._wake.wait(self.refresh_interval if self._available else self.retry_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            if self._policy_pending:
+                self._policy_pending = False
+                for link in self.links():
+                    policy = self.policy_state(link.breaker, link)
+                    if policy is not None:
+                        link.apply(policy, "force")
+            try:
+                self._refresh()
+            except Exception:
+                logger.exception("Redis store %r: refresh failed", self.namespace)
+
+    def _refresh(self) -> None:
+        links = self.links()
+        was_available = self._available
+        try:
+            if links:
+                pipe = self.client.pipeline(transaction=False)
+                script = self._scripts[lua.READ]
+                for link in links:
+                    script(
+                        keys=link.keys,
+                        args=[self.channel, link.name, self.key_ttl_ms],
+                        client=pipe,
+                    )
+                replies = pipe.execute()
+            else:
+                self.client.ping()
+                replies = []
+        except _UNREACHABLE as exc:
+            self.mark_unavailable(exc)
+            return
+        self._count("refreshes")
+        if not was_available:
+            with self._lock:
+                self._available = True
+                self._counters["resyncs"] += 1
+            logger.warning(
+                "Redis store %r reachable again; resynchronising %d breakers",
+                self.namespace,
+                len(links),
+            )
+        for link, reply in zip(links, replies, strict=True):
+            shared, _ = parse_reply(reply)
+            if was_available:
+                link.apply(shared, "refresh")
+                continue
+            if link.dirty is not None and shared.state is State.CLOSED:
+                pushed = link.push_trip(link.dirty)  # the fleet learns of the outage's trip
+                shared = pushed if pushed is not None else shared
+            link.dirty = None
+            link.apply(shared, "force")

@@ -1,0 +1,146 @@
+"""Real Redis for tests: the one on 127.0.0.1:6379, or a ``redis-server`` we start ourselves.
+
+``redis_url()`` answers the URL of a reachable Redis (starting one from ``redis-server`` on
+PATH, on a free port in a temp dir, when none runs). ``RedisServer`` is a private server a test
+can stop, restart and pause. Under ``CI=true`` an unavailable Redis is a test failure.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+DEFAULT_URL = os.environ.get("TRIPWISE_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _unavailable(message: str) -> None:
+    # Never a silent skip: a missing service is a failure with a message saying what to do.
+    ci = os.environ.get("CI", "").lower() == "true"
+    pytest.fail(("CI=true: " if ci else "") + message, pytrace=False)
+
+
+def ping(url: str, timeout: float = 0.5) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A ``redis-server`` process of our own on a free loopback port (no persistence)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            _unavailable("redis-server is not on PATH: install Redis (apt-get install redis)")
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="tripwise-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        assert self.binary is not None
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                _unavailable(f"redis-server exited at start (port {self.port})")
+            if ping(self.url, 0.2):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        _unavailable(f"redis-server did not answer on port {self.port} within {timeout} s")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pause(self, milliseconds: int) -> None:
+        """``CLIENT PAUSE``: every client's commands hang for ``milliseconds``."""
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.execute_command("CLIENT", "PAUSE", milliseconds, "ALL")
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_started: RedisServer | None = None
+
+
+def redis_url() -> str:
+    """A reachable Redis for this test session (shared; use a namespace per test)."""
+    global _started
+    if ping(DEFAULT_URL):
+        return DEFAULT_URL
+    if _started is None:
+        server = RedisServer()
+        server.start()
+        atexit.register(server.close)
+        _started = server
+    return _started.url
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    """Remove every key under ``namespace:`` (test cleanup)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2.0)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    except (redis.RedisError, OSError):
+        pass
+    finally:
+        client.close()
