@@ -29,6 +29,8 @@ class Registry:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._observers: list[Callable[[CircuitBreaker], object]] = []
+        self.default_store: StateStore | None = None
+        """The store of breakers created in this registry without ``store=`` (None: memory)."""
 
     def subscribe(self, observer: Callable[[CircuitBreaker], object]) -> None:
         """Call ``observer(breaker)`` for every breaker added from now on (exporters use it to
@@ -43,9 +45,6 @@ class Registry:
     def _notify(self, breaker: CircuitBreaker) -> None:
         for observer in self._observers:
             _call_observer(observer, breaker)
-
-        self.default_store: StateStore | None = None
-        """The store of breakers created in this registry without ``store=`` (None: memory)."""
 
     def set_default_store(self, store: StateStore | None) -> None:
         """Share the state of breakers created from now on through ``store`` (None: memory)."""
