@@ -494,7 +494,10 @@ class CircuitBreaker:
         )
         self._lean_gen = self._gen if lean else -1
         # While open, a rejection is decided without the lock: "is the clock before this?"
-        if mode is _FORCED_OPEN:
+        # (Not when a listener wants to hear of rejections: those go through the slow path.)
+        if self._listeners:
+            self._open_until = None
+        elif mode is _FORCED_OPEN:
             self._open_until: float | None = math.inf
         elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
             self._open_until = self._opened_at + self._open_duration
@@ -568,7 +571,7 @@ class CircuitBreaker:
         raises CircuitBreakerOpen when there is none; False means "take the slow path" (the
         cool-down is over, or a listener wants to hear of rejections)."""
         until = self._open_until
-        if until is None or self._listeners:
+        if until is None:
             return False
         now = self._clock()
         if now >= until:
@@ -1006,6 +1009,10 @@ class CircuitBreaker:
         full_call = self._call
         on_exception = self._on_exception
         record = self._record
+        clock = self._clock
+        rejections = self._rejections
+        fallback = self._fallback
+        static_fallback = fallback is not NO_FALLBACK and not callable(fallback)
 
         if inspect.iscoroutinefunction(fn):
             full_acall = self._acall
@@ -1014,6 +1021,11 @@ class CircuitBreaker:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 gen = breaker._lean_gen
                 if gen < 0:
+                    if static_fallback:  # open: answer without the lock (see _reject_fast)
+                        until = breaker._open_until
+                        if until is not None and clock() < until:
+                            next(rejections)
+                            return fallback
                     return await full_acall(fn, args, kwargs)
                 try:
                     result = await fn(*args, **kwargs)
@@ -1034,6 +1046,11 @@ class CircuitBreaker:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             gen = breaker._lean_gen
             if gen < 0:
+                if static_fallback:  # open: answer without the lock (see _reject_fast)
+                    until = breaker._open_until
+                    if until is not None and clock() < until:
+                        next(rejections)
+                        return fallback
                 return full_call(fn, args, kwargs)
             try:
                 result = fn(*args, **kwargs)

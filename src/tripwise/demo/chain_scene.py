@@ -93,7 +93,7 @@ def run(out: TextIO, *, fast: bool = True) -> None:
         registry=None,
     )
 
-    out.write("Scene: fallback chain primary -> secondary -> cache -> degraded\n")
+    out.write("Scene 3: fallback chain primary -> secondary -> cache -> degraded\n")
 
     def traffic(label: str, prompts: list[str]) -> None:
         out.write(f"  t={clock():6.1f}s  -- {label}\n")

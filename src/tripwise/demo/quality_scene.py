@@ -124,7 +124,7 @@ def run(out: TextIO, *, fast: bool = True, model: _Model | None = None) -> None:
     )
     classify: Callable[[], Any] = breaker(model.predict)
 
-    out.write("quality scene: a model that still answers, but badly\n")
+    out.write("Scene 2: a real model (softmax confidence scored by tripwise.quality)\n")
     out.write(f"model: {model.name}\n")
     out.write(
         "breaker: quality_drift() on softmax confidence (max_probability), "
@@ -153,10 +153,10 @@ def run(out: TextIO, *, fast: bool = True, model: _Model | None = None) -> None:
                 wrong += label != truth
             clock.advance(1.0 / CALLS_PER_SECOND)
             if i % 100 == 0:
-                mean = sum(scores) / len(scores) if scores else float("nan")
+                mean = f"{sum(scores) / len(scores):.2f}" if scores else " -  "
                 out.write(
                     f"{stamp()}  last 100 calls: {served:3d} answered by the model "
-                    f"(mean confidence {mean:.2f}, {wrong} wrong), {fallback:3d} by the fallback; "
+                    f"(mean confidence {mean}, {wrong} wrong), {fallback:3d} by the fallback; "
                     f"state {breaker.state.value}\n"
                 )
                 served = fallback = wrong = 0
