@@ -495,10 +495,11 @@ class CircuitBreaker:
         self._lean_gen = self._gen if lean else -1
         # While open, a rejection is decided without the lock: "is the clock before this?"
         # (Not when a listener wants to hear of rejections: those go through the slow path.)
+        self._open_until: float | None
         if self._listeners:
             self._open_until = None
         elif mode is _FORCED_OPEN:
-            self._open_until: float | None = math.inf
+            self._open_until = math.inf
         elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
             self._open_until = self._opened_at + self._open_duration
         else:
