@@ -1013,7 +1013,8 @@ class CircuitBreaker:
         clock = self._clock
         rejections = self._rejections
         fallback = self._fallback
-        static_fallback = fallback is not NO_FALLBACK and not callable(fallback)
+        has_fallback = fallback is not NO_FALLBACK
+        fallback_is_callable = callable(fallback)
 
         if inspect.iscoroutinefunction(fn):
             full_acall = self._acall
@@ -1022,11 +1023,11 @@ class CircuitBreaker:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 gen = breaker._lean_gen
                 if gen < 0:
-                    if static_fallback:  # open: answer without the lock (see _reject_fast)
+                    if has_fallback:  # open: answer without the lock (see _reject_fast)
                         until = breaker._open_until
                         if until is not None and clock() < until:
                             next(rejections)
-                            return fallback
+                            return await breaker._afallback_value(args, kwargs)
                     return await full_acall(fn, args, kwargs)
                 try:
                     result = await fn(*args, **kwargs)
@@ -1047,11 +1048,11 @@ class CircuitBreaker:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             gen = breaker._lean_gen
             if gen < 0:
-                if static_fallback:  # open: answer without the lock (see _reject_fast)
+                if has_fallback:  # open: answer without the lock (see _reject_fast)
                     until = breaker._open_until
                     if until is not None and clock() < until:
                         next(rejections)
-                        return fallback
+                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 return full_call(fn, args, kwargs)
             try:
                 result = fn(*args, **kwargs)
