@@ -159,6 +159,13 @@ class CircuitBreaker:
         registry: Registry | None = _DEFAULT_REGISTRY,
         store: StateStore | None = None,
     ) -> None:
+        for flag, value in (
+            ("require_quality_signal", require_quality_signal),
+            ("metrics_only", metrics_only),
+            ("track_latency", track_latency),
+        ):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
         if clock is not None and not callable(clock):

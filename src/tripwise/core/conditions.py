@@ -12,12 +12,13 @@ whether one call looks bad to the condition (used to judge half-open probes).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
+from tripwise.core.histogram import exact_ratio
 from tripwise.core.records import CallRecord
 from tripwise.core.windows import Aggregate, CountWindow, TimeWindow
 
@@ -44,11 +45,7 @@ def _check_rate(name: str, value: float) -> float:
     return float(value)
 
 
-def _exact(value: float) -> tuple[int, int]:
-    """The decimal the user wrote, as a fraction: ``0.58`` is 29/50, not the binary float
-    0.57999..., so ``29 failures of 50`` is exactly at the rate, never above it."""
-    frac = Fraction(repr(float(value))).limit_denominator(10**9)
-    return frac.numerator, frac.denominator
+_exact = exact_ratio  # 0.58 is 29/50: 29 failures of 50 are exactly at the rate, not above
 
 
 SCORE_TOLERANCE = 1e-9
@@ -574,6 +571,15 @@ class _CustomCondition(Condition):
     uses_clock = True  # a user condition may look at latency and timestamps
 
     def __init__(self, inner: ConditionProtocol) -> None:
+        owner = getattr(inner, "_tripwise_owner", None)
+        if owner is not None:
+            raise ValueError(
+                f"condition {inner!r} already belongs to breaker {owner!r}; every breaker "
+                "needs its own condition objects"
+            )
+        # Objects with __slots__ cannot be marked; they are trusted not to be shared.
+        with contextlib.suppress(AttributeError, TypeError):
+            inner._tripwise_owner = "a breaker"  # type: ignore[attr-defined]
         self.inner = inner
         self.uses_quality = bool(getattr(inner, "uses_quality", True))
         self.score_fn = getattr(inner, "score_fn", None)

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+
+
+def exact_ratio(value: float) -> tuple[int, int]:
+    """The decimal a user wrote, as (numerator, denominator): ``0.07`` is 7/100, not the binary
+    float 0.07000000000000000666..., so ranks and rate comparisons land where the user meant."""
+    frac = Fraction(repr(float(value))).limit_denominator(10**9)
+    return frac.numerator, frac.denominator
 
 
 class LogHistogram:
@@ -83,7 +91,8 @@ class LogHistogram:
             raise ValueError(f"quantile q must be in [0, 1], got {q!r}")
         if self.count == 0:
             return None
-        rank = max(1, math.ceil(q * self.count))  # nearest-rank: the rank-th smallest value
+        num, den = exact_ratio(q)
+        rank = max(1, -(-num * self.count // den))  # nearest-rank: ceil(q * count), exactly
         seen = 0
         for k in sorted(self._neg, reverse=True):
             seen += self._neg[k]

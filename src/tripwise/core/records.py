@@ -42,7 +42,9 @@ def check_score(score: float, what: str = "quality score") -> float:
     """Validate a quality score: a finite real number in [0, 1]."""
     if type(score) is float and 0.0 <= score <= 1.0:  # the common case; NaN fails the test
         return score
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
+    if isinstance(score, bool):
+        raise TypeError(f"{what} must be a number in [0, 1], got {score!r}")
+    if not isinstance(score, (int, float)):
         try:
             score = float(score)  # numpy scalars, Decimals
         except (TypeError, ValueError):

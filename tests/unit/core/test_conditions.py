@@ -245,6 +245,16 @@ def test_error_rate_exactly_at_rate_does_not_trip(rate: float, window: int) -> N
     assert not any(feed(cond, [ok()] * (window - failures) + [fail()] * failures))
 
 
+def test_other_rates_exactly_at_rate_do_not_trip() -> None:
+    """29 of 50 is exactly 58%: not above 0.58 for any rate rule, count or time window."""
+    slow = slow_call_rate_above(0.58, slow_ms=100, window=50)
+    assert not any(feed(slow, [ok(10)] * 21 + [ok(500)] * 29))
+    low = low_quality_rate_above(0.58, threshold=0.5, window=50)
+    assert not any(feed(low, [ok(quality=0.9)] * 21 + [ok(quality=0.1)] * 29))
+    timed = error_rate_above(0.58, window_seconds=60, min_calls=50)
+    assert not any(feed(timed, [ok(t=1.0)] * 21 + [fail(t=2.0)] * 29))
+
+
 def test_quality_mean_exactly_at_threshold_does_not_trip() -> None:
     """An LLM judge scoring in tenths: scores 0.1 and 0.7 average exactly 0.4."""
     cond = quality_below(0.4, window=2)

@@ -93,6 +93,17 @@ def test_quantiles_of_a_known_distribution() -> None:
     assert hist.quantile(0.0) == pytest.approx(1, rel=0.01)
 
 
+@pytest.mark.parametrize(("q", "n", "rank"), [(0.07, 100, 7), (0.55, 100, 55), (0.1, 30, 3)])
+def test_quantile_rank_uses_the_quantile_as_written(q: float, n: int, rank: int) -> None:
+    """Nearest rank of ``q`` over ``n`` values is ``ceil(q * n)`` for the q the user wrote:
+    p7 of 100 values is the 7th smallest, even though ``0.07 * 100`` is 7.000000000000001 in
+    binary floats (latency_quantile_above decides the same quantile exactly)."""
+    hist = LogHistogram(0.01)
+    for i in range(1, n + 1):
+        hist.add(float(i) if i <= rank else 1000.0)  # the rank-th smallest is `rank`
+    assert hist.quantile(q) == pytest.approx(rank, rel=0.01)
+
+
 def test_zero_and_negative_values_have_their_own_buckets() -> None:
     hist = LogHistogram(0.01)
     for v in (-10.0, -1.0, 0.0, 0.0, 1.0, 10.0):

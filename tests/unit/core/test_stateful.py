@@ -196,7 +196,7 @@ class ModelledBreaker(RuleBasedStateMachine):
 
 
 TestModelledBreaker = ModelledBreaker.TestCase
-TestModelledBreaker.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
+TestModelledBreaker.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 
 
 class BuiltinConditionBreaker(RuleBasedStateMachine):
@@ -309,5 +309,5 @@ class BuiltinConditionBreaker(RuleBasedStateMachine):
 
 TestBuiltinConditionBreaker = BuiltinConditionBreaker.TestCase
 TestBuiltinConditionBreaker.settings = settings(
-    max_examples=50, stateful_step_count=30, deadline=None
+    max_examples=100, stateful_step_count=40, deadline=None
 )
