@@ -7,7 +7,7 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]' 2> >(grep -v '^WARNING: Location' >&2)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,ml]' 2> >(grep -v '^WARNING: Location' >&2)
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy --strict src/tripwise/core
