@@ -21,14 +21,17 @@ Presets name the metrics:
   name has no ``_total`` suffix and existing queries work unchanged).
 - ``"compat"``: both ``"ml_breaker"`` and ``"seed"``.
 
-Every breaker metric is labelled ``name``.
+Every breaker metric is labelled ``name``. Shared state stores (``RedisStore``) serving the
+registry's breakers are exported too, as ``<prefix>_store_*`` labelled ``store`` (Redis
+availability, errors, timeouts, outages, resyncs, degraded decisions; see
+:mod:`tripwise.observe.store_metrics`), whatever the preset; ``stores=False`` turns them off.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
@@ -44,6 +47,7 @@ from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry, default_registry
 from tripwise.core.states import State
+from tripwise.observe.store_metrics import store_metrics, stores_of
 
 PRESETS = ("default", "ml_breaker", "seed", "compat")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -88,6 +92,7 @@ class TripwiseCollector(Collector):
         preset: str = "default",
         histograms: bool = True,
         prometheus_registry: CollectorRegistry | None = None,
+        stores: bool | Iterable[Any] = True,
     ) -> None:
         if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
             raise ValueError(
@@ -97,6 +102,8 @@ class TripwiseCollector(Collector):
         self.presets = _expand(preset)
         self.prefix = prefix
         self.registry = registry
+        self.export_stores = stores is not False
+        self.extra_stores = [] if isinstance(stores, bool) else list(stores)
         self.prometheus_registry = REGISTRY if prometheus_registry is None else prometheus_registry
         self._lock = threading.Lock()
         self._watched: dict[str, CircuitBreaker] = {}
@@ -179,6 +186,8 @@ class TripwiseCollector(Collector):
                 yield from self._ml_breaker(stats)
             else:
                 yield from self._seed(stats, chains)
+        if self.export_stores:
+            yield from store_metrics(self.prefix, stores_of(self.registry, self.extra_stores))
 
     def _chains(self) -> list[Any]:
         from tripwise.policies.chain import all_chains
@@ -269,15 +278,21 @@ def register_metrics(
     preset: str = "default",
     histograms: bool = True,
     prometheus_registry: CollectorRegistry | None = None,
+    stores: bool | Iterable[Any] = True,
 ) -> TripwiseCollector:
     """Export every breaker of ``registry`` (the process-wide one by default), including
-    breakers created later, to ``prometheus_registry`` (the global one by default)."""
+    breakers created later, to ``prometheus_registry`` (the global one by default).
+
+    ``stores``: export the health of the shared stores serving those breakers (True, the
+    default), not (False), or also of these stores (an iterable; e.g. a store whose breakers
+    are not created yet)."""
     return TripwiseCollector(
         default_registry if registry is None else registry,
         prefix=prefix,
         preset=preset,
         histograms=histograms,
         prometheus_registry=prometheus_registry,
+        stores=stores,
     ).install()
 
 

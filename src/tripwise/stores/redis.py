@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 import threading
@@ -21,71 +20,42 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
-import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from tripwise.core.shared import SharedState
 from tripwise.core.states import State
 from tripwise.stores import redis_scripts as lua
 from tripwise.stores.base import UnavailablePolicy, check_policy
+from tripwise.stores.redis_client import check_namespace, check_seconds, make_client
 from tripwise.stores.redis_link import RedisLink, parse_message, parse_reply
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
+    from tripwise.core.registry import Registry
 
 logger = logging.getLogger("tripwise.stores.redis")
 
 MODES = ("shared_state", "shared_window")
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_TIMEOUTS = (RedisTimeoutError, TimeoutError)
+COUNTERS = (
+    "redis_errors",
+    "redis_timeouts",
+    "outages",
+    "resyncs",
+    "refreshes",
+    "pushes",
+    "flushes",
+    "degraded_decisions",
+)
+_live: weakref.WeakSet[RedisStore] = weakref.WeakSet()
 
 
-def _check_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
-
-
-def _check_namespace(namespace: Any) -> str:
-    if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
-        raise ValueError(
-            f"namespace must be a non-empty string without '{{' or '}}', got {namespace!r}"
-        )
-    return namespace
-
-
-def make_client(url_or_client: Any, timeout: float) -> redis.Redis:
-    """A sync client with ``timeout`` on every socket operation and no retries.
-
-    A URL is used as is; a client (sync or ``redis.asyncio``) lends its connection settings.
-    The store always applies its own timeouts, so a slow Redis cannot hold a guarded call
-    longer than ``timeout``.
-    """
-    overrides: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if isinstance(url_or_client, str):
-        return redis.Redis.from_url(url_or_client, **overrides)
-    pool = getattr(url_or_client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if pool is None or not isinstance(kwargs, dict):
-        raise TypeError(
-            "url_or_client must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis "
-            f"client, got {url_or_client!r}"
-        )
-    cls = pool.connection_class
-    if cls.__module__.startswith("redis.asyncio"):
-        cls = getattr(redis.connection, cls.__name__, redis.connection.Connection)
-    settings = {k: v for k, v in kwargs.items() if k not in ("retry", "event_dispatcher")}
-    settings.update(overrides)
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **settings))
+def live_stores() -> list[RedisStore]:
+    """Every RedisStore of this process that is not closed (for metrics exporters)."""
+    return [store for store in list(_live) if not store.closed]
 
 
 class RedisStore:
@@ -124,14 +94,14 @@ class RedisStore:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        self.namespace = _check_namespace(namespace)
+        self.namespace = check_namespace(namespace)
         self.on_unavailable = check_policy(on_unavailable)
-        self.timeout = _check_seconds("timeout", timeout)
-        self.refresh_interval = _check_seconds("refresh_interval", refresh_interval)
-        self.retry_interval = _check_seconds("retry_interval", retry_interval)
-        self.flush_interval = _check_seconds("flush_interval", flush_interval)
-        self.probe_lease_ms = round(_check_seconds("probe_lease", probe_lease) * 1000)
-        self.key_ttl_ms = round(_check_seconds("key_ttl", key_ttl) * 1000)
+        self.timeout = check_seconds("timeout", timeout)
+        self.refresh_interval = check_seconds("refresh_interval", refresh_interval)
+        self.retry_interval = check_seconds("retry_interval", retry_interval)
+        self.flush_interval = check_seconds("flush_interval", flush_interval)
+        self.probe_lease_ms = round(check_seconds("probe_lease", probe_lease) * 1000)
+        self.key_ttl_ms = round(check_seconds("key_ttl", key_ttl) * 1000)
         self.client = make_client(url_or_client, self.timeout)
         self.channel = f"{self.namespace}:events"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -143,9 +113,7 @@ class RedisStore:
         self._links: dict[str, weakref.WeakSet[Any]] = {}
         self._available = True
         self._policy_pending = False
-        self._counters = dict.fromkeys(
-            ("redis_errors", "outages", "resyncs", "refreshes", "pushes", "flushes"), 0
-        )
+        self._counters = dict.fromkeys(COUNTERS, 0)
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._subscribed = threading.Event()
@@ -156,6 +124,7 @@ class RedisStore:
             from tripwise.stores.redis_window import WindowSync
 
             self._window = WindowSync(self)
+        _live.add(self)
 
     # ------------------------------------------------------------------ public
 
@@ -164,12 +133,34 @@ class RedisStore:
         """False while Redis is unreachable (breakers then follow ``on_unavailable``)."""
         return self._available
 
+    @property
+    def closed(self) -> bool:
+        return self._stopping.is_set()
+
     def stats(self) -> dict[str, Any]:
-        """Counters for monitoring: ``available``, ``redis_errors``, ``outages``, ``resyncs``,
-        ``refreshes``, ``pushes`` (changes applied from other processes), ``flushes``."""
+        """Health and counters for monitoring (exported to Prometheus by
+        ``tripwise.observe.register_metrics``):
+
+        - ``available``: False while Redis is unreachable; ``breakers``: breakers attached.
+        - ``redis_errors``: failed Redis operations (``redis_timeouts`` of them timed out).
+        - ``outages`` / ``resyncs``: times Redis went away / came back and state was re-read.
+        - ``degraded_decisions``: slow-path decisions (trip, probe permit, recovery, reset)
+          breakers made without Redis, by the ``on_unavailable`` policy.
+        - ``refreshes``, ``pushes`` (changes applied from other processes), ``flushes``.
+        """
         with self._lock:
             breakers = sum(len(s) for s in self._links.values())
             return {"available": self._available, "breakers": breakers, **self._counters}
+
+    def serves(self, registry: Registry) -> bool:
+        """Whether a breaker of ``registry`` uses this store (or it is the registry's default)."""
+        if registry.default_store is self:
+            return True
+        for link in self.links():
+            breaker = link.breaker
+            if breaker is not None and breaker.registry is registry:
+                return True
+        return False
 
     def state_keys(self, name: str) -> list[str]:
         """The state hash and probe-permit keys of breaker ``name`` (one Cluster slot)."""
@@ -221,6 +212,7 @@ class RedisStore:
     ) -> tuple[SharedState, bool] | None:
         """Run one state script for ``link``; None when Redis is (or just became) unreachable."""
         if not self._available:
+            self._count("degraded_decisions")
             return None
         try:
             reply = self._scripts[src](
@@ -228,9 +220,11 @@ class RedisStore:
             )
         except _UNREACHABLE as exc:
             self.mark_unavailable(exc)
+            self._count("degraded_decisions")
             return None
         except RedisError:
             self._count("redis_errors")
+            self._count("degraded_decisions")
             logger.exception("Redis script failed for breaker %r; deciding locally", link.name)
             return None
         return parse_reply(reply)
@@ -250,6 +244,8 @@ class RedisStore:
         """
         with self._lock:
             self._counters["redis_errors"] += 1
+            if isinstance(exc, _TIMEOUTS):
+                self._counters["redis_timeouts"] += 1
             if not self._available:
                 return
             self._available = False
