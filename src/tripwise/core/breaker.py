@@ -419,8 +419,9 @@ class CircuitBreaker:
             old = self._state
             if old is _OPEN or self._mode in (_FORCED_OPEN, _DISABLED):
                 return False
-            self._trip_locked(self._clock())
-        self._emit_state_change(old, _OPEN)
+            changed = self._open_locked(old, self._clock())
+        if changed is not None:
+            self._emit_state_change(*changed)
         return True
 
     def half_open_now(self) -> bool:
@@ -511,6 +512,14 @@ class CircuitBreaker:
             self._open_until = self._opened_at + self._open_duration
         else:
             self._open_until = None
+
+    def _open_locked(self, old: State, now: float) -> tuple[State, State] | None:
+        """Trip from ``old`` and tell the fleet, if the breaker shares its state; returns the
+        change to announce (the fleet may have moved first)."""
+        self._trip_locked(now)
+        if self._link is not None:
+            return self._share_locked(old, _OPEN, now)
+        return (old, _OPEN)
 
     def _trip_locked(self, now: float) -> None:
         duration = self.half_open_after * self.half_open_backoff**self._failed_recoveries
@@ -703,11 +712,7 @@ class CircuitBreaker:
                 state = self._state
                 if state is _CLOSED:
                     if self._root.observe(error, latency_ms, quality, now, seq):
-                        t = now if timed else self._clock()
-                        self._trip_locked(t)
-                        changed = (_CLOSED, _OPEN)
-                        if self._link is not None:
-                            changed = self._share_locked(_CLOSED, _OPEN, t)
+                        changed = self._open_locked(_CLOSED, now if timed else self._clock())
                     elif self._warming and self._root.warm(seq):
                         self._warming = False
                         self._refresh_fast_path()
@@ -715,11 +720,7 @@ class CircuitBreaker:
                     self._probes_in_flight -= 1
                     if self._root.judge(error, latency_ms, quality):
                         self._failed_recoveries += 1
-                        t = now if timed else self._clock()
-                        self._trip_locked(t)
-                        changed = (_HALF_OPEN, _OPEN)
-                        if self._link is not None:
-                            changed = self._share_locked(_HALF_OPEN, _OPEN, t)
+                        changed = self._open_locked(_HALF_OPEN, now if timed else self._clock())
                     elif self._link is not None and (
                         shared := self._link.probe_done(True, self.recovery_threshold)
                     ):
@@ -800,8 +801,7 @@ class CircuitBreaker:
             if gen == self._gen and self._state is _CLOSED and self._mode is not _DISABLED:
                 now = self._clock()
                 if self._root.observe_late(quality, now):
-                    self._trip_locked(now)
-                    changed = (_CLOSED, _OPEN)
+                    changed = self._open_locked(_CLOSED, now)
         if changed is not None:
             self._emit_state_change(*changed)
         return True

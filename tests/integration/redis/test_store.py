@@ -199,3 +199,13 @@ def test_bad_options_are_named(option: str, value: Any, message: str) -> None:
 def test_bad_client_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="url_or_client must be"):
         RedisStore(42)
+
+
+def test_an_external_trip_reaches_the_fleet(make_store: Callable[..., Any]) -> None:
+    """`trip()` (a failed health probe, an operator) opens the breaker in every process."""
+    here = CircuitBreaker(consecutive_failures(5), name="ext", registry=None, store=make_store())
+    there = CircuitBreaker(consecutive_failures(5), name="ext", registry=None, store=make_store())
+    assert here.trip() is True
+    assert here.state is State.OPEN
+    assert _until(lambda: there.state is State.OPEN)
+    assert there.trip_count == 1
