@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
-import inspect
 import logging
 import math
 import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.windows import TimeWindow
+from tripwise.policies._wrap import wrap_calls
 
 logger = logging.getLogger("tripwise.policies.retry")
 
@@ -274,6 +273,28 @@ class Retry:
             return -1.0
         return delay
 
+    def _begin(self) -> float:
+        """Start one retried call: count it in the budget; its start time (0.0 when no
+        ``max_elapsed`` needs it)."""
+        start = self._clock() if self.max_elapsed is not None else 0.0
+        if self.budget is not None:
+            self.budget.record_call()
+        return start
+
+    def _delay_after_error(self, n: int, start: float, exc: BaseException) -> float:
+        """After attempt ``n`` raised ``exc``: seconds to wait, or -1.0 to re-raise it."""
+        if n >= self.attempts or not self._should_retry_error(exc):
+            return -1.0
+        return self._wait_before(n, start, exc)
+
+    def _delay_after_result(self, n: int, start: float, result: Any) -> float:
+        """After attempt ``n`` returned ``result``: seconds to wait, or -1.0 to return it."""
+        if self.retry_on_result is None or not self.retry_on_result(result):
+            return -1.0
+        if n >= self.attempts:
+            return -1.0
+        return self._wait_before(n, start, None)
+
     # ------------------------------------------------------------------ running
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -287,9 +308,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
-        if self.budget is not None:
-            self.budget.record_call()
+        start = self._begin()
         n = 0
         while True:
             n += 1
@@ -297,17 +316,11 @@ class Retry:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                if n >= self.attempts or not self._should_retry_error(exc):
-                    raise
-                delay = self._wait_before(n, start, exc)
+                delay = self._delay_after_error(n, start, exc)
                 if delay < 0:
                     raise
             else:
-                if self.retry_on_result is None or not self.retry_on_result(result):
-                    return result
-                if n >= self.attempts:
-                    return result
-                delay = self._wait_before(n, start, None)
+                delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result
             if delay > 0:
@@ -324,9 +337,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
-        if self.budget is not None:
-            self.budget.record_call()
+        start = self._begin()
         n = 0
         while True:
             n += 1
@@ -334,17 +345,11 @@ class Retry:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                if n >= self.attempts or not self._should_retry_error(exc):
-                    raise
-                delay = self._wait_before(n, start, exc)
+                delay = self._delay_after_error(n, start, exc)
                 if delay < 0:
                     raise
             else:
-                if self.retry_on_result is None or not self.retry_on_result(result):
-                    return result
-                if n >= self.attempts:
-                    return result
-                delay = self._wait_before(n, start, None)
+                delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result
             if delay > 0:
@@ -357,19 +362,7 @@ class Retry:
 
     def wrap(self, fn: F) -> F:
         """Wrap a sync or async function so every call is retried as configured."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self._arun(fn, args, kwargs, _Attempts())
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._run(fn, args, kwargs, _Attempts())
-
-        return cast(F, wrapper)
+        return wrap_calls(fn, self.call, self.acall)
 
     def __repr__(self) -> str:
         extra = f", max_elapsed={self.max_elapsed:g}" if self.max_elapsed is not None else ""

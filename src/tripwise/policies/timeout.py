@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
-import inspect
 import logging
 import math
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
+from tripwise.policies._wrap import wrap_calls
 from tripwise.policies.errors import CallTimeout
 
 logger = logging.getLogger("tripwise.policies.timeout")
@@ -181,19 +180,7 @@ class Timeout:
 
     def wrap(self, fn: F) -> F:
         """Wrap a sync or async function so every call gets this deadline."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast(F, wrapper)
+        return wrap_calls(fn, self.call, self.acall)
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds:g}, sync_mode={self.sync_mode!r})"
