@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tripwise.core.breaker import CircuitBreaker as _Engine
-from tripwise.core.conditions import Condition, consecutive_failures, error_rate_above
+from tripwise.core.conditions import (
+    Condition,
+    check_int,
+    consecutive_failures,
+    error_rate_above,
+)
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.states import State
 
@@ -134,14 +139,7 @@ class CircuitBreaker:
         failure_rate_window: int = 20,
         **engine_options: Any,
     ) -> None:
-        if (
-            isinstance(failure_threshold, bool)
-            or not isinstance(failure_threshold, int)
-            or failure_threshold < 1
-        ):
-            raise ValueError(
-                f"failure_threshold must be an integer >= 1, got {failure_threshold!r}"
-            )
+        check_int("failure_threshold", failure_threshold)
         condition: Condition = consecutive_failures(failure_threshold)
         if failure_rate_threshold is not None:
             condition = condition | error_rate_above(

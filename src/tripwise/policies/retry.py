@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
+from tripwise.core.conditions import check_int, check_positive
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.windows import TimeWindow
 from tripwise.policies._wrap import wrap_calls
@@ -36,13 +37,11 @@ Sleep = Callable[[float], Any]
 AsyncSleep = Callable[[float], Awaitable[Any]]
 
 
-def _number(name: str, value: Any, *, low: float, inclusive: bool = True) -> float:
+def _number(name: str, value: Any, *, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = value >= low if inclusive else value > low
-    if not (math.isfinite(value) and ok):
-        op = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be a finite number {op} {low}, got {value!r}")
+    if not (math.isfinite(value) and value >= low):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
     return float(value)
 
 
@@ -99,10 +98,8 @@ class RetryBudget:
         clock: Clock | None = None,
     ) -> None:
         self.ratio = _number("ratio", ratio, low=0.0)
-        self.window_seconds = _number("window_seconds", window_seconds, low=0.0, inclusive=False)
-        if isinstance(min_retries, bool) or not isinstance(min_retries, int) or min_retries < 0:
-            raise ValueError(f"min_retries must be an integer >= 0, got {min_retries!r}")
-        self.min_retries = min_retries
+        self.window_seconds = check_positive("window_seconds", window_seconds)
+        self.min_retries = check_int("min_retries", min_retries, 0)
         self._clock: Clock = clock if clock is not None else monotonic
         self._window = TimeWindow(self.window_seconds, buckets=10)
         self._lock = threading.Lock()
@@ -217,16 +214,12 @@ class Retry:
         async_sleep: AsyncSleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
-        self.attempts = attempts
+        self.attempts = check_int("attempts", attempts)
         self.backoff = backoff if backoff is not None else Backoff()
         if not isinstance(self.backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {backoff!r}")
         self.max_elapsed = (
-            None
-            if max_elapsed is None
-            else _number("max_elapsed", max_elapsed, low=0.0, inclusive=False)
+            None if max_elapsed is None else check_positive("max_elapsed", max_elapsed)
         )
         if callable(retry_on) and not isinstance(retry_on, type):
             self._retry_types: tuple[type[BaseException], ...] = (BaseException,)

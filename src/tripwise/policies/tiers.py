@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
-from tripwise.core.conditions import consecutive_failures
+from tripwise.core.conditions import check_positive, consecutive_failures
 from tripwise.policies._pipeline import (
     Accept,
     ScoreFn,
@@ -177,11 +176,7 @@ class CacheTier(_TierBase):
     ) -> None:
         super().__init__()
         self.name = _check_name(name)
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-            raise TypeError(f"cache tier {name!r}: ttl must be a number, got {ttl!r}")
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise ValueError(f"cache tier {name!r}: ttl must be a finite number > 0, got {ttl!r}")
-        self.ttl = float(ttl)
+        self.ttl = check_positive(f"cache tier {name!r}: ttl", ttl)
         self.clock = clock if clock is not None else time.time
         if backend is None:
             backend = MemoryCache(max_entries, clock=self.clock)
