@@ -248,23 +248,13 @@ class FallbackChain:
             age = None
             try:
                 if kind is LIVE:
-                    retry = tier.retry  # type: ignore[union-attr]
-                    if retry is None:
-                        try:
-                            value = tier.guarded(*args, **kwargs)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            if not _is_rejection(exc):
-                                attempts += 1
-                            raise
-                        attempts += 1
-                    else:
-                        counter = _Attempts()
-                        try:
-                            value = retry._run(tier.guarded, args, kwargs, counter)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            attempts += counter.n - _is_rejection(exc)
-                            raise
-                        attempts += counter.n
+                    counter = _Attempts()
+                    try:
+                        value = tier.run(args, kwargs, counter)  # type: ignore[union-attr]
+                    except Exception as exc:
+                        attempts += counter.n - _is_rejection(exc)  # a rejection ran nothing
+                        raise
+                    attempts += counter.n
                     if self._caches:
                         key = self._key(*args, **kwargs)
                         for cache in self._caches:
@@ -298,23 +288,13 @@ class FallbackChain:
             age = None
             try:
                 if kind is LIVE:
-                    retry = tier.retry  # type: ignore[union-attr]
-                    if retry is None:
-                        try:
-                            value = await tier.aguarded(*args, **kwargs)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            if not _is_rejection(exc):
-                                attempts += 1
-                            raise
-                        attempts += 1
-                    else:
-                        counter = _Attempts()
-                        try:
-                            value = await retry._arun(tier.aguarded, args, kwargs, counter)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            attempts += counter.n - _is_rejection(exc)
-                            raise
-                        attempts += counter.n
+                    counter = _Attempts()
+                    try:
+                        value = await tier.arun(args, kwargs, counter)  # type: ignore[union-attr]
+                    except Exception as exc:
+                        attempts += counter.n - _is_rejection(exc)  # a rejection ran nothing
+                        raise
+                    attempts += counter.n
                     if self._caches:
                         key = self._key(*args, **kwargs)
                         for cache in self._caches:

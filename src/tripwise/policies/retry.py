@@ -281,10 +281,9 @@ class Retry:
         return self._wait_before(n, start, exc)
 
     def _delay_after_result(self, n: int, start: float, result: Any) -> float:
-        """After attempt ``n`` returned ``result``: seconds to wait, or -1.0 to return it."""
-        if self.retry_on_result is None or not self.retry_on_result(result):
-            return -1.0
-        if n >= self.attempts:
+        """After attempt ``n`` returned ``result`` (with a ``retry_on_result`` set): seconds to
+        wait, or -1.0 to return it."""
+        if not self.retry_on_result(result) or n >= self.attempts:  # type: ignore[misc]
             return -1.0
         return self._wait_before(n, start, None)
 
@@ -313,6 +312,8 @@ class Retry:
                 if delay < 0:
                     raise
             else:
+                if self.retry_on_result is None:  # the common case: any value is the answer
+                    return result
                 delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result
@@ -342,6 +343,8 @@ class Retry:
                 if delay < 0:
                     raise
             else:
+                if self.retry_on_result is None:  # the common case: any value is the answer
+                    return result
                 delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result

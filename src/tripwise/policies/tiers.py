@@ -18,7 +18,7 @@ from tripwise.policies._pipeline import (
     check_quality_args,
 )
 from tripwise.policies.cache import CacheBackend, MemoryCache
-from tripwise.policies.retry import Retry
+from tripwise.policies.retry import Retry, _Attempts
 from tripwise.policies.timeout import Timeout
 
 LIVE, CACHE, DEGRADED = 0, 1, 2
@@ -144,6 +144,21 @@ class Tier(_TierBase):
                 return guarded(*args, **kwargs)
 
             self.aguarded = aguarded
+
+    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any], counter: _Attempts) -> Any:
+        """Call the guarded function (through the tier's retry, if any); ``counter`` counts
+        the attempts, including one the breaker rejected."""
+        if self.retry is None:
+            counter.n += 1
+            return self.guarded(*args, **kwargs)
+        return self.retry._run(self.guarded, args, kwargs, counter)
+
+    async def arun(self, args: tuple[Any, ...], kwargs: dict[str, Any], counter: _Attempts) -> Any:
+        """:meth:`run` for ``acall``: awaits the tier (a sync ``fn`` runs inline)."""
+        if self.retry is None:
+            counter.n += 1
+            return await self.aguarded(*args, **kwargs)
+        return await self.retry._arun(self.aguarded, args, kwargs, counter)
 
     def __repr__(self) -> str:
         parts = [repr(self.name), getattr(self.fn, "__qualname__", repr(self.fn))]
