@@ -18,16 +18,22 @@ keeps working.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tripwise.core.breaker import CircuitBreaker as _Engine
-from tripwise.core.conditions import Condition, consecutive_failures, error_rate_above
+from tripwise.core.conditions import (
+    Condition,
+    check_int,
+    consecutive_failures,
+    error_rate_above,
+)
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.states import State
 
@@ -134,14 +140,7 @@ class CircuitBreaker:
         failure_rate_window: int = 20,
         **engine_options: Any,
     ) -> None:
-        if (
-            isinstance(failure_threshold, bool)
-            or not isinstance(failure_threshold, int)
-            or failure_threshold < 1
-        ):
-            raise ValueError(
-                f"failure_threshold must be an integer >= 1, got {failure_threshold!r}"
-            )
+        check_int("failure_threshold", failure_threshold)
         condition: Condition = consecutive_failures(failure_threshold)
         if failure_rate_threshold is not None:
             condition = condition | error_rate_above(
@@ -222,23 +221,29 @@ class CircuitBreaker:
             else:
                 self._last_failure = time.time()
 
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` under the breaker. For an async ``fn`` this returns an awaitable."""
-        if inspect.iscoroutinefunction(fn):
-            return self.acall(fn, *args, **kwargs)
+    @contextlib.contextmanager
+    def _classic_outcome(self) -> Iterator[None]:
+        """Around one engine call (sync or async): note when it last succeeded or failed, and
+        turn the engine's rejection into the classic :class:`CircuitBreakerError`."""
         try:
-            result = self.engine.call(fn, *args, **kwargs)
+            yield
         except CircuitBreakerOpen as err:
             if isinstance(err, CircuitBreakerError):
                 raise
-            if err.__cause__ is not None:
+            if err.__cause__ is not None:  # the call failed and tripped the breaker
                 self._note(False)
             raise self._rejected(err) from err.__cause__
         except Exception:
             self._note(False)
             raise
         self._note(True)
-        return result
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` under the breaker. For an async ``fn`` this returns an awaitable."""
+        if inspect.iscoroutinefunction(fn):
+            return self.acall(fn, *args, **kwargs)
+        with self._classic_outcome():
+            return self.engine.call(fn, *args, **kwargs)
 
     async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Await ``fn`` under the breaker, cancelling it after ``timeout`` seconds if set."""
@@ -256,19 +261,8 @@ class CircuitBreaker:
                     f"call guarded by {self.name!r} timed out after {timeout}s"
                 ) from None
 
-        try:
-            result = await self.engine.acall(run)
-        except CircuitBreakerOpen as err:
-            if isinstance(err, CircuitBreakerError):
-                raise
-            if err.__cause__ is not None:
-                self._note(False)
-            raise self._rejected(err) from err.__cause__
-        except Exception:
-            self._note(False)
-            raise
-        self._note(True)
-        return result
+        with self._classic_outcome():
+            return await self.engine.acall(run)
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):

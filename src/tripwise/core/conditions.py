@@ -37,7 +37,8 @@ class ConditionProtocol(Protocol):
     def reset(self) -> None: ...
 
 
-def _check_rate(name: str, value: float) -> float:
+def check_rate(name: str, value: float) -> float:
+    """``value`` as a float in [0, 1], or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
     if not (0.0 <= value <= 1.0):  # also rejects NaN
@@ -53,7 +54,8 @@ SCORE_TOLERANCE = 1e-9
 though their float sum is 0.7999999999999999."""
 
 
-def _check_positive(name: str, value: float) -> float:
+def check_positive(name: str, value: float) -> float:
+    """``value`` as a finite float > 0, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number > 0, got {value!r}")
     if not (math.isfinite(value) and value > 0):
@@ -61,13 +63,15 @@ def _check_positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _check_int(name: str, value: int, low: int = 1) -> int:
+def check_int(name: str, value: int, low: int = 1) -> int:
+    """``value`` if it is an integer >= ``low`` (not a bool), else a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return value
 
 
-def _check_score_fn(score_fn: ScoreFn | None) -> ScoreFn | None:
+def check_score_fn(score_fn: ScoreFn | None) -> ScoreFn | None:
+    """``score_fn`` if it is None or callable, else a TypeError."""
     if score_fn is not None and not callable(score_fn):
         raise TypeError(f"score_fn must be a callable taking the result, got {score_fn!r}")
     return score_fn
@@ -140,8 +144,11 @@ class Condition:
         return all_of(self, other)
 
 
-class _WindowRule(Condition):
-    """A rule over a count window (``window`` calls) or a time window (``window_seconds``)."""
+class WindowRule(Condition):
+    """A rule over a count window (``window`` calls) or a time window (``window_seconds``).
+
+    Subclasses call ``_setup_window`` once in ``__init__`` and feed the window with ``_add``.
+    """
 
     window: CountWindow | TimeWindow
     min_calls: int
@@ -152,16 +159,23 @@ class _WindowRule(Condition):
         window_seconds: float | None,
         min_calls: int | None,
         buckets: int,
+        *,
+        smallest: int = 1,
     ) -> None:
+        """Build the window; ``smallest`` is the least ``window`` and ``min_calls`` allowed."""
         if window_seconds is not None:
             self.uses_clock = True
             self.window = TimeWindow(window_seconds, buckets)
             self.min_calls = (
-                DEFAULT_TIME_MIN_CALLS if min_calls is None else _check_int("min_calls", min_calls)
+                DEFAULT_TIME_MIN_CALLS
+                if min_calls is None
+                else check_int("min_calls", min_calls, smallest)
             )
         else:
-            self.window = CountWindow(_check_int("window", window))
-            self.min_calls = window if min_calls is None else _check_int("min_calls", min_calls)
+            self.window = CountWindow(check_int("window", window, smallest))
+            self.min_calls = (
+                window if min_calls is None else check_int("min_calls", min_calls, smallest)
+            )
             if self.min_calls > window:
                 raise ValueError(
                     f"min_calls must be <= window ({window}) for a count window, got {min_calls!r}"
@@ -196,7 +210,7 @@ class _WindowRule(Condition):
         self.window.clear()
 
 
-class ErrorRateAbove(_WindowRule):
+class ErrorRateAbove(WindowRule):
     """Trips when the failure rate of the window strictly exceeds ``rate``.
 
     The count-window form is lean: it keeps the sequence numbers of the failures still in the
@@ -213,7 +227,7 @@ class ErrorRateAbove(_WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_rate("rate", rate)
+        self.rate = check_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
         self._setup_window(window, window_seconds, min_calls, buckets)
         self.lean = window_seconds is None
@@ -264,7 +278,7 @@ class ErrorRateAbove(_WindowRule):
         return f"error_rate_above({self.rate!r}, {self._window_repr}{self._min_repr})"
 
 
-class LatencyAbove(_WindowRule):
+class LatencyAbove(WindowRule):
     """Trips when every latency in the (full) window exceeds ``threshold_ms``."""
 
     uses_clock = True
@@ -278,7 +292,7 @@ class LatencyAbove(_WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.threshold_ms = _check_positive("threshold_ms", threshold_ms)
+        self.threshold_ms = check_positive("threshold_ms", threshold_ms)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
     def observe(
@@ -300,7 +314,7 @@ class LatencyAbove(_WindowRule):
         return f"latency_above({self.threshold_ms!r}, {self._window_repr}{self._min_repr})"
 
 
-class SlowCallRateAbove(_WindowRule):
+class SlowCallRateAbove(WindowRule):
     """Trips when the share of calls slower than ``slow_ms`` strictly exceeds ``rate``."""
 
     uses_clock = True
@@ -315,9 +329,9 @@ class SlowCallRateAbove(_WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_rate("rate", rate)
+        self.rate = check_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
-        self.slow_ms = _check_positive("slow_ms", slow_ms)
+        self.slow_ms = check_positive("slow_ms", slow_ms)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
     def observe(
@@ -343,7 +357,7 @@ class SlowCallRateAbove(_WindowRule):
         )
 
 
-class LatencyQuantileAbove(_WindowRule):
+class LatencyQuantileAbove(WindowRule):
     """Trips when the nearest-rank ``q``-quantile of latency exceeds ``threshold_ms``.
 
     Decided exactly in O(1): the q-quantile of ``n`` latencies exceeds T exactly when at least
@@ -366,7 +380,7 @@ class LatencyQuantileAbove(_WindowRule):
             raise ValueError(f"q must be a quantile in (0, 1] (0.95 for p95), got {q!r}")
         self.q = float(q)
         self._q_num, self._q_den = _exact(q)
-        self.threshold_ms = _check_positive("threshold_ms", threshold_ms)
+        self.threshold_ms = check_positive("threshold_ms", threshold_ms)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
     def observe(
@@ -393,7 +407,7 @@ class LatencyQuantileAbove(_WindowRule):
         )
 
 
-class QualityBelow(_WindowRule):
+class QualityBelow(WindowRule):
     """Trips when the mean quality of the window's scored calls drops below ``threshold``.
 
     Calls without a score are neutral: they neither enter the window nor count toward it.
@@ -412,9 +426,9 @@ class QualityBelow(_WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.threshold = _check_rate("threshold", threshold)
+        self.threshold = check_rate("threshold", threshold)
         self._bar = self.threshold - SCORE_TOLERANCE
-        self.score_fn = _check_score_fn(score_fn)
+        self.score_fn = check_score_fn(score_fn)
         self._setup_window(window, window_seconds, min_calls, buckets)
         # A count window only needs the scores and their sum: a plain ring is ~3x cheaper
         # than the general CountWindow (flags, sums of squares, histogram hooks).
@@ -476,7 +490,7 @@ class QualityBelow(_WindowRule):
         return f"quality_below({self.threshold!r}, {self._window_repr}{fn}{self._min_repr})"
 
 
-class LowQualityRateAbove(_WindowRule):
+class LowQualityRateAbove(WindowRule):
     """Trips when the share of scored calls below ``threshold`` strictly exceeds ``rate``."""
 
     uses_quality = True
@@ -493,10 +507,10 @@ class LowQualityRateAbove(_WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_rate("rate", rate)
+        self.rate = check_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
-        self.threshold = _check_rate("threshold", threshold)
-        self.score_fn = _check_score_fn(score_fn)
+        self.threshold = check_rate("threshold", threshold)
+        self.score_fn = check_score_fn(score_fn)
         self._setup_window(window, window_seconds, min_calls, buckets)
 
     def observe(
@@ -538,7 +552,7 @@ class ConsecutiveFailures(Condition):
     lean = True
 
     def __init__(self, n: int) -> None:
-        self.n = _check_int("n", n)
+        self.n = check_int("n", n)
         self.streak = 0
         self._last_failure_seq = -1
 

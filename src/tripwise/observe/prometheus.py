@@ -64,6 +64,25 @@ def _expand(preset: str) -> tuple[str, ...]:
     return ("ml_breaker", "seed") if preset == "compat" else (preset,)
 
 
+def _fill_breaker_metrics(
+    stats: list[Any],
+    state: GaugeMetricFamily,
+    trips: CounterMetricFamily,
+    calls: CounterMetricFamily,
+    *,
+    with_ignored: bool,
+) -> None:
+    """State (0 closed, 1 open, 2 half-open), trips and calls by outcome of every breaker."""
+    for s in stats:
+        state.add_metric([s.name], _ML_STATE[s.state])
+        trips.add_metric([s.name], s.trip_count)
+        calls.add_metric([s.name, "success"], s.successes)
+        calls.add_metric([s.name, "failure"], s.failures)
+        calls.add_metric([s.name, "rejected"], s.rejected)
+        if with_ignored:
+            calls.add_metric([s.name, "ignored"], s.ignored)
+
+
 class _HistogramListener:
     """Feeds latency and quality histograms from every completed call of a breaker."""
 
@@ -207,13 +226,7 @@ class TripwiseCollector(Collector):
         calls = CounterMetricFamily(
             f"{p}_breaker_calls", "Guarded calls by outcome", labels=["name", "outcome"]
         )
-        for s in stats:
-            state.add_metric([s.name], _ML_STATE[s.state])
-            trips.add_metric([s.name], s.trip_count)
-            calls.add_metric([s.name, "success"], s.successes)
-            calls.add_metric([s.name, "failure"], s.failures)
-            calls.add_metric([s.name, "rejected"], s.rejected)
-            calls.add_metric([s.name, "ignored"], s.ignored)
+        _fill_breaker_metrics(stats, state, trips, calls, with_ignored=True)
         usage = CounterMetricFamily(
             f"{p}_fallback_tier_usage",
             "Chain calls answered by each tier",
@@ -238,12 +251,7 @@ class TripwiseCollector(Collector):
         calls = CounterMetricFamily(
             "ml_breaker_call", "Total calls by outcome", labels=["name", "outcome"]
         )
-        for s in stats:
-            state.add_metric([s.name], _ML_STATE[s.state])
-            trips.add_metric([s.name], s.trip_count)
-            calls.add_metric([s.name, "success"], s.successes)
-            calls.add_metric([s.name, "failure"], s.failures)
-            calls.add_metric([s.name, "rejected"], s.rejected)
+        _fill_breaker_metrics(stats, state, trips, calls, with_ignored=False)
         yield from (state, trips, calls)
 
     def _seed(self, stats: list[Any], chains: list[Any]) -> Iterator[Metric]:

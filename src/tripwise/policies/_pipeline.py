@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
+from tripwise.core.conditions import check_rate
 from tripwise.core.signals import report_quality
 from tripwise.policies.errors import RejectedAnswer
 from tripwise.policies.timeout import Timeout
@@ -43,10 +43,7 @@ def check_quality_args(
     if score_fn is not None and not callable(score_fn):
         raise TypeError(f"{what}: score_fn must be callable, got {score_fn!r}")
     if min_quality is not None:
-        if isinstance(min_quality, bool) or not isinstance(min_quality, (int, float)):
-            raise TypeError(f"{what}: min_quality must be a number, got {min_quality!r}")
-        if not (math.isfinite(min_quality) and 0.0 <= min_quality <= 1.0):
-            raise ValueError(f"{what}: min_quality must be in [0, 1], got {min_quality!r}")
+        check_rate(f"{what}: min_quality", min_quality)
         if score_fn is None:
             raise ValueError(f"{what}: min_quality needs a score_fn to score answers")
 

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from tripwise.core.conditions import check_int
+
 
 @runtime_checkable
 class CacheBackend(Protocol):
@@ -35,9 +37,7 @@ class MemoryCache:
     Thread-safe; ``clock`` (wall seconds) is injectable for tests."""
 
     def __init__(self, max_entries: int = 1024, *, clock: Callable[[], float] | None = None):
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
-        self.max_entries = max_entries
+        self.max_entries = check_int("max_entries", max_entries)
         self._clock = clock if clock is not None else time.time
         self._lock = threading.Lock()
         self._data: OrderedDict[str, tuple[Any, float, float]] = OrderedDict()

@@ -93,6 +93,19 @@ def _is_rejection(exc: BaseException) -> bool:
     return isinstance(exc, CircuitBreakerOpen) and exc.__cause__ is None
 
 
+def _failed(
+    tier: Tier | CacheTier | DegradedTier,
+    exc: BaseException,
+    errors: Mapping[str, BaseException],
+) -> Mapping[str, BaseException]:
+    """Count a failure of ``tier`` and note its error (the first one makes the dict)."""
+    next(tier._failures)
+    if errors is _NO_ERRORS:
+        errors = {}
+    errors[tier.name] = exc  # type: ignore[index]
+    return errors
+
+
 class FallbackChain:
     """Ordered tiers tried in turn: ``chain.call(*args)`` / ``await chain.acall(*args)``.
 
@@ -191,10 +204,9 @@ class FallbackChain:
         try:
             value = first.guarded(*args, **kwargs)
         except Exception as exc:
-            next(first._failures)
             attempts = 0 if _is_rejection(exc) else 1
-            return self._walk(args, kwargs, start, 1, {first.name: exc}, attempts)
-        next(first._usage)
+            return self._walk(args, kwargs, start, 1, _failed(first, exc, _NO_ERRORS), attempts)
+        next(first._usage)  # the success path stays inline: it is the chain's hot path
         if self._caches:
             key = self._key(*args, **kwargs)
             for cache in self._caches:
@@ -203,6 +215,22 @@ class FallbackChain:
             ChainResult,
             (value, first.name, 0, 1, (self._clock() - start) * 1000.0, _NO_ERRORS, None),
         )
+
+    def _answered(
+        self,
+        tier: Tier | CacheTier | DegradedTier,
+        index: int,
+        value: Any,
+        attempts: int,
+        start: float,
+        errors: Mapping[str, BaseException],
+        age: float | None,
+    ) -> ChainResult:
+        """Count the answer of ``tier`` and build the chain's result."""
+        next(tier._usage)
+        elapsed_ms = (self._clock() - start) * 1000.0
+        result = (value, tier.name, index, attempts, elapsed_ms, errors, age)
+        return _new_result(ChainResult, result)
 
     def _walk(
         self,
@@ -220,23 +248,13 @@ class FallbackChain:
             age = None
             try:
                 if kind is LIVE:
-                    retry = tier.retry  # type: ignore[union-attr]
-                    if retry is None:
-                        try:
-                            value = tier.guarded(*args, **kwargs)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            if not _is_rejection(exc):
-                                attempts += 1
-                            raise
-                        attempts += 1
-                    else:
-                        counter = _Attempts()
-                        try:
-                            value = retry._run(tier.guarded, args, kwargs, counter)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            attempts += counter.n - _is_rejection(exc)
-                            raise
-                        attempts += counter.n
+                    counter = _Attempts()
+                    try:
+                        value = tier.run(args, kwargs, counter)  # type: ignore[union-attr]
+                    except Exception as exc:
+                        attempts += counter.n - _is_rejection(exc)  # a rejection ran nothing
+                        raise
+                    attempts += counter.n
                     if self._caches:
                         key = self._key(*args, **kwargs)
                         for cache in self._caches:
@@ -252,17 +270,10 @@ class FallbackChain:
                     answer = tier.answer  # type: ignore[union-attr]
                     value = answer(*args, **kwargs) if tier.is_callable else answer  # type: ignore[union-attr]
             except Exception as exc:
-                next(tier._failures)
-                if errors is _NO_ERRORS:
-                    errors = {}
-                errors[tier.name] = exc  # type: ignore[index]
+                errors = _failed(tier, exc, errors)
                 index += 1
                 continue
-            next(tier._usage)
-            return _new_result(
-                ChainResult,
-                (value, tier.name, index, attempts, (self._clock() - start) * 1000.0, errors, age),
-            )
+            return self._answered(tier, index, value, attempts, start, errors, age)
         raise ChainExhausted(self.name, dict(errors), attempts)
 
     async def acall(self, *args: Any, **kwargs: Any) -> ChainResult:
@@ -277,23 +288,13 @@ class FallbackChain:
             age = None
             try:
                 if kind is LIVE:
-                    retry = tier.retry  # type: ignore[union-attr]
-                    if retry is None:
-                        try:
-                            value = await tier.aguarded(*args, **kwargs)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            if not _is_rejection(exc):
-                                attempts += 1
-                            raise
-                        attempts += 1
-                    else:
-                        counter = _Attempts()
-                        try:
-                            value = await retry._arun(tier.aguarded, args, kwargs, counter)  # type: ignore[union-attr]
-                        except Exception as exc:
-                            attempts += counter.n - _is_rejection(exc)
-                            raise
-                        attempts += counter.n
+                    counter = _Attempts()
+                    try:
+                        value = await tier.arun(args, kwargs, counter)  # type: ignore[union-attr]
+                    except Exception as exc:
+                        attempts += counter.n - _is_rejection(exc)  # a rejection ran nothing
+                        raise
+                    attempts += counter.n
                     if self._caches:
                         key = self._key(*args, **kwargs)
                         for cache in self._caches:
@@ -314,17 +315,10 @@ class FallbackChain:
                     else:
                         value = answer
             except Exception as exc:
-                next(tier._failures)
-                if errors is _NO_ERRORS:
-                    errors = {}
-                errors[tier.name] = exc  # type: ignore[index]
+                errors = _failed(tier, exc, errors)
                 index += 1
                 continue
-            next(tier._usage)
-            return _new_result(
-                ChainResult,
-                (value, tier.name, index, attempts, (self._clock() - start) * 1000.0, errors, age),
-            )
+            return self._answered(tier, index, value, attempts, start, errors, age)
         raise ChainExhausted(self.name, dict(errors), attempts)
 
     def __repr__(self) -> str:

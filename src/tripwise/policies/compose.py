@@ -75,17 +75,22 @@ class Policy:
         self.min_quality = min_quality
         self._guards: dict[Any, Callable[..., Any]] = {}
 
+    def _build(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` behind this policy's timeout, quality check and breaker (no retry/fallback)."""
+        return build(
+            fn,
+            timeout=self.timeout,
+            breaker=self.breaker,
+            accept=self.accept,
+            score_fn=self.score_fn,
+            min_quality=self.min_quality,
+        )
+
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``_build(fn)``, cached per function for ``call``/``acall``."""
         guarded = self._guards.get(fn)
         if guarded is None:
-            guarded = build(
-                fn,
-                timeout=self.timeout,
-                breaker=self.breaker,
-                accept=self.accept,
-                score_fn=self.score_fn,
-                min_quality=self.min_quality,
-            )
+            guarded = self._build(fn)
             if len(self._guards) < 256:  # policy.call(lambda: ...) must not grow without bound
                 self._guards[fn] = guarded
         return guarded
@@ -131,14 +136,7 @@ class Policy:
 
     def __call__(self, fn: F) -> F:
         """Decorate a sync or async function with the whole stack."""
-        guarded = build(
-            fn,
-            timeout=self.timeout,
-            breaker=self.breaker,
-            accept=self.accept,
-            score_fn=self.score_fn,
-            min_quality=self.min_quality,
-        )
+        guarded = self._build(fn)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)

@@ -30,7 +30,7 @@ from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.clock import Clock
-from tripwise.core.conditions import consecutive_failures
+from tripwise.core.conditions import check_int, check_positive, consecutive_failures
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry
 from tripwise.core.states import State
@@ -40,14 +40,6 @@ logger = logging.getLogger("tripwise.policies.health")
 
 Probe = Callable[[], Awaitable[Any]]
 _DEFAULT_REGISTRY: Any = object()
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +129,8 @@ class HealthChecker:
         async_sleep: Callable[[float], Awaitable[Any]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.interval = _positive("interval", interval)
-        self.timeout = _positive("timeout", timeout)
+        self.interval = check_positive("interval", interval)
+        self.timeout = check_positive("timeout", timeout)
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
         self.jitter = float(jitter)
@@ -175,15 +167,8 @@ class HealthChecker:
         """Watch ``endpoint``; returns its (fresh) status. Registering again replaces it."""
         if not isinstance(endpoint, str) or not endpoint:
             raise TypeError(f"endpoint must be a non-empty string, got {endpoint!r}")
-        if (
-            isinstance(failure_threshold, bool)
-            or not isinstance(failure_threshold, int)
-            or failure_threshold < 1
-        ):
-            raise ValueError(
-                f"failure_threshold must be an integer >= 1, got {failure_threshold!r}"
-            )
-        recovery = _positive("recovery_timeout_seconds", recovery_timeout_seconds)
+        check_int("failure_threshold", failure_threshold)
+        recovery = check_positive("recovery_timeout_seconds", recovery_timeout_seconds)
         if probe is not None and not callable(probe):
             raise TypeError(f"probe must be an async callable, got {probe!r}")
         url = health_url if health_url is not None else endpoint.rstrip("/") + self.health_path
@@ -209,8 +194,8 @@ class HealthChecker:
             breaker,
             probe,
             url,
-            self.interval if interval is None else _positive("interval", interval),
-            self.timeout if timeout is None else _positive("timeout", timeout),
+            self.interval if interval is None else check_positive("interval", interval),
+            self.timeout if timeout is None else check_positive("timeout", timeout),
             failure_threshold,
         )
         breaker.add_listener(state)

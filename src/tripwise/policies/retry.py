@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
-import inspect
 import logging
 import math
 import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
+from tripwise.core.conditions import check_int, check_positive
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.windows import TimeWindow
+from tripwise.policies._wrap import wrap_calls
 
 logger = logging.getLogger("tripwise.policies.retry")
 
@@ -37,13 +37,11 @@ Sleep = Callable[[float], Any]
 AsyncSleep = Callable[[float], Awaitable[Any]]
 
 
-def _number(name: str, value: Any, *, low: float, inclusive: bool = True) -> float:
+def _number(name: str, value: Any, *, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = value >= low if inclusive else value > low
-    if not (math.isfinite(value) and ok):
-        op = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be a finite number {op} {low}, got {value!r}")
+    if not (math.isfinite(value) and value >= low):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
     return float(value)
 
 
@@ -100,10 +98,8 @@ class RetryBudget:
         clock: Clock | None = None,
     ) -> None:
         self.ratio = _number("ratio", ratio, low=0.0)
-        self.window_seconds = _number("window_seconds", window_seconds, low=0.0, inclusive=False)
-        if isinstance(min_retries, bool) or not isinstance(min_retries, int) or min_retries < 0:
-            raise ValueError(f"min_retries must be an integer >= 0, got {min_retries!r}")
-        self.min_retries = min_retries
+        self.window_seconds = check_positive("window_seconds", window_seconds)
+        self.min_retries = check_int("min_retries", min_retries, 0)
         self._clock: Clock = clock if clock is not None else monotonic
         self._window = TimeWindow(self.window_seconds, buckets=10)
         self._lock = threading.Lock()
@@ -218,16 +214,12 @@ class Retry:
         async_sleep: AsyncSleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
-        self.attempts = attempts
+        self.attempts = check_int("attempts", attempts)
         self.backoff = backoff if backoff is not None else Backoff()
         if not isinstance(self.backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {backoff!r}")
         self.max_elapsed = (
-            None
-            if max_elapsed is None
-            else _number("max_elapsed", max_elapsed, low=0.0, inclusive=False)
+            None if max_elapsed is None else check_positive("max_elapsed", max_elapsed)
         )
         if callable(retry_on) and not isinstance(retry_on, type):
             self._retry_types: tuple[type[BaseException], ...] = (BaseException,)
@@ -274,6 +266,27 @@ class Retry:
             return -1.0
         return delay
 
+    def _begin(self) -> float:
+        """Start one retried call: count it in the budget; its start time (0.0 when no
+        ``max_elapsed`` needs it)."""
+        start = self._clock() if self.max_elapsed is not None else 0.0
+        if self.budget is not None:
+            self.budget.record_call()
+        return start
+
+    def _delay_after_error(self, n: int, start: float, exc: BaseException) -> float:
+        """After attempt ``n`` raised ``exc``: seconds to wait, or -1.0 to re-raise it."""
+        if n >= self.attempts or not self._should_retry_error(exc):
+            return -1.0
+        return self._wait_before(n, start, exc)
+
+    def _delay_after_result(self, n: int, start: float, result: Any) -> float:
+        """After attempt ``n`` returned ``result`` (with a ``retry_on_result`` set): seconds to
+        wait, or -1.0 to return it."""
+        if not self.retry_on_result(result) or n >= self.attempts:  # type: ignore[misc]
+            return -1.0
+        return self._wait_before(n, start, None)
+
     # ------------------------------------------------------------------ running
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -287,9 +300,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
-        if self.budget is not None:
-            self.budget.record_call()
+        start = self._begin()
         n = 0
         while True:
             n += 1
@@ -297,17 +308,13 @@ class Retry:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                if n >= self.attempts or not self._should_retry_error(exc):
-                    raise
-                delay = self._wait_before(n, start, exc)
+                delay = self._delay_after_error(n, start, exc)
                 if delay < 0:
                     raise
             else:
-                if self.retry_on_result is None or not self.retry_on_result(result):
+                if self.retry_on_result is None:  # the common case: any value is the answer
                     return result
-                if n >= self.attempts:
-                    return result
-                delay = self._wait_before(n, start, None)
+                delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result
             if delay > 0:
@@ -324,9 +331,7 @@ class Retry:
         kwargs: dict[str, Any],
         counter: _Attempts,
     ) -> Any:
-        start = self._clock() if self.max_elapsed is not None else 0.0  # only the budget needs it
-        if self.budget is not None:
-            self.budget.record_call()
+        start = self._begin()
         n = 0
         while True:
             n += 1
@@ -334,17 +339,13 @@ class Retry:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                if n >= self.attempts or not self._should_retry_error(exc):
-                    raise
-                delay = self._wait_before(n, start, exc)
+                delay = self._delay_after_error(n, start, exc)
                 if delay < 0:
                     raise
             else:
-                if self.retry_on_result is None or not self.retry_on_result(result):
+                if self.retry_on_result is None:  # the common case: any value is the answer
                     return result
-                if n >= self.attempts:
-                    return result
-                delay = self._wait_before(n, start, None)
+                delay = self._delay_after_result(n, start, result)
                 if delay < 0:
                     return result
             if delay > 0:
@@ -357,19 +358,7 @@ class Retry:
 
     def wrap(self, fn: F) -> F:
         """Wrap a sync or async function so every call is retried as configured."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self._arun(fn, args, kwargs, _Attempts())
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._run(fn, args, kwargs, _Attempts())
-
-        return cast(F, wrapper)
+        return wrap_calls(fn, self.call, self.acall)
 
     def __repr__(self) -> str:
         extra = f", max_elapsed={self.max_elapsed:g}" if self.max_elapsed is not None else ""

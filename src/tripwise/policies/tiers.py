@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
-from tripwise.core.conditions import consecutive_failures
+from tripwise.core.conditions import check_positive, consecutive_failures
 from tripwise.policies._pipeline import (
     Accept,
     ScoreFn,
@@ -19,7 +18,7 @@ from tripwise.policies._pipeline import (
     check_quality_args,
 )
 from tripwise.policies.cache import CacheBackend, MemoryCache
-from tripwise.policies.retry import Retry
+from tripwise.policies.retry import Retry, _Attempts
 from tripwise.policies.timeout import Timeout
 
 LIVE, CACHE, DEGRADED = 0, 1, 2
@@ -146,6 +145,21 @@ class Tier(_TierBase):
 
             self.aguarded = aguarded
 
+    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any], counter: _Attempts) -> Any:
+        """Call the guarded function (through the tier's retry, if any); ``counter`` counts
+        the attempts, including one the breaker rejected."""
+        if self.retry is None:
+            counter.n += 1
+            return self.guarded(*args, **kwargs)
+        return self.retry._run(self.guarded, args, kwargs, counter)
+
+    async def arun(self, args: tuple[Any, ...], kwargs: dict[str, Any], counter: _Attempts) -> Any:
+        """:meth:`run` for ``acall``: awaits the tier (a sync ``fn`` runs inline)."""
+        if self.retry is None:
+            counter.n += 1
+            return await self.aguarded(*args, **kwargs)
+        return await self.retry._arun(self.aguarded, args, kwargs, counter)
+
     def __repr__(self) -> str:
         parts = [repr(self.name), getattr(self.fn, "__qualname__", repr(self.fn))]
         if self.timeout is not None:
@@ -177,11 +191,7 @@ class CacheTier(_TierBase):
     ) -> None:
         super().__init__()
         self.name = _check_name(name)
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-            raise TypeError(f"cache tier {name!r}: ttl must be a number, got {ttl!r}")
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise ValueError(f"cache tier {name!r}: ttl must be a finite number > 0, got {ttl!r}")
-        self.ttl = float(ttl)
+        self.ttl = check_positive(f"cache tier {name!r}: ttl", ttl)
         self.clock = clock if clock is not None else time.time
         if backend is None:
             backend = MemoryCache(max_entries, clock=self.clock)

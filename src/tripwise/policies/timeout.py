@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
-import inspect
 import logging
-import math
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
+from tripwise.core.conditions import check_positive
+from tripwise.policies._wrap import wrap_calls
 from tripwise.policies.errors import CallTimeout
 
 logger = logging.getLogger("tripwise.policies.timeout")
@@ -54,14 +53,6 @@ def remaining_time() -> float | None:
     return max(0.0, deadline - clock())
 
 
-def _check_seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"timeout seconds must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"timeout seconds must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 class Timeout:
     """A deadline for each call: ``Timeout(2.0).call(fn, ...)``, ``await t.acall(fn, ...)``
     or ``@Timeout(2.0)``. A missed deadline raises :class:`CallTimeout`."""
@@ -69,7 +60,7 @@ class Timeout:
     def __init__(
         self, seconds: float, *, sync_mode: SyncMode = "thread", clock: Clock | None = None
     ) -> None:
-        self.seconds = _check_seconds(seconds)
+        self.seconds = check_positive("timeout seconds", seconds)
         if sync_mode not in ("thread", "deadline"):
             raise ValueError(f"sync_mode must be 'thread' or 'deadline', got {sync_mode!r}")
         self.sync_mode: SyncMode = sync_mode
@@ -181,19 +172,7 @@ class Timeout:
 
     def wrap(self, fn: F) -> F:
         """Wrap a sync or async function so every call gets this deadline."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast(F, wrapper)
+        return wrap_calls(fn, self.call, self.acall)
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds:g}, sync_mode={self.sync_mode!r})"

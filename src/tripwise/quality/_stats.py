@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
 
 PER_MILLION = 1_000_000.0
@@ -62,20 +63,11 @@ def bennett_theta(variance: float, slack: float) -> float:
     """
     if variance <= 0.0:
         return math.inf
-    lo, hi = 0.0, 1.0
 
     def ok(t: float) -> bool:
         return variance * math.expm1(t) - variance * t <= t * slack
 
-    while ok(hi) and hi < 1e6:
-        lo, hi = hi, hi * 2.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _largest_theta(ok, steps=100)
 
 
 def empirical_theta(scores: list[float], baseline: float, slack: float) -> float:
@@ -91,10 +83,17 @@ def empirical_theta(scores: list[float], baseline: float, slack: float) -> float
         top = max(increments)
         return math.fsum(math.exp(t * (d - top)) for d in increments) / n <= math.exp(-t * top)
 
+    return _largest_theta(ok, steps=60)
+
+
+def _largest_theta(ok: Callable[[float], bool], *, steps: int) -> float:
+    """The largest theta >= 0 with ``ok(theta)``, for an ``ok`` that holds up to some point
+    and fails past it: double an upper bound until it fails (or passes 1e6), then bisect
+    ``steps`` times."""
     lo, hi = 0.0, 1.0
     while ok(hi) and hi < 1e6:
         lo, hi = hi, hi * 2.0
-    for _ in range(60):
+    for _ in range(steps):
         mid = (lo + hi) / 2.0
         if ok(mid):
             lo = mid

@@ -12,10 +12,9 @@ calls (in expectation); healthy traffic, better than the threshold, trips far le
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from tripwise.core.conditions import Condition, ScoreFn
-from tripwise.core.windows import CountWindow, TimeWindow
+from tripwise.core.conditions import ScoreFn, WindowRule, check_rate, check_score_fn
+from tripwise.quality._scored import ScoredCondition
 from tripwise.quality._stats import (
     PER_MILLION,
     binomial_critical_count,
@@ -26,27 +25,8 @@ from tripwise.quality._stats import (
 _METHODS = ("normal", "hoeffding", "bernstein")
 
 
-def _check_unit(name: str, value: Any, *, open_top: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    ok = 0.0 <= value < 1.0 if open_top else 0.0 <= value <= 1.0
-    if not ok:
-        top = "1)" if open_top else "1]"
-        raise ValueError(f"{name} must be in [0, {top}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-class _ScoredWindow(Condition):
-    """Shared plumbing: a count or time window over scored calls only."""
-
-    uses_quality = True
-    lean = True  # unscored calls are neutral, so plain successes need not be reported
+class _ScoredWindow(ScoredCondition, WindowRule):
+    """A count or time window over scored calls only; windows hold at least 2 scores."""
 
     def _setup(
         self,
@@ -56,48 +36,8 @@ class _ScoredWindow(Condition):
         buckets: int,
         score_fn: ScoreFn | None,
     ) -> None:
-        if score_fn is not None and not callable(score_fn):
-            raise TypeError(f"score_fn must be a callable taking the result, got {score_fn!r}")
-        self.score_fn = score_fn
-        self.min_calls = _check_int("min_calls", min_calls, 2)
-        self.window: CountWindow | TimeWindow
-        if window_seconds is not None:
-            self.uses_clock = True
-            self.window = TimeWindow(window_seconds, buckets)
-            self._window_repr = f"window_seconds={window_seconds!r}"
-        else:
-            self.window = CountWindow(_check_int("window", window, 2))
-            if self.min_calls > window:
-                raise ValueError(f"min_calls must be <= window ({window}), got {min_calls!r}")
-            self._window_repr = f"window={window}"
-
-    def _add(self, value: float, flag: bool, now: float) -> None:
-        w = self.window
-        if type(w) is CountWindow:
-            w.add(value, flag)
-        else:
-            w.add(value, flag, now)  # type: ignore[call-arg]
-
-    def observe(
-        self,
-        error: BaseException | None,
-        latency_ms: float,
-        quality: float | None,
-        now: float,
-        seq: int,
-    ) -> bool:
-        if quality is None:
-            return False
-        return self._decide(quality, now)
-
-    def observe_late(self, quality: float, now: float) -> bool:
-        return self._decide(quality, now)
-
-    def _decide(self, quality: float, now: float) -> bool:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        self.window.clear()
+        self.score_fn = check_score_fn(score_fn)
+        self._setup_window(window, window_seconds, min_calls, buckets, smallest=2)
 
 
 class QualityMeanBelow(_ScoredWindow):
@@ -123,7 +63,7 @@ class QualityMeanBelow(_ScoredWindow):
         window_seconds: float | None = None,
         buckets: int = 10,
     ) -> None:
-        self.threshold = _check_unit("threshold", threshold)
+        self.threshold = check_rate("threshold", threshold)
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -131,7 +71,7 @@ class QualityMeanBelow(_ScoredWindow):
         self.probe_threshold = (
             self.threshold
             if probe_threshold is None
-            else _check_unit("probe_threshold", probe_threshold)
+            else check_rate("probe_threshold", probe_threshold)
         )
         self._setup(window, window_seconds, min_calls, buckets, score_fn)
         alpha = self.false_trips_per_million / PER_MILLION
@@ -154,7 +94,7 @@ class QualityMeanBelow(_ScoredWindow):
             + 7.0 * self._log_term2 / (3.0 * (n - 1))
         )
 
-    def _decide(self, quality: float, now: float) -> bool:
+    def _score(self, quality: float, now: float) -> bool:
         self._add(quality, False, now)
         w = self.window
         n = w.valued
@@ -194,8 +134,10 @@ class LowQualityShareAbove(_ScoredWindow):
         window_seconds: float | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_unit("rate", rate, open_top=True)
-        self.threshold = _check_unit("threshold", threshold)
+        self.rate = check_rate("rate", rate)
+        if self.rate == 1.0:  # no share of low scores can exceed 1
+            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+        self.threshold = check_rate("threshold", threshold)
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
         self._setup(window, window_seconds, min_calls, buckets, score_fn)
         self.alpha = self.false_trips_per_million / PER_MILLION
@@ -208,7 +150,7 @@ class LowQualityShareAbove(_ScoredWindow):
             k = self._critical[n] = binomial_critical_count(n, self.rate, self.alpha)
         return k
 
-    def _decide(self, quality: float, now: float) -> bool:
+    def _score(self, quality: float, now: float) -> bool:
         low = quality < self.threshold
         self._add(quality, low, now)
         if not low:

@@ -27,8 +27,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from tripwise.core.conditions import Condition, ScoreFn
+from tripwise.core.conditions import ScoreFn, check_score_fn
 from tripwise.core.records import check_score
+from tripwise.quality._scored import ScoredCondition
 from tripwise.quality._stats import (
     PER_MILLION,
     bennett_theta,
@@ -39,7 +40,7 @@ from tripwise.quality._stats import (
 _BOUNDS = ("auto", "empirical", "bennett")
 
 
-class QualityDrift(Condition):
+class QualityDrift(ScoredCondition):
     """One-sided CUSUM on quality scores; trips on a lasting drop of the mean.
 
     The healthy baseline (mean and standard deviation of the scores) is given (``mean``,
@@ -54,9 +55,6 @@ class QualityDrift(Condition):
     bad trips again quickly, while a healthy one drains the head start within a few dozen
     calls (and trips from it with probability at most ``exp(-theta * h * (1 - head_start))``).
     """
-
-    uses_quality = True
-    lean = True
 
     def __init__(
         self,
@@ -89,13 +87,11 @@ class QualityDrift(Condition):
             raise ValueError("give both mean and std of healthy scores, or neither")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 10:
             raise ValueError(f"warmup must be an integer >= 10 scored calls, got {warmup!r}")
-        if score_fn is not None and not callable(score_fn):
-            raise TypeError(f"score_fn must be a callable taking the result, got {score_fn!r}")
         if probe_threshold is not None:
             probe_threshold = check_score(probe_threshold, "probe_threshold")
         self.shift = float(shift)
         self.slack = self.shift / 2.0
-        self.score_fn = score_fn
+        self.score_fn = check_score_fn(score_fn)
         self.warmup = warmup
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
         self.bound = bound
@@ -171,22 +167,7 @@ class QualityDrift(Condition):
 
     # ------------------------------------------------------------ condition protocol
 
-    def observe(
-        self,
-        error: BaseException | None,
-        latency_ms: float,
-        quality: float | None,
-        now: float,
-        seq: int,
-    ) -> bool:
-        if quality is None:
-            return False
-        return self._step(quality)
-
-    def observe_late(self, quality: float, now: float) -> bool:
-        return self._step(quality)
-
-    def _step(self, quality: float) -> bool:
+    def _score(self, quality: float, now: float) -> bool:
         baseline = self.baseline
         if baseline is None:
             self._learned.append(quality)

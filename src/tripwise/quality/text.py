@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tripwise.core.conditions import check_int
 from tripwise.quality._inputs import clip01
 
 
@@ -227,8 +228,7 @@ def repetition_score(response: Any, *, n: int = 3) -> float:
     """Share of distinct word ``n``-grams among all of them: 1.0 for text that never repeats
     itself, near 0.0 for a generation stuck in a loop. Texts shorter than ``n + 1`` words
     score 1.0 (too short to loop)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
     words = parse_completion(response).text.lower().split()
     total = len(words) - n + 1
     if total < 2:

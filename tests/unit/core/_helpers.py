@@ -1,4 +1,5 @@
-"""Small test helpers: guarded calls held open across transitions, failing functions."""
+"""Small test helpers: breakers on a fake clock, guarded calls held open across transitions,
+failing functions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,28 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-from tripwise import CircuitBreaker, CircuitBreakerOpen, report_quality
+from tripwise import (
+    CircuitBreaker,
+    CircuitBreakerOpen,
+    FakeClock,
+    consecutive_failures,
+    report_quality,
+)
+
+
+def make_breaker(
+    clock: FakeClock, trip_on: object = None, *, failures: int = 1, **kw: Any
+) -> CircuitBreaker:
+    """An unregistered breaker on ``clock`` that probes 10 s after opening (unless
+    ``half_open_after`` says otherwise) and trips on ``trip_on``, by default after
+    ``failures`` consecutive failures."""
+    kw.setdefault("half_open_after", 10)
+    return CircuitBreaker(
+        consecutive_failures(failures) if trip_on is None else trip_on,
+        clock=clock,
+        registry=None,
+        **kw,
+    )
 
 
 class Inflight:

@@ -18,17 +18,9 @@ from tripwise import (
     quality_below,
 )
 
-from ._helpers import Inflight, attempt, boom, trip
+from ._helpers import Inflight, attempt, boom, make_breaker, trip
 
-
-def make(clock: FakeClock, trip_on: object = None, **kw: object) -> CircuitBreaker:
-    kw.setdefault("half_open_after", 10)
-    return CircuitBreaker(
-        consecutive_failures(1) if trip_on is None else trip_on,
-        clock=clock,
-        registry=None,
-        **kw,  # type: ignore[arg-type]
-    )
+make = make_breaker
 
 
 def test_states_are_strings() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
 from tripwise import (
-    CircuitBreaker,
     CircuitBreakerOpen,
     FakeClock,
     State,
@@ -17,15 +17,9 @@ from tripwise import (
     report_quality,
 )
 
+from ._helpers import make_breaker
 
-def make(clock: FakeClock, trip_on: object = None, **kw: object) -> CircuitBreaker:
-    kw.setdefault("half_open_after", 10)
-    return CircuitBreaker(
-        consecutive_failures(2) if trip_on is None else trip_on,
-        clock=clock,
-        registry=None,
-        **kw,  # type: ignore[arg-type]
-    )
+make = functools.partial(make_breaker, failures=2)
 
 
 def test_with_records_success_and_failure(clock: FakeClock) -> None:

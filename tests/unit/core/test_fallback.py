@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import pickle
 from typing import Any
 
@@ -14,15 +15,11 @@ from tripwise import (
     FakeClock,
     State,
     TripwiseError,
-    consecutive_failures,
 )
 
-from ._helpers import Inflight, attempt, boom, raiser
+from ._helpers import Inflight, attempt, boom, make_breaker, raiser
 
-
-def make(clock: FakeClock, **kw: Any) -> CircuitBreaker:
-    kw.setdefault("half_open_after", 30)
-    return CircuitBreaker(consecutive_failures(2), clock=clock, registry=None, **kw)
+make = functools.partial(make_breaker, failures=2, half_open_after=30)
 
 
 def test_callable_fallback_gets_the_same_arguments(clock: FakeClock) -> None:

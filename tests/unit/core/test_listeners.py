@@ -3,6 +3,7 @@ exceptions are logged, never propagated."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -19,7 +20,7 @@ from tripwise import (
     report_quality,
 )
 
-from ._helpers import attempt, boom, raiser
+from ._helpers import attempt, boom, make_breaker, raiser
 
 
 class Recorder:
@@ -47,10 +48,7 @@ class Exploding:
         raise RuntimeError("listener bug: rejection")
 
 
-def make(clock: FakeClock, **kw: Any) -> CircuitBreaker:
-    kw.setdefault("half_open_after", 10)
-    kw.setdefault("trip_on", consecutive_failures(1))
-    return CircuitBreaker(clock=clock, registry=None, name="svc", **kw)
+make = functools.partial(make_breaker, name="svc")
 
 
 def test_listener_sees_calls_rejections_and_transitions(clock: FakeClock) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -16,7 +17,7 @@ from tripwise import (
     consecutive_failures,
 )
 
-from ._helpers import attempt, raiser
+from ._helpers import attempt, make_breaker, raiser
 
 
 class HTTPError(Exception):
@@ -25,10 +26,7 @@ class HTTPError(Exception):
         self.status = status
 
 
-def make(clock: FakeClock, **kw: object) -> CircuitBreaker:
-    kw.setdefault("half_open_after", 10)
-    kw.setdefault("trip_on", consecutive_failures(2))
-    return CircuitBreaker(clock=clock, registry=None, **kw)  # type: ignore[arg-type]
+make = functools.partial(make_breaker, failures=2)
 
 
 def test_every_exception_is_a_failure_by_default(clock: FakeClock) -> None:
