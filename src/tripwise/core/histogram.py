@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
+from itertools import repeat
+from operator import add, sub, truediv
 
 
 class LogHistogram:
@@ -41,6 +45,22 @@ class LogHistogram:
             self._zero += n
         self.count += n
 
+    def add_many(self, values: Sequence[float]) -> None:
+        """Add every value of ``values`` (same buckets as :meth:`add`, counted in bulk)."""
+        if not values:
+            return
+        if min(values) > 1e-12:
+            counts = Counter(
+                map(math.ceil, map(truediv, map(math.log, values), repeat(self._log_gamma)))
+            )
+            pos = self._pos
+            for k, c in counts.items():
+                pos[k] = pos.get(k, 0) + c
+            self.count += len(values)
+            return
+        for v in values:
+            self.add(v)
+
     def remove(self, value: float, n: int = 1) -> None:
         if value > 1e-12:
             buckets, k = self._pos, self._key(value)
@@ -61,12 +81,28 @@ class LogHistogram:
         """Add every count of ``other`` (which must use the same accuracy) into this one."""
         if other._gamma != self._gamma:
             raise ValueError("cannot merge histograms of different relative_accuracy")
-        for k, c in other._pos.items():
-            self._pos[k] = self._pos.get(k, 0) + c
-        for k, c in other._neg.items():
-            self._neg[k] = self._neg.get(k, 0) + c
+        _add_counts(self._pos, other._pos)
+        _add_counts(self._neg, other._neg)
         self._zero += other._zero
         self.count += other.count
+
+    def subtract(self, other: LogHistogram) -> None:
+        """Remove every count of ``other`` (a histogram that was merged into this one)."""
+        if other._gamma != self._gamma:
+            raise ValueError("cannot subtract histograms of different relative_accuracy")
+        for mine, theirs in ((self._pos, other._pos), (self._neg, other._neg)):
+            keys = theirs.keys()
+            if not keys <= mine.keys():
+                raise ValueError("cannot subtract counts this histogram does not hold")
+            left = map(sub, map(mine.__getitem__, keys), theirs.values())
+            mine.update(zip(keys, left, strict=True))
+            emptied = [k for k in keys if mine[k] <= 0]
+            for k in emptied:
+                if mine[k] < 0:
+                    raise ValueError("cannot subtract counts this histogram does not hold")
+                del mine[k]
+        self._zero -= other._zero
+        self.count -= other.count
 
     def clear(self) -> None:
         self._pos.clear()
@@ -84,6 +120,21 @@ class LogHistogram:
         if self.count == 0:
             return None
         rank = max(1, math.ceil(q * self.count))  # nearest-rank: the rank-th smallest value
+        if 2 * rank > self.count:  # high quantiles: walk down from the largest values
+            need = self.count - rank + 1  # the rank-th smallest is the need-th largest
+            seen = 0
+            for k in sorted(self._pos, reverse=True):
+                seen += self._pos[k]
+                if seen >= need:
+                    return self._value(k)
+            seen += self._zero
+            if seen >= need:
+                return 0.0
+            for k in sorted(self._neg):
+                seen += self._neg[k]
+                if seen >= need:
+                    return -self._value(k)
+            return -self._value(max(self._neg))  # unreachable unless counts are inconsistent
         seen = 0
         for k in sorted(self._neg, reverse=True):
             seen += self._neg[k]
@@ -100,3 +151,9 @@ class LogHistogram:
 
     def __repr__(self) -> str:
         return f"LogHistogram(count={self.count}, relative_accuracy={self.relative_accuracy})"
+
+
+def _add_counts(into: dict[int, int], counts: dict[int, int]) -> None:
+    """``into[k] += c`` for every item of ``counts``, iterated in C (no Python loop per key)."""
+    keys = counts.keys()
+    into.update(zip(keys, map(add, map(into.get, keys, repeat(0)), counts.values()), strict=True))
