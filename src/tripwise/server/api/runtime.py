@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from tripwise.server.auth import Authenticated, Plane, ReaderProject
 from tripwise.server.errors import ApiError
-from tripwise.server.ingest import ingest
+from tripwise.server.ingest import ingest_request
 from tripwise.server.services import breakers
 from tripwise.server.stream import stream_events
 
@@ -41,18 +41,13 @@ async def state_stream(
 async def ingest_samples(
     project_id: Annotated[str, Path(max_length=200)], request: Request, plane: Plane
 ) -> JSONResponse:
-    """HMAC-verified (gzip) sample batches; invalid samples are counted, not fatal."""
-    project = plane.projects.get(project_id)
-    if project is None:
-        raise ApiError(404, f"project {project_id!r} not found")
-    wait = plane.ingest_limiter.acquire(project.id)
-    if wait:
-        plane.metrics.rejected_samples.labels(reason="rate_limited").inc()
-        raise ApiError(
-            429, "ingest rate limit exceeded", headers=plane.limiter.retry_after_header(wait)
-        )
+    """HMAC-verified (gzip) sample batches; invalid samples are counted, not fatal.
+
+    Served by :class:`tripwise.server.fastpath.IngestFastPath` before routing; this route
+    documents the endpoint and answers when the fast path is not installed.
+    """
     body = await request.body()
-    result = ingest(plane, project, request.headers, body, request.app.state.replay)
+    result = ingest_request(plane, project_id, request.headers, body, request.app.state.replay)
     return JSONResponse(result, status_code=202)
 
 
