@@ -7,21 +7,21 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from tripwise.server.auth import Authenticated, Plane, ReaderProject
 from tripwise.server.errors import ApiError
 from tripwise.server.ingest import ingest_request
 from tripwise.server.services import breakers
-from tripwise.server.stream import stream_events
+from tripwise.server.stream import SSEResponse
 
 router = APIRouter(prefix="/v1/projects/{project_id}", tags=["runtime"])
 
 
-@router.get("/breakers/state:stream", response_class=StreamingResponse)
+@router.get("/breakers/state:stream", response_class=SSEResponse, status_code=200)
 async def state_stream(
     project: ReaderProject, principal: Authenticated, plane: Plane
-) -> StreamingResponse:
+) -> SSEResponse:
     """SSE: a ``state`` event per breaker on connect, then every change; ``: ping`` comments."""
     if plane.hub.closing:
         raise ApiError(503, "server is shutting down", "unavailable")
@@ -30,11 +30,7 @@ async def state_stream(
         None if principal.is_admin else principal.key_id,
         plane.snapshot(project.id),
     )
-    return StreamingResponse(
-        stream_events(plane.hub, sub, plane.settings.keepalive_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return SSEResponse(plane.hub, sub)
 
 
 @router.post("/ingest", status_code=202)
