@@ -90,16 +90,22 @@ class LogHistogram:
         """Remove every count of ``other`` (a histogram that was merged into this one)."""
         if other._gamma != self._gamma:
             raise ValueError("cannot subtract histograms of different relative_accuracy")
-        for mine, theirs in ((self._pos, other._pos), (self._neg, other._neg)):
+        pairs = ((self._pos, other._pos), (self._neg, other._neg))
+        lefts = []
+        for mine, theirs in pairs:
             keys = theirs.keys()
-            if not keys <= mine.keys():
+            left = (
+                list(map(sub, map(mine.__getitem__, keys), theirs.values()))
+                if keys <= mine.keys()
+                else [-1]
+            )
+            if (left and min(left) < 0) or other._zero > self._zero:
                 raise ValueError("cannot subtract counts this histogram does not hold")
-            left = map(sub, map(mine.__getitem__, keys), theirs.values())
+            lefts.append(left)
+        for (mine, theirs), left in zip(pairs, lefts, strict=True):
+            keys = theirs.keys()
             mine.update(zip(keys, left, strict=True))
-            emptied = [k for k in keys if mine[k] <= 0]
-            for k in emptied:
-                if mine[k] < 0:
-                    raise ValueError("cannot subtract counts this histogram does not hold")
+            for k in [k for k, c in zip(keys, left, strict=True) if not c]:
                 del mine[k]
         self._zero -= other._zero
         self.count -= other.count
