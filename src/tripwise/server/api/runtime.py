@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -50,7 +51,11 @@ async def ingest_samples(
 async def _metadata(kind: str, project: Any, plane: Any, request: Request) -> Response:
 
     body = await breakers.metadata_list(plane, project, kind)
-    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return _with_etag(json.dumps(body, separators=(",", ":"), sort_keys=True).encode(), request)
+
+
+def _with_etag(raw: bytes, request: Request) -> Response:
+    """200 with a weak ``ETag`` of the body, or 304 when ``If-None-Match`` names it."""
     etag = 'W/"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
     inm = request.headers.get("if-none-match")
     if inm is not None and etag in [t.strip() for t in inm.split(",")]:
@@ -68,12 +73,14 @@ async def routers_metadata(project: ReaderProject, plane: Plane, request: Reques
     return await _metadata("routers", project, plane, request)
 
 
-@router.get("/status")
-async def status(project: ReaderProject, plane: Plane) -> dict[str, Any]:
+@router.api_route("/status", methods=["GET", "HEAD"])
+async def status(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    """Open/closed counts and the last evaluation; weak ``ETag`` and 304 like the metadata."""
     counts = project.counts()
-    return {
+    body = {
         "open_count": counts["open"],
         "closed_count": counts["closed"],
         "half_open_count": counts["half_open"],
         "last_eval_ms": project.last_eval_ms or plane.last_tick_ms,
     }
+    return _with_etag(orjson.dumps(body), request)
