@@ -50,12 +50,8 @@ class LogHistogram:
         if not values:
             return
         if min(values) > 1e-12:
-            counts = Counter(
-                map(math.ceil, map(truediv, map(math.log, values), repeat(self._log_gamma)))
-            )
-            pos = self._pos
-            for k, c in counts.items():
-                pos[k] = pos.get(k, 0) + c
+            logs = map(truediv, map(math.log, values), repeat(self._log_gamma))
+            _add_counts(self._pos, Counter(map(math.ceil, logs)))
             self.count += len(values)
             return
         for v in values:
