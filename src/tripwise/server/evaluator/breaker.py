@@ -65,6 +65,46 @@ def compare(value: float, op: str, threshold: float) -> bool:
 class BreakerRuntime:
     """A breaker definition compiled to a window plus its evaluated state."""
 
+    __slots__ = (
+        "_cached",
+        "_cached_epoch",
+        "_summary_key",
+        "_uses_value",
+        "_window_key",
+        "allow_rate",
+        "backoff_cap_ms",
+        "backoff_enabled",
+        "cooldown_ms",
+        "dirty",
+        "eval_interval_ms",
+        "half_open_failures",
+        "healthy_evals",
+        "id",
+        "kind",
+        "kind_params",
+        "last_eval_ms",
+        "metric",
+        "min_count",
+        "min_state_duration_ms",
+        "name",
+        "next_eval_ms",
+        "op",
+        "override",
+        "override_reason",
+        "percentile",
+        "policy",
+        "project_id",
+        "ramp_steps",
+        "rate_changed_ms",
+        "relative",
+        "run",
+        "state",
+        "state_changed_ms",
+        "threshold",
+        "window",
+        "window_ms",
+    )
+
     def __init__(self, row: Any, *, now_ms: int) -> None:
         self.id: str = row.id
         self.project_id: str = row.project_id
