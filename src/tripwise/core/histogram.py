@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
+from collections.abc import Sequence
 from fractions import Fraction
+from itertools import repeat
+from operator import add, sub, truediv
 
 
+@functools.lru_cache(maxsize=512)  # quantile reads ask for the same few q's over and over
 def exact_ratio(value: float) -> tuple[int, int]:
     """The decimal a user wrote, as (numerator, denominator): ``0.07`` is 7/100, not the binary
     float 0.07000000000000000666..., so ranks and rate comparisons land where the user meant."""
@@ -49,6 +55,18 @@ class LogHistogram:
             self._zero += n
         self.count += n
 
+    def add_many(self, values: Sequence[float]) -> None:
+        """Add every value of ``values`` (same buckets as :meth:`add`, counted in bulk)."""
+        if not values:
+            return
+        if min(values) > 1e-12:
+            logs = map(truediv, map(math.log, values), repeat(self._log_gamma))
+            _add_counts(self._pos, Counter(map(math.ceil, logs)))
+            self.count += len(values)
+            return
+        for v in values:
+            self.add(v)
+
     def remove(self, value: float, n: int = 1) -> None:
         if value > 1e-12:
             buckets, k = self._pos, self._key(value)
@@ -69,12 +87,34 @@ class LogHistogram:
         """Add every count of ``other`` (which must use the same accuracy) into this one."""
         if other._gamma != self._gamma:
             raise ValueError("cannot merge histograms of different relative_accuracy")
-        for k, c in other._pos.items():
-            self._pos[k] = self._pos.get(k, 0) + c
-        for k, c in other._neg.items():
-            self._neg[k] = self._neg.get(k, 0) + c
+        _add_counts(self._pos, other._pos)
+        _add_counts(self._neg, other._neg)
         self._zero += other._zero
         self.count += other.count
+
+    def subtract(self, other: LogHistogram) -> None:
+        """Remove every count of ``other`` (a histogram that was merged into this one)."""
+        if other._gamma != self._gamma:
+            raise ValueError("cannot subtract histograms of different relative_accuracy")
+        pairs = ((self._pos, other._pos), (self._neg, other._neg))
+        lefts = []
+        for mine, theirs in pairs:
+            keys = theirs.keys()
+            left = (
+                list(map(sub, map(mine.__getitem__, keys), theirs.values()))
+                if keys <= mine.keys()
+                else [-1]
+            )
+            if (left and min(left) < 0) or other._zero > self._zero:
+                raise ValueError("cannot subtract counts this histogram does not hold")
+            lefts.append(left)
+        for (mine, theirs), left in zip(pairs, lefts, strict=True):
+            keys = theirs.keys()
+            mine.update(zip(keys, left, strict=True))
+            for k in [k for k, c in zip(keys, left, strict=True) if not c]:
+                del mine[k]
+        self._zero -= other._zero
+        self.count -= other.count
 
     def clear(self) -> None:
         self._pos.clear()
@@ -93,6 +133,21 @@ class LogHistogram:
             return None
         num, den = exact_ratio(q)
         rank = max(1, -(-num * self.count // den))  # nearest-rank: ceil(q * count), exactly
+        if 2 * rank > self.count:  # high quantiles: walk down from the largest values
+            need = self.count - rank + 1  # the rank-th smallest is the need-th largest
+            seen = 0
+            for k in sorted(self._pos, reverse=True):
+                seen += self._pos[k]
+                if seen >= need:
+                    return self._value(k)
+            seen += self._zero
+            if seen >= need:
+                return 0.0
+            for k in sorted(self._neg):
+                seen += self._neg[k]
+                if seen >= need:
+                    return -self._value(k)
+            return -self._value(max(self._neg))  # unreachable unless counts are inconsistent
         seen = 0
         for k in sorted(self._neg, reverse=True):
             seen += self._neg[k]
@@ -109,3 +164,9 @@ class LogHistogram:
 
     def __repr__(self) -> str:
         return f"LogHistogram(count={self.count}, relative_accuracy={self.relative_accuracy})"
+
+
+def _add_counts(into: dict[int, int], counts: dict[int, int]) -> None:
+    """``into[k] += c`` for every item of ``counts``, iterated in C (no Python loop per key)."""
+    keys = counts.keys()
+    into.update(zip(keys, map(add, map(into.get, keys, repeat(0)), counts.values()), strict=True))

@@ -183,6 +183,7 @@ class TimeWindow:
         "_b_sum",
         "_b_sum_sq",
         "_b_valued",
+        "_hist",
         "_latest_epoch",
         "_relative_accuracy",
         "buckets",
@@ -202,7 +203,10 @@ class TimeWindow:
         *,
         track_histogram: bool = False,
         relative_accuracy: float = 0.01,
+        window_histogram: bool = False,
     ) -> None:
+        if window_histogram and not track_histogram:
+            raise ValueError("window_histogram=True needs track_histogram=True")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError(f"window_seconds must be a number, got {seconds!r}")
         if not math.isfinite(seconds) or seconds <= 0:
@@ -223,6 +227,9 @@ class TimeWindow:
         self._b_hist: list[LogHistogram] | None = (
             [LogHistogram(relative_accuracy) for _ in range(b)] if track_histogram else None
         )
+        # One histogram of the whole window (opt-in): quantile() then reads it directly instead
+        # of merging every bucket's histogram, at the cost of one more update per observation.
+        self._hist = LogHistogram(relative_accuracy) if window_histogram else None
         self._latest_epoch = -(2**62)
         self.count = 0
         self.flagged = 0
@@ -250,6 +257,8 @@ class TimeWindow:
         self._b_min[i] = math.inf
         self._b_max[i] = -math.inf
         if self._b_hist is not None:
+            if self._hist is not None and self._b_hist[i].count:
+                self._hist.subtract(self._b_hist[i])
             self._b_hist[i].clear()
 
     def expire(self, now: float) -> None:
@@ -294,6 +303,58 @@ class TimeWindow:
                 self._b_max[i] = value
             if self._b_hist is not None:
                 self._b_hist[i].add(value)
+                if self._hist is not None:
+                    self._hist.add(value)
+        return True
+
+    def add_aggregate(self, agg: Aggregate, now: float) -> bool:
+        """Add a pre-aggregated group of observations all made at ``now`` in one step.
+
+        Equivalent to calling :meth:`add` once per observation of the group (bulk ingest: the
+        group's sums and histogram are computed once and shared by every window that takes
+        them). ``agg.histogram`` is required when the group has values and this window tracks
+        a histogram. Returns False if ``now`` was too old to count (nothing is added).
+        """
+        if agg.count <= 0:
+            return False
+        epoch = int(now // self.width)
+        if epoch > self._latest_epoch:
+            self._advance(epoch)
+        elif epoch <= self._latest_epoch - self.buckets:
+            return False
+        i = epoch % self.buckets
+        if self._b_epoch[i] != epoch:
+            if self._b_epoch[i] > epoch:
+                return False
+            self.count -= self._b_count[i]
+            self.flagged -= self._b_flagged[i]
+            self.valued -= self._b_valued[i]
+            self.total -= self._b_sum[i]
+            self.sum_sq -= self._b_sum_sq[i]
+            self._reset_bucket(i, epoch)
+        self._b_count[i] += agg.count
+        self.count += agg.count
+        self._b_flagged[i] += agg.flagged
+        self.flagged += agg.flagged
+        if agg.valued:
+            if agg.min is None or agg.max is None:
+                raise ValueError("an aggregate with values needs min and max")
+            self._b_valued[i] += agg.valued
+            self.valued += agg.valued
+            self._b_sum[i] += agg.total
+            self.total += agg.total
+            self._b_sum_sq[i] += agg.sum_sq
+            self.sum_sq += agg.sum_sq
+            if agg.min < self._b_min[i]:
+                self._b_min[i] = agg.min
+            if agg.max > self._b_max[i]:
+                self._b_max[i] = agg.max
+            if self._b_hist is not None:
+                if agg.histogram is None:
+                    raise ValueError("this window tracks a histogram: the aggregate needs one")
+                self._b_hist[i].merge(agg.histogram)
+                if self._hist is not None:
+                    self._hist.merge(agg.histogram)
         return True
 
     def clear(self) -> None:
@@ -322,16 +383,18 @@ class TimeWindow:
         sqs: list[float] = []
         mn, mx = math.inf, -math.inf
         hist = LogHistogram(self._relative_accuracy) if self._b_hist is not None else None
-        for i in range(self.buckets):
-            e = self._b_epoch[i]
-            if lo <= e <= head and self._b_count[i]:
-                count += self._b_count[i]
+        b_count = self._b_count
+        for i, e in enumerate(self._b_epoch):
+            if lo <= e <= head and b_count[i]:
+                count += b_count[i]
                 flagged += self._b_flagged[i]
                 valued += self._b_valued[i]
                 sums.append(self._b_sum[i])
                 sqs.append(self._b_sum_sq[i])
-                mn = min(mn, self._b_min[i])
-                mx = max(mx, self._b_max[i])
+                if self._b_min[i] < mn:
+                    mn = self._b_min[i]
+                if self._b_max[i] > mx:
+                    mx = self._b_max[i]
                 if hist is not None and self._b_hist is not None:
                     hist.merge(self._b_hist[i])
         return Aggregate(
@@ -344,6 +407,27 @@ class TimeWindow:
             max=mx if valued else None,
             histogram=hist,
         )
+
+    def extremes(self, now: float | None = None) -> tuple[float | None, float | None]:
+        """``(min, max)`` of the values in the whole window (``(None, None)`` without values);
+        a scan of the buckets' own extremes, cheaper than a full :meth:`aggregate`."""
+        if now is not None:
+            self.expire(now)
+        if not self.valued:
+            return None, None
+        return min(self._b_min), max(self._b_max)  # expired buckets are reset to +-inf
+
+    def quantile(self, q: float, now: float | None = None) -> float | None:
+        """Nearest-rank ``q``-quantile of the whole window (needs ``track_histogram=True``).
+
+        With ``window_histogram=True`` this reads the window's own histogram (no merging);
+        otherwise it merges the buckets' histograms like :meth:`aggregate`.
+        """
+        if now is not None:
+            self.expire(now)
+        if self._hist is not None:
+            return self._hist.quantile(q)
+        return self.aggregate().quantile(q)
 
     def __repr__(self) -> str:
         return (

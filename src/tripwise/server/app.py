@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tripwise.server.api import breakers, channels, operations, organisation, routers, runtime
 from tripwise.server.control import ControlPlane
 from tripwise.server.errors import install_error_handlers
+from tripwise.server.fastpath import IngestFastPath
 from tripwise.server.ingest import ReplayGuard
 from tripwise.server.middleware import (
     BodyLimitMiddleware,
@@ -65,4 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, get_sessions=lambda: app.state.plane.sessions)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        IngestFastPath,
+        get_plane=lambda: app.state.plane,
+        replay=app.state.replay,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app

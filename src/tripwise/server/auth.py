@@ -33,7 +33,8 @@ class Principal:
         return self.project_id is None
 
 
-def get_plane(request: Request) -> ControlPlane:
+async def get_plane(request: Request) -> ControlPlane:
+    """The control plane (async: FastAPI would run a plain function in a worker thread)."""
     plane: ControlPlane = request.app.state.plane
     return plane
 

@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate-limit", type=float, dest="rate_limit_per_s", help="requests/s per key")
     p.add_argument("--log-level", help="debug, info, warning, error")
+    p.add_argument(
+        "--http", help="HTTP implementation: auto (httptools if installed), h11, httptools"
+    )
+    p.add_argument("--loop", help="event loop: auto (uvloop if installed), asyncio, uvloop")
     return p
 
 
@@ -86,7 +90,8 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
-        http="h11",
+        http=settings.http,
+        loop=settings.loop,
         lifespan="on",
         access_log=False,
     )

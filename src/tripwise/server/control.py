@@ -128,10 +128,12 @@ class ControlPlane:
     def start(self) -> None:
         self.persister.start()
         self.notifier.start()
+        self.hub.start(self.settings.keepalive_s)
         self._loop_task = asyncio.create_task(self._run(), name="tripwise-evaluator")
 
     async def stop(self) -> None:
         """Stop evaluating, persist every breaker's state, drain notifications."""
+        await self.hub.stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,8 @@ import zlib
 from collections import Counter, OrderedDict
 from typing import Any
 
+import orjson
+
 from tripwise.server.control import ControlPlane
 from tripwise.server.errors import ApiError
 from tripwise.server.evaluator.projects import ProjectRuntime
@@ -77,14 +79,35 @@ def decode_body(body: bytes, encoding: str, cap: int) -> list[Any]:
     else:
         raise ApiError(415, f"unsupported Content-Encoding {encoding!r}: use gzip")
     try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from exc
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # orjson is strict; the SDK may send NaN/Infinity tokens (contract §1.3), so anything
+        # orjson refuses gets a second chance with the tolerant standard parser.
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from exc
     if isinstance(doc, dict):
         doc = doc.get("samples")
     if not isinstance(doc, list):
         raise ApiError(400, 'body must be {"samples": [...]} or an array of samples')
     return doc
+
+
+def ingest_request(
+    plane: ControlPlane, project_id: str, headers: Any, body: bytes, replay: ReplayGuard
+) -> dict[str, int]:
+    """The whole ingest endpoint after the body is read: project, rate limit, samples."""
+    project = plane.projects.get(project_id)
+    if project is None:
+        raise ApiError(404, f"project {project_id!r} not found")
+    wait = plane.ingest_limiter.acquire(project.id)
+    if wait:
+        plane.metrics.rejected_samples.labels(reason="rate_limited").inc()
+        raise ApiError(
+            429, "ingest rate limit exceeded", headers=plane.limiter.retry_after_header(wait)
+        )
+    return ingest(plane, project, headers, body, replay)
 
 
 def ingest(

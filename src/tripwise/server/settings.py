@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+_HTTP = ("auto", "h11", "httptools")
+_LOOPS = ("auto", "asyncio", "uvloop")
+
 
 @dataclass
 class Settings:
@@ -16,6 +19,9 @@ class Settings:
     port: int = 8080
     admin_key: str | None = None
     log_level: str = "info"
+    # uvicorn: "auto" picks httptools / uvloop when installed (the `server` extra has them)
+    http: str = "auto"
+    loop: str = "auto"
     # evaluation and streams
     tick_interval_s: float = 0.1
     keepalive_s: float = 15.0
@@ -61,6 +67,11 @@ class Settings:
         for name in ("tick_interval_s", "keepalive_s", "rate_limit_per_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name, allowed in (("http", _HTTP), ("loop", _LOOPS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.shutdown_grace_s < 0:
             raise ValueError(f"shutdown_grace_s must be >= 0, got {self.shutdown_grace_s!r}")
         if self.signature_window_ms < 150_000:

@@ -125,6 +125,26 @@ def test_metadata_etag_and_304(sqlite_server: ServerProcess, setup: Setup) -> No
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
+def test_status_head_etag_and_304(sqlite_server: ServerProcess, setup: Setup) -> None:
+    url = f"{sqlite_server.url}/v1/projects/{setup.pid}/status"
+    auth = {"Authorization": f"Bearer {setup.pk}"}
+    head = httpx.head(url, headers=auth)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"].startswith('W/"')
+    # last_eval_ms moves with every evaluation tick, so the ETag may change between two
+    # requests; a matching If-None-Match answers 304, a stale one a fresh 200.
+    for _ in range(20):
+        etag = httpx.get(url, headers=auth).headers["etag"]
+        again = httpx.get(url, headers={**auth, "If-None-Match": etag})
+        if again.status_code == 304:
+            break
+        assert again.status_code == 200 and again.headers["etag"] != etag
+    else:
+        pytest.fail("never got a 304 for a current ETag")
+    assert again.content == b"" and again.headers["etag"] == etag
+    assert httpx.head(url).status_code == 401
+
+
 def test_ingest_partial_acceptance(sqlite_server: ServerProcess, setup: Setup) -> None:
     now = int(time.time() * 1000)
     good = {"router_id": setup.rid, "metric": "latency_ms", "ts_ms": now, "value": 1.0, "ok": True}

@@ -6,22 +6,23 @@ import hashlib
 import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from tripwise.server.auth import Authenticated, Plane, ReaderProject
 from tripwise.server.errors import ApiError
-from tripwise.server.ingest import ingest
+from tripwise.server.ingest import ingest_request
 from tripwise.server.services import breakers
-from tripwise.server.stream import stream_events
+from tripwise.server.stream import SSEResponse
 
 router = APIRouter(prefix="/v1/projects/{project_id}", tags=["runtime"])
 
 
-@router.get("/breakers/state:stream", response_class=StreamingResponse)
+@router.get("/breakers/state:stream", response_class=SSEResponse, status_code=200)
 async def state_stream(
     project: ReaderProject, principal: Authenticated, plane: Plane
-) -> StreamingResponse:
+) -> SSEResponse:
     """SSE: a ``state`` event per breaker on connect, then every change; ``: ping`` comments."""
     if plane.hub.closing:
         raise ApiError(503, "server is shutting down", "unavailable")
@@ -30,36 +31,31 @@ async def state_stream(
         None if principal.is_admin else principal.key_id,
         plane.snapshot(project.id),
     )
-    return StreamingResponse(
-        stream_events(plane.hub, sub, plane.settings.keepalive_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return SSEResponse(plane.hub, sub)
 
 
 @router.post("/ingest", status_code=202)
 async def ingest_samples(
     project_id: Annotated[str, Path(max_length=200)], request: Request, plane: Plane
 ) -> JSONResponse:
-    """HMAC-verified (gzip) sample batches; invalid samples are counted, not fatal."""
-    project = plane.projects.get(project_id)
-    if project is None:
-        raise ApiError(404, f"project {project_id!r} not found")
-    wait = plane.ingest_limiter.acquire(project.id)
-    if wait:
-        plane.metrics.rejected_samples.labels(reason="rate_limited").inc()
-        raise ApiError(
-            429, "ingest rate limit exceeded", headers=plane.limiter.retry_after_header(wait)
-        )
+    """HMAC-verified (gzip) sample batches; invalid samples are counted, not fatal.
+
+    Served by :class:`tripwise.server.fastpath.IngestFastPath` before routing; this route
+    documents the endpoint and answers when the fast path is not installed.
+    """
     body = await request.body()
-    result = ingest(plane, project, request.headers, body, request.app.state.replay)
+    result = ingest_request(plane, project_id, request.headers, body, request.app.state.replay)
     return JSONResponse(result, status_code=202)
 
 
 async def _metadata(kind: str, project: Any, plane: Any, request: Request) -> Response:
 
     body = await breakers.metadata_list(plane, project, kind)
-    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return _with_etag(json.dumps(body, separators=(",", ":"), sort_keys=True).encode(), request)
+
+
+def _with_etag(raw: bytes, request: Request) -> Response:
+    """200 with a weak ``ETag`` of the body, or 304 when ``If-None-Match`` names it."""
     etag = 'W/"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
     inm = request.headers.get("if-none-match")
     if inm is not None and etag in [t.strip() for t in inm.split(",")]:
@@ -77,12 +73,14 @@ async def routers_metadata(project: ReaderProject, plane: Plane, request: Reques
     return await _metadata("routers", project, plane, request)
 
 
-@router.get("/status")
-async def status(project: ReaderProject, plane: Plane) -> dict[str, Any]:
+@router.api_route("/status", methods=["GET", "HEAD"])
+async def status(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    """Open/closed counts and the last evaluation; weak ``ETag`` and 304 like the metadata."""
     counts = project.counts()
-    return {
+    body = {
         "open_count": counts["open"],
         "closed_count": counts["closed"],
         "half_open_count": counts["half_open"],
         "last_eval_ms": project.last_eval_ms or plane.last_tick_ms,
     }
+    return _with_etag(orjson.dumps(body), request)

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tripwise.core.windows import Aggregate, TimeWindow
+from tripwise.core.windows import TimeWindow
+from tripwise.server.evaluator.batch import SummaryCache, summarize
+from tripwise.server.evaluator.failure_run import FailureRun
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 KINDS = (
@@ -63,6 +65,46 @@ def compare(value: float, op: str, threshold: float) -> bool:
 class BreakerRuntime:
     """A breaker definition compiled to a window plus its evaluated state."""
 
+    __slots__ = (
+        "_cached",
+        "_cached_epoch",
+        "_summary_key",
+        "_uses_value",
+        "_window_key",
+        "allow_rate",
+        "backoff_cap_ms",
+        "backoff_enabled",
+        "cooldown_ms",
+        "dirty",
+        "eval_interval_ms",
+        "half_open_failures",
+        "healthy_evals",
+        "id",
+        "kind",
+        "kind_params",
+        "last_eval_ms",
+        "metric",
+        "min_count",
+        "min_state_duration_ms",
+        "name",
+        "next_eval_ms",
+        "op",
+        "override",
+        "override_reason",
+        "percentile",
+        "policy",
+        "project_id",
+        "ramp_steps",
+        "rate_changed_ms",
+        "relative",
+        "run",
+        "state",
+        "state_changed_ms",
+        "threshold",
+        "window",
+        "window_ms",
+    )
+
     def __init__(self, row: Any, *, now_ms: int) -> None:
         self.id: str = row.id
         self.project_id: str = row.project_id
@@ -105,13 +147,15 @@ class BreakerRuntime:
             # A window of 0 ms is stored as sent; it holds (almost) nothing, so it never trips.
             seconds = max(self.window_ms, 1) / 1000.0
             periods = 2 if self.kind == "delta" else 1
+            quantiles = self.kind in ("p95", "percentile")
             self.window = TimeWindow(
                 seconds * periods,
                 WINDOW_BUCKETS * periods,
-                track_histogram=self.kind in ("p95", "percentile"),
+                track_histogram=quantiles,
+                window_histogram=quantiles,
             )
-            self.fail_run = 0
-            self.last_failure_ms = 0
+            self._summary_key = (self.window.width, self._uses_value, quantiles)
+            self.run = FailureRun()
             self.dirty = True
             self._cached: tuple[float | None, int] = (None, 0)
             self._cached_epoch = -1
@@ -122,54 +166,75 @@ class BreakerRuntime:
         """Record one sample (already validated and clamped to the server clock)."""
         if self.window.add(value if self._uses_value else None, not ok, ts_ms / 1000.0):
             self.dirty = True
-            if ok:
-                self.fail_run = 0
-            else:
-                self.fail_run += 1
-                self.last_failure_ms = ts_ms
+        if self.kind == "consecutive_failures":
+            self.run.add(ts_ms, ok)
+            self.dirty = True
+
+    def add_batch(
+        self, tss: list[int], values: list[float], oks: list[bool], cache: SummaryCache
+    ) -> None:
+        """Record a validated group of samples; ``cache`` shares the per-bucket summaries
+        between breakers whose windows have the same geometry."""
+        key = self._summary_key
+        summary = cache.get(key)
+        if summary is None:
+            summary = cache[key] = summarize(tss, values, oks, *key)
+        add = self.window.add_aggregate
+        for now, agg in summary:
+            if add(agg, now):
+                self.dirty = True
+        if self.kind == "consecutive_failures":
+            self.run.add_many(tss, oks)
+            self.dirty = True
 
     # -- evaluation ------------------------------------------------------------------------
 
     def measure(self, now_ms: int) -> tuple[float | None, int]:
-        """The breaker's aggregate over its window and the sample count it is based on."""
-        now = now_ms / 1000.0
-        if self.kind == "delta":
-            span = self.window.seconds / 2
-            cur = self.window.aggregate(now, span=span)
-            prev = self.window.aggregate(now, span=span, offset=span)
-            if cur.mean is None or prev.mean is None:
-                return None, cur.count
-            if self.relative:
-                if prev.mean == 0:
-                    return None, cur.count
-                return (cur.mean - prev.mean) / abs(prev.mean), cur.count
-            return cur.mean - prev.mean, cur.count
-        agg = self.window.aggregate(now)
-        return self._value_of(agg, now_ms), agg.count
+        """The breaker's aggregate over its window and the sample count it is based on.
 
-    def _value_of(self, agg: Aggregate, now_ms: int) -> float | None:
+        Reads the window's running totals (O(1)); only min/max scan the buckets, only the
+        quantile kinds read a histogram (the window's own, kept up to date as samples land).
+        """
+        now = now_ms / 1000.0
+        window = self.window
         kind = self.kind
+        if kind == "delta":
+            # The window spans two periods: the previous one is the whole window minus the
+            # current period, so only the current period needs a bucket scan.
+            cur = window.aggregate(now, span=window.seconds / 2)
+            prev_valued = window.valued - cur.valued
+            if cur.mean is None or not prev_valued:
+                return None, cur.count
+            prev_mean = (window.total - cur.total) / prev_valued
+            if self.relative:
+                if prev_mean == 0:
+                    return None, cur.count
+                return (cur.mean - prev_mean) / abs(prev_mean), cur.count
+            return cur.mean - prev_mean, cur.count
+        window.expire(now)
+        count = window.count
         if kind == "error_rate":
-            return agg.flag_rate if agg.count else None
+            return (window.flagged / count if count else None), count
         if kind == "count":
-            return float(agg.count)
+            return float(count), count
         if kind == "consecutive_failures":
-            if self.fail_run and now_ms - self.last_failure_ms < max(self.window_ms, 1):
-                return float(self.fail_run)
-            return 0.0
+            return float(self.run.length(now_ms, self.window_ms)), count
+        valued = window.valued
+        if not valued:
+            return None, count
         if kind == "avg":
-            return agg.mean
-        if kind == "max":
-            return agg.max
-        if kind == "min":
-            return agg.min
+            return window.total / valued, count
         if kind == "sum":
-            return agg.total if agg.valued else None
+            return window.total, count
         if kind == "stddev":
-            return agg.stddev
+            mean = window.total / valued
+            return math.sqrt(max(0.0, window.sum_sq / valued - mean * mean)), count
         if kind == "p95":
-            return agg.quantile(0.95)
-        return agg.quantile(self.percentile)  # percentile
+            return window.quantile(0.95), count
+        if kind == "percentile":
+            return window.quantile(self.percentile), count
+        low, high = window.extremes()
+        return (high if kind == "max" else low), count
 
     def _measure_cached(self, now_ms: int) -> tuple[float | None, int]:
         """``measure`` again only when samples arrived or a window bucket expired since."""
@@ -205,7 +270,7 @@ class BreakerRuntime:
             if now_ms - self.state_changed_ms < cooldown:
                 return None
             self.window.clear()
-            self.fail_run = 0
+            self.run.clear(since_ms=now_ms)
             self.dirty = True
             self.healthy_evals = 0
             return self._move(

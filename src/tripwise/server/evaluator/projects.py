@@ -6,15 +6,12 @@ touch the database. Samples are routed by (router id or name, metric) to breaker
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tripwise.server.evaluator.batch import apply_group, group_samples
 from tripwise.server.evaluator.breaker import BreakerRuntime, Change
-
-MAX_FUTURE_MS = 5 * 60 * 1000
-MAX_AGE_MS = 60 * 60 * 1000
 
 
 @dataclass
@@ -66,52 +63,15 @@ class ProjectRuntime:
         """Route valid samples into breaker windows; count the invalid ones by reason."""
         route = self.route()
         accepted = 0
-        oldest = now_ms - MAX_AGE_MS
-        newest = now_ms + MAX_FUTURE_MS
-        isfinite = math.isfinite
-        for s in samples:
-            if type(s) is not dict:
-                rejected["invalid_sample"] += 1
-                continue
-            rid = s.get("router_id")
-            metric = s.get("metric")
-            ts = s.get("ts_ms")
-            value = s.get("value")
-            ok = s.get("ok")
-            if type(rid) is not str or not rid:
-                rejected["invalid_router_id"] += 1
-                continue
-            if type(metric) is not str or not metric:
-                rejected["invalid_metric"] += 1
-                continue
-            if type(ts) is not int:
-                rejected["invalid_ts_ms"] += 1
-                continue
-            if type(value) is int:
-                value = float(value)
-            elif type(value) is not float or not isfinite(value):
-                rejected["invalid_value"] += 1
-                continue
-            if type(ok) is not bool:
-                rejected["invalid_ok"] += 1
-                continue
-            if ts < oldest:
-                rejected["ts_ms_too_old"] += 1
-                continue
-            if ts > now_ms:
-                if ts > newest:
-                    rejected["ts_ms_in_future"] += 1
-                    continue
-                ts = now_ms  # small clock skew: count it at receipt time
+        for (rid, metric), (tss, values, oks) in group_samples(samples, now_ms, rejected).items():
             targets = route.get(rid)
             if targets is None:
-                rejected["unknown_router"] += 1
+                rejected["unknown_router"] += len(tss)
                 continue
-            accepted += 1
+            accepted += len(tss)
             breakers = targets.get(metric)
             if breakers:
-                for b in breakers:
-                    b.add(value, ok, ts)
+                apply_group(breakers, tss, values, oks)
         return accepted
 
     def evaluate(self, now_ms: int, changes: list[Change]) -> None:
