@@ -923,27 +923,38 @@ class CircuitBreaker:
             return result
         if self._open_until is not None and self._reject_fast():
             return self._fallback_value(args, kwargs)
-        try:
-            gen = self._admit()
-        except CircuitBreakerOpen:
-            if self._fallback is NO_FALLBACK:
+        fast, gen = self._epoch  # _admit(), inlined: this is the path of every timed call
+        if not fast:
+            try:
+                gen = self._admit_slow()
+            except CircuitBreakerOpen:
+                if self._fallback is NO_FALLBACK:
+                    raise
+                return self._fallback_value(args, kwargs)
+        if not self._uses_quality:
+            start = self._clock() if self._timed else None
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if self._on_exception(gen, start, exc):
+                    return self._fallback_value(args, kwargs)
                 raise
-            return self._fallback_value(args, kwargs)
-        slot = token = None
-        if self._uses_quality:
-            slot = QualitySlot(self, gen)
-            token = current_slot.set(slot)
+            if self._result_predicate is None:
+                self._record(gen, start, None, None)
+            else:
+                self._finish(gen, start, result, None)
+            return result
+        slot = QualitySlot(self, gen)
+        token = current_slot.set(slot)
         start = self._clock() if self._timed else None
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            if token is not None:
-                current_slot.reset(token)
+            current_slot.reset(token)
             if self._on_exception(gen, start, exc):
                 return self._fallback_value(args, kwargs)
             raise
-        if token is not None:
-            current_slot.reset(token)
+        current_slot.reset(token)
         self._finish(gen, start, result, slot)
         return result
 
