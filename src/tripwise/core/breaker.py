@@ -39,6 +39,7 @@ from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import QualitySlot, current_slot
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
+from tripwise.core.validation import check_exception_types, check_int, check_number
 
 if TYPE_CHECKING:
     from tripwise.core.registry import Registry
@@ -94,35 +95,6 @@ class _Frame:
 def _current(counter: itertools.count[int]) -> int:
     """How many numbers an ``itertools.count(1)`` has handed out (it has no public getter)."""
     return int(repr(counter)[6:-1]) - 1
-
-
-def _check_number(name: str, value: Any, *, low: float, inclusive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = value >= low if inclusive else value > low
-    if not (math.isfinite(value) and ok):
-        op = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be a finite number {op} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _check_exception_types(name: str, value: Any) -> tuple[type[BaseException], ...]:
-    if isinstance(value, type):
-        types: tuple[Any, ...] = (value,)
-    elif isinstance(value, (tuple, list, set, frozenset)):
-        types = tuple(value)
-    else:
-        raise TypeError(f"{name} must be an exception class or a tuple of them, got {value!r}")
-    for t in types:
-        if not (isinstance(t, type) and issubclass(t, BaseException)):
-            raise TypeError(f"{name} must be exception classes, got {t!r}")
-    return types
 
 
 class CircuitBreaker:
@@ -188,31 +160,31 @@ class CircuitBreaker:
             consecutive_failures(5) if trip_on is None else trip_on
         )
         self.trip_on = self._root
-        self.half_open_after = _check_number(
+        self.half_open_after = check_number(
             "half_open_after", half_open_after, low=0.0, inclusive=False
         )
-        self.half_open_max_calls = _check_count("half_open_max_calls", half_open_max_calls)
-        self.recovery_threshold = _check_count("recovery_threshold", recovery_threshold)
-        self.half_open_backoff = _check_number(
+        self.half_open_max_calls = check_int("half_open_max_calls", half_open_max_calls)
+        self.recovery_threshold = check_int("recovery_threshold", recovery_threshold)
+        self.half_open_backoff = check_number(
             "half_open_backoff", half_open_backoff, low=1.0, inclusive=True
         )
         if max_half_open_after is not None:
-            max_half_open_after = _check_number(
+            max_half_open_after = check_number(
                 "max_half_open_after",
                 max_half_open_after,
                 low=self.half_open_after,
                 inclusive=True,
             )
         self.max_half_open_after = max_half_open_after
-        self.half_open_jitter = _check_number(
+        self.half_open_jitter = check_number(
             "half_open_jitter", half_open_jitter, low=0.0, inclusive=True
         )
         if self.half_open_jitter > 1.0:
             raise ValueError(f"half_open_jitter must be in [0, 1], got {half_open_jitter!r}")
 
         self._fallback = self._check_fallback(fallback)
-        self._record_exceptions = _check_exception_types("record_exceptions", record_exceptions)
-        self._ignore_exceptions = _check_exception_types("ignore_exceptions", ignore_exceptions)
+        self._record_exceptions = check_exception_types("record_exceptions", record_exceptions)
+        self._ignore_exceptions = check_exception_types("ignore_exceptions", ignore_exceptions)
         for label, fn in (
             ("exception_predicate", exception_predicate),
             ("result_predicate", result_predicate),

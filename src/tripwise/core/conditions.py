@@ -20,6 +20,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from tripwise.core.histogram import exact_ratio
 from tripwise.core.records import CallRecord
+from tripwise.core.validation import check_int as check_int  # re-exported for other layers
+from tripwise.core.validation import check_positive as check_positive
+from tripwise.core.validation import check_rate as check_rate
+from tripwise.core.validation import check_score_fn as check_score_fn
 from tripwise.core.windows import Aggregate, CountWindow, TimeWindow
 
 ScoreFn = Callable[[Any], float]
@@ -37,44 +41,12 @@ class ConditionProtocol(Protocol):
     def reset(self) -> None: ...
 
 
-def check_rate(name: str, value: float) -> float:
-    """``value`` as a float in [0, 1], or a TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not (0.0 <= value <= 1.0):  # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    return float(value)
-
-
 _exact = exact_ratio  # 0.58 is 29/50: 29 failures of 50 are exactly at the rate, not above
 
 
 SCORE_TOLERANCE = 1e-9
 """Means of quality scores are compared with this tolerance: 0.1 and 0.7 average 0.4 even
 though their float sum is 0.7999999999999999."""
-
-
-def check_positive(name: str, value: float) -> float:
-    """``value`` as a finite float > 0, or a TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def check_int(name: str, value: int, low: int = 1) -> int:
-    """``value`` if it is an integer >= ``low`` (not a bool), else a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def check_score_fn(score_fn: ScoreFn | None) -> ScoreFn | None:
-    """``score_fn`` if it is None or callable, else a TypeError."""
-    if score_fn is not None and not callable(score_fn):
-        raise TypeError(f"score_fn must be a callable taking the result, got {score_fn!r}")
-    return score_fn
 
 
 class Condition:
