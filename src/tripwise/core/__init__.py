@@ -3,7 +3,7 @@
 Pure Python, no third-party imports, no I/O.
 """
 
-from tripwise.core.breaker import NO_FALLBACK, CircuitBreaker
+from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.clock import Clock, FakeClock, monotonic
 from tripwise.core.conditions import (
     AllOf,
@@ -29,6 +29,7 @@ from tripwise.core.errors import (
     TripwiseError,
 )
 from tripwise.core.events import Listener
+from tripwise.core.guard import NO_FALLBACK
 from tripwise.core.histogram import LogHistogram
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry, default_registry

@@ -17,7 +17,6 @@ generation is a probe.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import itertools
 import logging
@@ -26,17 +25,19 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from tripwise.core import guard
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
 from tripwise.core.events import Listener, dispatch_call, dispatch_rejection, dispatch_state_change
+from tripwise.core.guard import NO_FALLBACK
 from tripwise.core.records import CallRecord, check_score
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import QualitySlot, current_slot
+from tripwise.core.signals import QualitySlot
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
 from tripwise.core.validation import check_exception_types, check_int, check_number
@@ -61,35 +62,7 @@ _STALE = -1  # a permit that can never match a generation: stats only
 StateChangeCallback = Callable[["CircuitBreaker", State, State], Any]
 
 
-class _NoFallback:
-    def __repr__(self) -> str:
-        return "NO_FALLBACK"
-
-
-NO_FALLBACK: Any = _NoFallback()
-
 _DEFAULT_REGISTRY: Any = object()  # sentinel: "use the process-wide registry"
-
-
-class _Frame:
-    """One ``with breaker:`` block in progress (kept in a context variable, so nesting and
-    concurrent threads/tasks each see their own)."""
-
-    __slots__ = ("gen", "prev", "slot", "start", "token")
-
-    def __init__(
-        self,
-        gen: int,
-        start: float | None,
-        slot: QualitySlot | None,
-        token: Token[QualitySlot | None] | None,
-        prev: _Frame | None,
-    ) -> None:
-        self.gen = gen
-        self.start = start
-        self.slot = slot
-        self.token = token
-        self.prev = prev
 
 
 def _current(counter: itertools.count[int]) -> int:
@@ -207,7 +180,7 @@ class CircuitBreaker:
         self._clock: Clock = clock if clock is not None else monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
-        self._frames: ContextVar[_Frame | None] = ContextVar("tripwise_frames", default=None)
+        self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
 
         self._listeners: list[Listener] = listeners
         self._state_callbacks: list[StateChangeCallback] = []
@@ -860,215 +833,26 @@ class CircuitBreaker:
             self.name, self._state, self._trip_count, self._retry_after_locked(self._clock())
         ) from exc
 
-    def _fallback_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        fb = self._fallback
-        return fb(*args, **kwargs) if callable(fb) else fb
-
-    async def _afallback_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        fb = self._fallback
-        if not callable(fb):
-            return fb
-        value = fb(*args, **kwargs)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
-
     # ------------------------------------------------------------------ guarding calls
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` under the breaker."""
-        return self._call(fn, args, kwargs)
-
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        gen = self._lean_gen
-        if gen >= 0:  # the lean path, as in the decorator's wrapper
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                if self._on_exception(gen, None, exc):
-                    return self._fallback_value(args, kwargs)
-                raise
-            if self._lean_gen == gen:
-                next(self._seq)
-            else:
-                self._record(gen, None, None, None)
-            return result
-        if self._open_until is not None and self._reject_fast():
-            return self._fallback_value(args, kwargs)
-        fast, gen = self._epoch  # _admit(), inlined: this is the path of every timed call
-        if not fast:
-            try:
-                gen = self._admit_slow()
-            except CircuitBreakerOpen:
-                if self._fallback is NO_FALLBACK:
-                    raise
-                return self._fallback_value(args, kwargs)
-        if not self._uses_quality:
-            start = self._clock() if self._timed else None
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                if self._on_exception(gen, start, exc):
-                    return self._fallback_value(args, kwargs)
-                raise
-            if self._result_predicate is None:
-                self._record(gen, start, None, None)
-            else:
-                self._finish(gen, start, result, None)
-            return result
-        slot = QualitySlot(self, gen)
-        token = current_slot.set(slot)
-        start = self._clock() if self._timed else None
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            current_slot.reset(token)
-            if self._on_exception(gen, start, exc):
-                return self._fallback_value(args, kwargs)
-            raise
-        current_slot.reset(token)
-        self._finish(gen, start, result, slot)
-        return result
+        return guard.run(self, fn, args, kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` under the breaker."""
-        return await self._acall(fn, args, kwargs)
-
-    async def _acall(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        gen = self._lean_gen
-        if gen >= 0:  # the lean path, as in the decorator's wrapper
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                if self._on_exception(gen, None, exc):
-                    return await self._afallback_value(args, kwargs)
-                raise
-            if self._lean_gen == gen:
-                next(self._seq)
-            else:
-                self._record(gen, None, None, None)
-            return result
-        if self._open_until is not None and self._reject_fast():
-            return await self._afallback_value(args, kwargs)
-        try:
-            gen = self._admit()
-        except CircuitBreakerOpen:
-            if self._fallback is NO_FALLBACK:
-                raise
-            return await self._afallback_value(args, kwargs)
-        slot = token = None
-        if self._uses_quality:
-            slot = QualitySlot(self, gen)
-            token = current_slot.set(slot)
-        start = self._clock() if self._timed else None
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            if token is not None:
-                current_slot.reset(token)
-            if self._on_exception(gen, start, exc):
-                return await self._afallback_value(args, kwargs)
-            raise
-        if token is not None:
-            current_slot.reset(token)
-        self._finish(gen, start, result, slot)
-        return result
-
-    # ------------------------------------------------------------------ decorator
+        return await guard.arun(self, fn, args, kwargs)
 
     def __call__(self, fn: F) -> F:
         """Decorate a sync or async function; the wrapper exposes ``.breaker``."""
-        return self.decorate(fn)
+        return guard.decorate(self, fn)
 
     def decorate(self, fn: F) -> F:
-        """Wrap ``fn`` (sync or async). The wrapper exposes the breaker as ``.breaker``.
-
-        The wrappers inline the lean path: while ``_lean_gen`` says a plain success needs no
-        lock, a success costs one atomic ``next()`` on the call sequence. Everything else goes
-        through ``_call``/``_acall``, the one full decision path.
-        """
-        if not callable(fn):
-            raise TypeError(f"a circuit breaker decorates a callable, got {fn!r}")
-        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-            raise TypeError(
-                f"cannot guard generator function {fn!r}: a breaker needs one outcome per call"
-            )
-        breaker = self
-        seq = self._seq
-        full_call = self._call
-        on_exception = self._on_exception
-        record = self._record
-        clock = self._clock
-        rejections = self._rejections
-        fallback = self._fallback
-        has_fallback = fallback is not NO_FALLBACK
-        fallback_is_callable = callable(fallback)
-
-        if inspect.iscoroutinefunction(fn):
-            full_acall = self._acall
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                gen = breaker._lean_gen
-                if gen < 0:
-                    if has_fallback:  # open: answer without the lock (see _reject_fast)
-                        until = breaker._open_until
-                        if until is not None and clock() < until:
-                            next(rejections)
-                            return await breaker._afallback_value(args, kwargs)
-                    return await full_acall(fn, args, kwargs)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    if on_exception(gen, None, exc):
-                        return await breaker._afallback_value(args, kwargs)
-                    raise
-                if breaker._lean_gen == gen:
-                    next(seq)
-                else:
-                    record(gen, None, None, None)  # a transition happened meanwhile
-                return result
-
-            async_wrapper.breaker = self  # type: ignore[attr-defined]
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            gen = breaker._lean_gen
-            if gen < 0:
-                if has_fallback:  # open: answer without the lock (see _reject_fast)
-                    until = breaker._open_until
-                    if until is not None and clock() < until:
-                        next(rejections)
-                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                return full_call(fn, args, kwargs)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                if on_exception(gen, None, exc):
-                    return breaker._fallback_value(args, kwargs)
-                raise
-            if breaker._lean_gen == gen:
-                next(seq)
-            else:
-                record(gen, None, None, None)  # a transition happened meanwhile
-            return result
-
-        wrapper.breaker = self  # type: ignore[attr-defined]
-        return cast(F, wrapper)
-
-    # ------------------------------------------------------------------ context managers
+        """Wrap ``fn`` (sync or async); the wrapper exposes the breaker as ``.breaker``."""
+        return guard.decorate(self, fn)
 
     def __enter__(self) -> CircuitBreaker:
-        gen = self._admit()
-        slot = token = None
-        if self._uses_quality:
-            slot = QualitySlot(self, gen)
-            token = current_slot.set(slot)
-        start = self._clock() if self._timed else None
-        self._frames.set(_Frame(gen, start, slot, token, self._frames.get()))
+        guard.enter(self)
         return self
 
     def __exit__(
@@ -1077,23 +861,12 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        frame = self._frames.get()
-        if frame is None:
-            raise RuntimeError(f"__exit__ of breaker {self.name!r} without a matching __enter__")
-        self._frames.set(frame.prev)
-        if frame.token is not None:
-            current_slot.reset(frame.token)
-        if exc is None:
-            self._finish(frame.gen, frame.start, None, frame.slot, has_result=False)
-            return False
-        if self._on_exception(frame.gen, frame.start, exc):
-            raise CircuitBreakerOpen(
-                self.name, self._state, self._trip_count, self._retry_after_locked(self._clock())
-            ) from exc
+        guard.exit_block(self, exc)
         return False
 
     async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
+        guard.enter(self)
+        return self
 
     async def __aexit__(
         self,
@@ -1101,7 +874,8 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
+        guard.exit_block(self, exc)
+        return False
 
     # ------------------------------------------------------------------ stats and registry
 
