@@ -267,23 +267,31 @@ class TimeWindow:
         if epoch > self._latest_epoch:
             self._advance(epoch)
 
-    def add(self, value: float | None, flag: bool, now: float) -> bool:
-        """Add an observation made at ``now``; returns False if it was too old to count."""
+    def _slot(self, now: float) -> int:
+        """The bucket index for an observation made at ``now`` (recycling a stale bucket), or
+        -1 when ``now`` is older than the window."""
         epoch = int(now // self.width)
         if epoch > self._latest_epoch:
             self._advance(epoch)
         elif epoch <= self._latest_epoch - self.buckets:
-            return False
+            return -1
         i = epoch % self.buckets
         if self._b_epoch[i] != epoch:
             if self._b_epoch[i] > epoch:
-                return False
+                return -1
             self.count -= self._b_count[i]
             self.flagged -= self._b_flagged[i]
             self.valued -= self._b_valued[i]
             self.total -= self._b_sum[i]
             self.sum_sq -= self._b_sum_sq[i]
             self._reset_bucket(i, epoch)
+        return i
+
+    def add(self, value: float | None, flag: bool, now: float) -> bool:
+        """Add an observation made at ``now``; returns False if it was too old to count."""
+        i = self._slot(now)
+        if i < 0:
+            return False
         self._b_count[i] += 1
         self.count += 1
         if flag:
@@ -317,21 +325,9 @@ class TimeWindow:
         """
         if agg.count <= 0:
             return False
-        epoch = int(now // self.width)
-        if epoch > self._latest_epoch:
-            self._advance(epoch)
-        elif epoch <= self._latest_epoch - self.buckets:
+        i = self._slot(now)
+        if i < 0:
             return False
-        i = epoch % self.buckets
-        if self._b_epoch[i] != epoch:
-            if self._b_epoch[i] > epoch:
-                return False
-            self.count -= self._b_count[i]
-            self.flagged -= self._b_flagged[i]
-            self.valued -= self._b_valued[i]
-            self.total -= self._b_sum[i]
-            self.sum_sq -= self._b_sum_sq[i]
-            self._reset_bucket(i, epoch)
         self._b_count[i] += agg.count
         self.count += agg.count
         self._b_flagged[i] += agg.flagged
