@@ -46,15 +46,28 @@ def check_configured(channel: str, config: dict[str, Any], settings: Settings) -
                 "(and TRIPWISE_SMTP_PORT, TRIPWISE_SMTP_FROM)",
                 retryable=False,
             )
-        if not config.get("to"):
-            raise DeliveryError("email channel needs config.to (an address)", retryable=False)
+        to = config.get("to")
+        addresses = to if isinstance(to, list) else [to]
+        if not to or not all(isinstance(a, str) and a and a.isprintable() for a in addresses):
+            raise DeliveryError(
+                "email channel needs config.to: an address or a list of addresses "
+                f"(strings without line breaks), got {to!r}",
+                retryable=False,
+            )
     elif channel == "pagerduty":
         if not isinstance(config.get("routing_key"), str) or not config.get("routing_key"):
             raise DeliveryError(
                 "pagerduty channel needs config.routing_key (Events API v2 integration key)",
                 retryable=False,
             )
-        if not (config.get("url") or settings.pagerduty_url):
+        url = config.get("url")
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise DeliveryError(
+                f"pagerduty config.url must be an http(s) URL, got {url!r}", retryable=False
+            )
+        if not (url or settings.pagerduty_url):
             raise DeliveryError(
                 "PagerDuty delivery is not configured: set TRIPWISE_PAGERDUTY_URL "
                 "or config.url (Events API v2 endpoint)",
@@ -65,6 +78,8 @@ def check_configured(channel: str, config: dict[str, Any], settings: Settings) -
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> None:
     try:
         resp = await client.post(url, content=body, headers=headers)
+    except httpx.InvalidURL as exc:  # not an HTTPError: a bad configuration, not a failure
+        raise DeliveryError(f"invalid URL {url!r}: {exc}", retryable=False) from exc
     except httpx.HTTPError as exc:
         raise DeliveryError(f"POST {url} failed: {exc.__class__.__name__}: {exc}") from exc
     if resp.status_code >= 400:
@@ -120,7 +135,8 @@ async def deliver(
 
 def _send_mail(settings: Settings, config: dict[str, Any], event: dict[str, Any]) -> None:
     msg = EmailMessage()
-    msg["Subject"] = _summary(event)
+    # one line: a line break in a name or reason would make the header invalid (ValueError)
+    msg["Subject"] = " ".join(_summary(event).split())
     msg["From"] = settings.smtp_from
     to = config["to"]
     msg["To"] = ", ".join(to) if isinstance(to, list) else str(to)

@@ -17,7 +17,7 @@ from tripwise.server.serialize import breaker_envelope, breaker_json, state_json
 from tripwise.server.services.common import (
     check_metadata,
     clamp_limit,
-    decode_cursor,
+    decode_offset,
     encode_cursor,
     merge_metadata,
     new_id,
@@ -147,7 +147,7 @@ async def list_breakers(
     digest = hashlib.sha256(
         json.dumps([[r.id, r.name, r.updated_us] for r in rows]).encode()
     ).hexdigest()[:32]
-    start = int(decode_cursor(cursor, 1)[0]) if cursor else 0
+    start = decode_offset(cursor)
     page = rows[start : start + limit] if limit else rows[start:]
     end = start + len(page)
     items = [breaker_json(r, links.get(r.id, []), project.breakers.get(r.id)) for r in page]

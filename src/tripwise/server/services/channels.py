@@ -12,7 +12,13 @@ from tripwise.server.evaluator.projects import ProjectRuntime
 from tripwise.server.notify.senders import DeliveryError
 from tripwise.server.schemas import ChannelIn, ChannelPatch
 from tripwise.server.serialize import channel_json, event_json
-from tripwise.server.services.common import clamp_limit, decode_cursor, encode_cursor, new_id
+from tripwise.server.services.common import (
+    clamp_limit,
+    decode_cursor,
+    decode_offset,
+    encode_cursor,
+    new_id,
+)
 from tripwise.server.storage import models as m
 from tripwise.server.timefmt import iso, now_us, parse_iso_us
 
@@ -33,7 +39,7 @@ async def list_channels(
     plane: ControlPlane, project: ProjectRuntime, cursor: str | None, limit: int | None
 ) -> dict[str, Any]:
     limit = clamp_limit(limit, None)
-    start = int(decode_cursor(cursor, 1)[0]) if cursor else 0
+    start = decode_offset(cursor)
     async with plane.sessions() as s:
         q = select(m.Channel).where(m.Channel.project_id == project.id)
         rows = list(await s.scalars(q.order_by(m.Channel.created_us, m.Channel.id)))
@@ -152,7 +158,8 @@ async def list_events(
             q = q.where(m.Event.ts_us >= us) if is_start else q.where(m.Event.ts_us < us)
     if cursor:
         ts, eid = decode_cursor(cursor, 2)
-        if not isinstance(ts, int) or not isinstance(eid, str):
+        # ts_us is a 64-bit column: a bigger number would fail inside the database driver
+        if not isinstance(ts, int) or not isinstance(eid, str) or not 0 <= ts < 2**63:
             raise ApiError(400, f"invalid cursor {cursor!r}")
         q = q.where(or_(m.Event.ts_us < ts, and_(m.Event.ts_us == ts, m.Event.id < eid)))
     q = q.order_by(m.Event.ts_us.desc(), m.Event.id.desc()).limit(size + 1)

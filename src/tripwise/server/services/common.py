@@ -33,6 +33,16 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return parts
 
 
+def decode_offset(cursor: str | None) -> int:
+    """The position an offset cursor (breakers, routers, channels) points at; 0 without one."""
+    if not cursor:
+        return 0
+    (offset,) = decode_cursor(cursor, 1)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ApiError(400, f"invalid cursor {cursor!r}")
+    return offset
+
+
 def clamp_limit(limit: int | None, default: int | None) -> int | None:
     if limit is None:
         return default

@@ -15,7 +15,7 @@ from tripwise.server.services.breakers import router_ids_by_breaker
 from tripwise.server.services.common import (
     check_metadata,
     clamp_limit,
-    decode_cursor,
+    decode_offset,
     encode_cursor,
     merge_metadata,
     new_id,
@@ -87,7 +87,7 @@ async def list_routers(
     plane: ControlPlane, project: ProjectRuntime, cursor: str | None, limit: int | None
 ) -> dict[str, Any]:
     limit = clamp_limit(limit, None)
-    start = int(decode_cursor(cursor, 1)[0]) if cursor else 0
+    start = decode_offset(cursor)
     async with plane.sessions() as s:
         q = select(m.Router).where(m.Router.project_id == project.id)
         rows = list(await s.scalars(q.order_by(m.Router.inserted_us, m.Router.id)))
