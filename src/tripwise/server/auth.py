@@ -59,12 +59,14 @@ async def authenticate(request: Request, plane: Plane) -> Principal:
     digest = hash_key(key.strip())
     principal = plane.key_cache.get(digest)
     if principal is None:
+        epoch = plane.key_cache_epoch
         async with plane.sessions() as s:
             row = await s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if row is None:
             raise ApiError(401, "unknown or revoked key")
         principal = Principal(row.id, row.org_id, row.project_id)
-        plane.key_cache[digest] = principal
+        if plane.key_cache_epoch == epoch:  # no revocation while we looked it up
+            plane.key_cache[digest] = principal
     wait = plane.limiter.acquire(principal.key_id)
     if wait:
         raise ApiError(

@@ -44,8 +44,17 @@ class ControlPlane:
             settings.ingest_rate_limit_per_s, settings.ingest_rate_limit_burst
         )
         self.key_cache: dict[str, Any] = {}
+        # Bumped by forget_keys(): a lookup that raced a revocation must not re-cache the key.
+        self.key_cache_epoch = 0
         self._loop_task: asyncio.Task[None] | None = None
         self.last_tick_ms: int | None = None
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def forget_keys(self) -> None:
+        """Drop every cached key (after a key or project is revoked or deleted)."""
+        self.key_cache.clear()
+        self.key_cache_epoch += 1
 
     # -- loading -------------------------------------------------------------------------
 

@@ -205,7 +205,7 @@ async def delete_project(plane: ControlPlane, org_id: str, pid: str) -> None:
         p = await _project(s, org_id, pid)
         await s.delete(p)
     plane.projects.pop(pid, None)
-    plane.key_cache.clear()
+    plane.forget_keys()
     plane.hub.close_where(project_id=pid)
     plane.notifier.drop_project(pid)
 
@@ -257,5 +257,5 @@ async def delete_key(plane: ControlPlane, pid: str, kid: str) -> None:
         if row is None or row.project_id != pid:
             raise ApiError(404, f"key {kid!r} not found")
         await s.delete(row)
-    plane.key_cache.clear()
+    plane.forget_keys()
     plane.hub.close_where(key_id=kid)
