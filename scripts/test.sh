@@ -11,4 +11,5 @@ fi
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy --strict src/tripwise/core
+.venv/bin/mypy src/tripwise
 .venv/bin/python -m pytest -q "$@"
