@@ -16,7 +16,9 @@ from tripwise.quality._inputs import clip01, to_rows, to_vector
 try:  # NumPy makes drift scores of large batches fast; the pure-Python path gives the same numbers
     import numpy as _np
 except ImportError:  # pragma: no cover - exercised on installs without the ml extra
-    _np = None
+    _HAS_NUMPY = False
+else:
+    _HAS_NUMPY = True
 
 
 def _norm(v: list[float]) -> float:
@@ -193,7 +195,7 @@ def _is_2d(x: Any) -> bool:
 
 def _mean_var(rows: list[list[float]]) -> tuple[list[float], list[float]]:
     n = len(rows)
-    if _np is not None and n * len(rows[0]) > 4096:
+    if _HAS_NUMPY and n * len(rows[0]) > 4096:
         arr = _np.asarray(rows, dtype=float)
         return arr.mean(axis=0).tolist(), arr.var(axis=0).tolist()
     cols = list(zip(*rows, strict=True))

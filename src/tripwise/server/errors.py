@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,7 +49,7 @@ def error_response(
     status: int,
     message: str,
     code: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     details: Any = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code or _CODES.get(status, "error"), "message": message}

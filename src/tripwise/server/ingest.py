@@ -38,13 +38,13 @@ def check_signature(
     plane: ControlPlane, project: ProjectRuntime, headers: Any, body: bytes, now: int
 ) -> str | None:
     """Verify ``X-EB-Signature``; returns the signature (for replay detection) or None."""
-    sig = headers.get("x-eb-signature")
+    sig: str | None = headers.get("x-eb-signature")
     if sig is None:
         if project.signed:
             plane.metrics.rejected_samples.labels(reason="missing_signature").inc()
             raise ApiError(401, "this project requires signed ingest: X-EB-Signature missing")
         return None
-    ts = headers.get("x-eb-timestamp", "")
+    ts: str = headers.get("x-eb-timestamp", "")
     if not ts.isdigit() or len(ts) > 16:
         plane.metrics.rejected_samples.labels(reason="bad_timestamp").inc()
         raise ApiError(401, "X-EB-Timestamp must be epoch milliseconds")

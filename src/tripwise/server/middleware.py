@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete
@@ -20,7 +21,8 @@ _MUTATING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for k, v in headers:
         if k == name:
             return v.decode("latin-1")
     return None

@@ -25,6 +25,12 @@ RouterMode = Literal["static", "canary", "weighted"]
 ChannelType = Literal["slack", "pagerduty", "email", "webhook"]
 ChannelEvent = Literal["trip", "recover"]
 
+
+def _default_events() -> list[ChannelEvent]:
+    """A new channel hears about trips and recoveries unless told otherwise."""
+    return ["trip", "recover"]
+
+
 Name = Field(min_length=1, max_length=200)
 _MAX_MS = 30 * 24 * 3600 * 1000  # 30 days
 Ms = Field(ge=0, le=_MAX_MS)
@@ -133,7 +139,7 @@ class ChannelIn(_Body):
     name: str = Name
     channel: ChannelType
     config: dict[str, Any] = Field(default_factory=dict)
-    events: list[ChannelEvent] = Field(default_factory=lambda: ["trip", "recover"])
+    events: list[ChannelEvent] = Field(default_factory=_default_events)
     enabled: bool = True
 
 

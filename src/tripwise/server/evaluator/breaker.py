@@ -249,7 +249,7 @@ class BreakerRuntime:
         """Cooldown before the next half-open, doubled per failed half-open when enabled."""
         if not self.backoff_enabled or not self.half_open_failures:
             return self.cooldown_ms
-        backed = self.cooldown_ms * 2 ** min(self.half_open_failures, 40)
+        backed: int = self.cooldown_ms * 2 ** min(self.half_open_failures, 40)
         return max(self.cooldown_ms, min(self.backoff_cap_ms, backed))
 
     def confirmation_ms(self) -> int:

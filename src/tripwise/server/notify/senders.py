@@ -126,6 +126,8 @@ async def deliver(
             }
         ).encode()
         url = config.get("url") or settings.pagerduty_url
+        if not url:  # check_configured refused this already; narrows the type to str
+            raise DeliveryError("PagerDuty delivery is not configured", retryable=False)
         await _post(client, url, body, {"Content-Type": "application/json"})
     elif channel == "email":
         await asyncio.to_thread(_send_mail, settings, config, event)

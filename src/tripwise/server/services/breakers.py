@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane
 from tripwise.server.errors import ApiError
@@ -102,7 +103,7 @@ async def router_ids_by_breaker(s: Any, pid: str) -> dict[str, list[str]]:
     return out
 
 
-async def _breaker(s: Any, pid: str, bid: str) -> m.Breaker:
+async def _breaker(s: AsyncSession, pid: str, bid: str) -> m.Breaker:
     row = await s.get(m.Breaker, bid)
     if row is None or row.project_id != pid:
         raise ApiError(404, f"breaker {bid!r} not found")

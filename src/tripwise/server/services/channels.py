@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane, channel_dict
 from tripwise.server.errors import ApiError
@@ -28,7 +29,7 @@ async def _refresh(plane: ControlPlane, s: Any, pid: str) -> None:
     plane.notifier.set_channels(pid, [channel_dict(c) for c in rows])
 
 
-async def _channel(s: Any, pid: str, cid: str) -> m.Channel:
+async def _channel(s: AsyncSession, pid: str, cid: str) -> m.Channel:
     row = await s.get(m.Channel, cid)
     if row is None or row.project_id != pid:
         raise ApiError(404, f"notification channel {cid!r} not found")

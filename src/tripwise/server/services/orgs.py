@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane
 from tripwise.server.errors import ApiError
@@ -69,7 +70,7 @@ async def bootstrap(plane: ControlPlane, admin_key: str | None) -> str | None:
 # -- workspaces ------------------------------------------------------------------------------
 
 
-async def _workspace(s: Any, org_id: str, wid: str) -> m.Workspace:
+async def _workspace(s: AsyncSession, org_id: str, wid: str) -> m.Workspace:
     w = await s.get(m.Workspace, wid)
     if w is None or w.org_id != org_id:
         raise ApiError(404, f"workspace {wid!r} not found")
@@ -136,7 +137,7 @@ async def delete_workspace(plane: ControlPlane, org_id: str, wid: str) -> None:
 # -- projects -------------------------------------------------------------------------------
 
 
-async def _project(s: Any, org_id: str, pid: str) -> m.Project:
+async def _project(s: AsyncSession, org_id: str, pid: str) -> m.Project:
     p = await s.get(m.Project, pid)
     if p is None or p.org_id != org_id:
         raise ApiError(404, f"project {pid!r} not found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane
 from tripwise.server.errors import ApiError
@@ -24,7 +25,7 @@ from tripwise.server.storage import models as m
 from tripwise.server.timefmt import now_us
 
 
-async def _router(s: Any, pid: str, rid: str) -> m.Router:
+async def _router(s: AsyncSession, pid: str, rid: str) -> m.Router:
     row = await s.get(m.Router, rid)
     if row is None or row.project_id != pid:
         raise ApiError(404, f"router {rid!r} not found")
