@@ -17,11 +17,9 @@ from tripwise.server.schemas import BatchStatesIn, BreakerIn, BreakerPatch, Over
 from tripwise.server.serialize import breaker_envelope, breaker_json, state_json
 from tripwise.server.services.common import (
     check_metadata,
-    clamp_limit,
-    decode_offset,
-    encode_cursor,
     merge_metadata,
     new_id,
+    offset_page,
 )
 from tripwise.server.storage import models as m
 from tripwise.server.stream import encode_state
@@ -140,7 +138,6 @@ def _register(plane: ControlPlane, project: ProjectRuntime, row: m.Breaker) -> B
 async def list_breakers(
     plane: ControlPlane, project: ProjectRuntime, cursor: str | None, limit: int | None
 ) -> tuple[dict[str, Any], str]:
-    limit = clamp_limit(limit, None)
     async with plane.sessions() as s:
         q = select(m.Breaker).where(m.Breaker.project_id == project.id)
         rows = list(await s.scalars(q.order_by(m.Breaker.inserted_us, m.Breaker.id)))
@@ -148,9 +145,7 @@ async def list_breakers(
     digest = hashlib.sha256(
         json.dumps([[r.id, r.name, r.updated_us] for r in rows]).encode()
     ).hexdigest()[:32]
-    start = decode_offset(cursor)
-    page = rows[start : start + limit] if limit else rows[start:]
-    end = start + len(page)
+    page, next_cursor = offset_page(rows, cursor, limit)
     items = [breaker_json(r, links.get(r.id, []), project.breakers.get(r.id)) for r in page]
     updated = max((r.updated_us for r in rows), default=None)
     body = {
@@ -158,7 +153,7 @@ async def list_breakers(
         "count": len(items),
         "hash": digest,
         "updated_at": iso(updated),
-        "next_cursor": encode_cursor(end) if limit and end < len(rows) else None,
+        "next_cursor": next_cursor,
     }
     return body, f'W/"{digest}"'
 

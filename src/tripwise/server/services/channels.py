@@ -16,9 +16,9 @@ from tripwise.server.serialize import channel_json, event_json
 from tripwise.server.services.common import (
     clamp_limit,
     decode_cursor,
-    decode_offset,
     encode_cursor,
     new_id,
+    offset_page,
 )
 from tripwise.server.storage import models as m
 from tripwise.server.timefmt import iso, now_us, parse_iso_us
@@ -39,19 +39,12 @@ async def _channel(s: AsyncSession, pid: str, cid: str) -> m.Channel:
 async def list_channels(
     plane: ControlPlane, project: ProjectRuntime, cursor: str | None, limit: int | None
 ) -> dict[str, Any]:
-    limit = clamp_limit(limit, None)
-    start = decode_offset(cursor)
     async with plane.sessions() as s:
         q = select(m.Channel).where(m.Channel.project_id == project.id)
         rows = list(await s.scalars(q.order_by(m.Channel.created_us, m.Channel.id)))
-    page = rows[start : start + limit] if limit else rows[start:]
-    end = start + len(page)
+    page, next_cursor = offset_page(rows, cursor, limit)
     items = [channel_json(c) for c in page]
-    return {
-        "items": items,
-        "channels": items,
-        "next_cursor": encode_cursor(end) if limit and end < len(rows) else None,
-    }
+    return {"items": items, "channels": items, "next_cursor": next_cursor}
 
 
 async def create_channel(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from tripwise.server.errors import ApiError
 
@@ -41,6 +41,19 @@ def decode_offset(cursor: str | None) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ApiError(400, f"invalid cursor {cursor!r}")
     return offset
+
+
+T = TypeVar("T")
+
+
+def offset_page(rows: list[T], cursor: str | None, limit: int | None) -> tuple[list[T], str | None]:
+    """One page of ``rows`` for an offset cursor (breakers, routers, channels), and the cursor
+    of the next page (None on the last one). ``limit`` None means everything from the cursor."""
+    limit = clamp_limit(limit, None)
+    start = decode_offset(cursor)
+    page = rows[start : start + limit] if limit else rows[start:]
+    end = start + len(page)
+    return page, encode_cursor(end) if limit and end < len(rows) else None
 
 
 def clamp_limit(limit: int | None, default: int | None) -> int | None:

@@ -15,11 +15,9 @@ from tripwise.server.serialize import breaker_json, router_json
 from tripwise.server.services.breakers import router_ids_by_breaker
 from tripwise.server.services.common import (
     check_metadata,
-    clamp_limit,
-    decode_offset,
-    encode_cursor,
     merge_metadata,
     new_id,
+    offset_page,
 )
 from tripwise.server.storage import models as m
 from tripwise.server.timefmt import now_us
@@ -87,19 +85,12 @@ async def _link(s: Any, rid: str, ids: list[str]) -> list[str]:
 async def list_routers(
     plane: ControlPlane, project: ProjectRuntime, cursor: str | None, limit: int | None
 ) -> dict[str, Any]:
-    limit = clamp_limit(limit, None)
-    start = decode_offset(cursor)
     async with plane.sessions() as s:
         q = select(m.Router).where(m.Router.project_id == project.id)
         rows = list(await s.scalars(q.order_by(m.Router.inserted_us, m.Router.id)))
-        page = rows[start : start + limit] if limit else rows[start:]
+        page, next_cursor = offset_page(rows, cursor, limit)
         items = await _render(s, project, page)
-    end = start + len(page)
-    return {
-        "routers": items,
-        "count": len(items),
-        "next_cursor": encode_cursor(end) if limit and end < len(rows) else None,
-    }
+    return {"routers": items, "count": len(items), "next_cursor": next_cursor}
 
 
 async def create_router(
