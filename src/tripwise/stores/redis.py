@@ -29,7 +29,7 @@ from tripwise.core.states import State
 from tripwise.stores import redis_scripts as lua
 from tripwise.stores.base import UnavailablePolicy, check_policy
 from tripwise.stores.redis_client import check_namespace, check_seconds, make_client
-from tripwise.stores.redis_link import RedisLink, parse_message, parse_reply
+from tripwise.stores.redis_link import RedisLink, RedisState, parse_message, parse_reply
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -49,6 +49,9 @@ COUNTERS = (
     "pushes",
     "flushes",
     "degraded_decisions",
+    "state_losses",
+    "permits_reclaimed",
+    "controls",
 )
 _live: weakref.WeakSet[RedisStore] = weakref.WeakSet()
 
@@ -71,7 +74,9 @@ class RedisStore:
     - ``refresh_interval``: how often cached state is re-read (safety net under pub/sub).
     - ``retry_interval``: how often an unreachable Redis is tried again.
     - ``flush_interval``: shared-window mode: how often outcomes are flushed in a batch.
-    - ``probe_lease``: a half-open probe permit whose holder never reports frees itself.
+    - ``probe_lease``: a half-open probe permit whose holder stops renewing it (the process
+      died or lost Redis) frees itself after this long; running probes are renewed on every
+      refresh, so it must be at least ``2 * refresh_interval``.
     - ``key_ttl``: keys of a breaker no process uses expire after this long.
     """
 
@@ -88,7 +93,7 @@ class RedisStore:
         refresh_interval: float = 1.0,
         retry_interval: float = 0.5,
         flush_interval: float = 0.05,
-        probe_lease: float = 30.0,
+        probe_lease: float | None = None,
         key_ttl: float = 86400.0,
     ) -> None:
         if mode not in MODES:
@@ -100,15 +105,20 @@ class RedisStore:
         self.refresh_interval = check_seconds("refresh_interval", refresh_interval)
         self.retry_interval = check_seconds("retry_interval", retry_interval)
         self.flush_interval = check_seconds("flush_interval", flush_interval)
-        self.probe_lease_ms = round(check_seconds("probe_lease", probe_lease) * 1000)
+        if probe_lease is None:
+            probe_lease = 3 * self.refresh_interval + self.timeout
+        lease = check_seconds("probe_lease", probe_lease)
+        if lease < 2 * self.refresh_interval:
+            raise ValueError(
+                f"probe_lease ({lease!r} s) must be at least 2 * refresh_interval "
+                f"({self.refresh_interval!r} s): running probes renew their permits on refresh"
+            )
+        self.probe_lease_ms = round(lease * 1000)
         self.key_ttl_ms = round(check_seconds("key_ttl", key_ttl) * 1000)
         self.client = make_client(url_or_client, self.timeout)
         self.channel = f"{self.namespace}:events"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._scripts = {
-            src: self.client.register_script(src)
-            for src in (lua.READ, lua.TRIP, lua.RESET, lua.PROBE, lua.PROBE_DONE)
-        }
+        self._scripts = {src: self.client.register_script(src) for src in lua.STATE_SCRIPTS}
         self._lock = threading.Lock()
         self._links: dict[str, weakref.WeakSet[Any]] = {}
         self._available = True
@@ -147,6 +157,10 @@ class RedisStore:
         - ``degraded_decisions``: slow-path decisions (trip, probe permit, recovery, reset)
           breakers made without Redis, by the ``on_unavailable`` policy.
         - ``refreshes``, ``pushes`` (changes applied from other processes), ``flushes``.
+        - ``state_losses``: times a breaker's shared state was found lost (FLUSHALL, DEL,
+          eviction, a Redis restart without persistence) and re-created from local state.
+        - ``permits_reclaimed``: probe permits freed after their request or report failed.
+        - ``controls``: manual actions (force_open, disable, reset, half_open) sent.
         """
         with self._lock:
             breakers = sum(len(s) for s in self._links.values())
@@ -161,6 +175,23 @@ class RedisStore:
             if breaker is not None and breaker.registry is registry:
                 return True
         return False
+
+    def last_control(self, name: str) -> dict[str, Any] | None:
+        """The last manual action on breaker ``name`` for the fleet: ``action``, ``by``,
+        ``reason``, ``process`` and ``at`` (Unix time, Redis's clock), or None."""
+        raw = self.client.hmget(self.state_keys(name)[0], "ca", "cb", "cr", "cp", "cat")
+        if raw[0] is None:
+            return None
+        action, by, reason, process, at = (
+            v.decode() if isinstance(v, bytes) else (v or "") for v in raw
+        )
+        return {
+            "action": action,
+            "by": by or None,
+            "reason": reason or None,
+            "process": process,
+            "at": int(at) / 1000.0 if at else None,
+        }
 
     def state_keys(self, name: str) -> list[str]:
         """The state hash and probe-permit keys of breaker ``name`` (one Cluster slot)."""
@@ -207,17 +238,19 @@ class RedisStore:
 
     # ------------------------------------------------------------------ used by links
 
+    def script_args(self, link: RedisLink, args: tuple[Any, ...]) -> list[Any]:
+        """The common arguments (see redis_scripts) followed by the script's own."""
+        return [self.channel, link.name, self.key_ttl_ms, uuid.uuid4().hex, *link.seed(), *args]
+
     def run_state_script(
         self, src: str, link: RedisLink, args: tuple[Any, ...]
-    ) -> tuple[SharedState, bool] | None:
+    ) -> tuple[RedisState, bool, bool] | None:
         """Run one state script for ``link``; None when Redis is (or just became) unreachable."""
         if not self._available:
             self._count("degraded_decisions")
             return None
         try:
-            reply = self._scripts[src](
-                keys=link.keys, args=[self.channel, link.name, self.key_ttl_ms, *args]
-            )
+            reply = self._scripts[src](keys=link.keys, args=self.script_args(link, args))
         except _UNREACHABLE as exc:
             self.mark_unavailable(exc)
             self._count("degraded_decisions")
@@ -230,12 +263,42 @@ class RedisStore:
         return parse_reply(reply)
 
     def policy_state(self, breaker: CircuitBreaker | None, link: RedisLink) -> SharedState | None:
-        """What a breaker adopts while Redis is unreachable (None: its own local state)."""
+        """What a breaker adopts while Redis is unreachable (None: its own local state).
+
+        The trip count stays the fleet's as last read: a breaker that "trips" while failing
+        open does not change state, so it is not a trip (and resync would undo it anyway).
+        """
         if breaker is None or self.on_unavailable is UnavailablePolicy.LOCAL:
             return None
+        trips = link.known.trip_count if link.known is not None else breaker.trip_count
         if self.on_unavailable is UnavailablePolicy.FAIL_OPEN:
-            return SharedState(State.CLOSED, breaker.trip_count, link.gen)
-        return SharedState(State.OPEN, breaker.trip_count, link.gen, 0.0, self.retry_interval, 0)
+            return SharedState(State.CLOSED, trips, link.gen)
+        return SharedState(State.OPEN, trips, link.gen, 0.0, self.retry_interval, 0)
+
+    def state_lost(self, link: RedisLink, shared: RedisState) -> None:
+        """``link`` found its breaker's shared state re-created (lost by Redis)."""
+        self._count("state_losses")
+        logger.warning(
+            "Redis store %r: the shared state of breaker %r was lost (flushed, deleted, evicted "
+            "or Redis restarted empty) and re-created as %s, generation %d",
+            self.namespace,
+            link.name,
+            shared.state.value,
+            shared.generation,
+        )
+
+    def log_control(
+        self, name: str, action: str, by: str | None, reason: str | None, shared: bool
+    ) -> None:
+        self._count("controls")
+        logger.warning(
+            "breaker %r: %s by %s (%s) %s",
+            name,
+            action,
+            by or "unknown",
+            reason or "no reason given",
+            "for the whole fleet" if shared else "locally only: Redis unreachable, sent on resync",
+        )
 
     def mark_unavailable(self, exc: BaseException) -> None:
         """Record a failed Redis operation; the first one of an outage switches to the policy.
@@ -347,15 +410,17 @@ class RedisStore:
     def _refresh(self) -> None:
         links = self.links()
         was_available = self._available
+        extra = [(link, src, args) for link in links for src, args in link.housekeeping()]
         try:
             if links:
                 pipe = self.client.pipeline(transaction=False)
-                script = self._scripts[lua.READ]
                 for link in links:
-                    script(
-                        keys=link.keys,
-                        args=[self.channel, link.name, self.key_ttl_ms],
-                        client=pipe,
+                    self._scripts[lua.READ](
+                        keys=link.keys, args=self.script_args(link, ()), client=pipe
+                    )
+                for link, src, args in extra:
+                    self._scripts[src](
+                        keys=link.keys, args=self.script_args(link, args), client=pipe
                     )
                 replies = pipe.execute()
             else:
@@ -363,6 +428,10 @@ class RedisStore:
                 replies = []
         except _UNREACHABLE as exc:
             self.mark_unavailable(exc)
+            for link, src, args in extra:  # try again next time
+                if src == lua.RELEASE:
+                    for token in args:
+                        link.orphans.setdefault(token, 1)
             return
         self._count("refreshes")
         if not was_available:
@@ -374,13 +443,12 @@ class RedisStore:
                 self.namespace,
                 len(links),
             )
+        for (_link, src, _), reply in zip(extra, replies[len(links) :], strict=True):
+            if src == lua.RELEASE and parse_reply(reply)[1]:
+                self._count("permits_reclaimed")
         for link, reply in zip(links, replies, strict=True):
-            shared, _ = parse_reply(reply)
+            shared, _, _ = parse_reply(reply)
             if was_available:
                 link.apply(shared, "refresh")
-                continue
-            if link.dirty is not None and shared.state is State.CLOSED:
-                pushed = link.push_trip(link.dirty)  # the fleet learns of the outage's trip
-                shared = pushed if pushed is not None else shared
-            link.dirty = None
-            link.apply(shared, "force")
+            else:
+                link.resync(shared)
