@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -47,10 +48,11 @@ def free_port() -> int:
 class RedisServer:
     """A ``redis-server`` process of our own on a free loopback port (no persistence)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *extra: str) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             _unavailable("redis-server is not on PATH: install Redis (apt-get install redis)")
+        self.extra = list(extra)  # more redis-server arguments, e.g. "--maxmemory", "2mb"
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="tripwise-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -69,6 +71,7 @@ class RedisServer:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self.dir,
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -86,6 +89,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen server must not linger
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
@@ -101,6 +105,26 @@ class RedisServer:
         client = redis.Redis.from_url(self.url)
         try:
             client.execute_command("CLIENT", "PAUSE", milliseconds, "ALL")
+        finally:
+            client.close()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server stops reading and answering; what clients send meanwhile is
+        buffered by the kernel and executed on :meth:`thaw`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def command(self, *args: object) -> object:
+        """Run one command on this server with a client of its own."""
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_timeout=5.0)
+        try:
+            return client.execute_command(*args)
         finally:
             client.close()
 

@@ -446,7 +446,7 @@ class RedisStore:
         for (_link, src, _), reply in zip(extra, replies[len(links) :], strict=True):
             if src == lua.RELEASE and parse_reply(reply)[1]:
                 self._count("permits_reclaimed")
-        for link, reply in zip(links, replies, strict=True):
+        for link, reply in zip(links, replies[: len(links)], strict=True):
             shared, _, _ = parse_reply(reply)
             if was_available:
                 link.apply(shared, "refresh")

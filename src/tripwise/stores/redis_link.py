@@ -302,7 +302,7 @@ class RedisLink:
             answer = self._run(lua.CONTROL, (*self.pending_control, self._store.process_id))
             if answer is not None:
                 self.pending_control = None
-                self.apply(answer[0], "force")
+                self.apply(answer[0], "refresh")
                 return
         if base is None:
             moved = shared.state is not State.CLOSED
@@ -311,9 +311,7 @@ class RedisLink:
                 base.state,
                 base.trip_count,
                 base.mode,
-            ) or (
-                shared.incarnation == base.incarnation and shared.generation != base.generation
-            )
+            ) or (shared.incarnation == base.incarnation and shared.generation != base.generation)
         if (
             not moved
             and dirty is not None
@@ -325,7 +323,8 @@ class RedisLink:
             answer = self._run(lua.TRIP, (self.gen, "c", max(1, round(remaining * 1000))))
             if answer is not None:
                 shared = answer[0]
-        self.apply(shared, "force")
+        # Same or newer only: a push that arrived while this read was in flight may be newer.
+        self.apply(shared, "refresh")
 
     def __repr__(self) -> str:
         return f"RedisLink({self.name!r}, gen={self.gen})"
