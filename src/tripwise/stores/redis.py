@@ -11,6 +11,7 @@ outcomes of all processes in Redis time buckets (see :mod:`tripwise.stores.redis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,6 +19,7 @@ import socket
 import threading
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,7 +30,12 @@ from tripwise.core.shared import SharedState
 from tripwise.core.states import State
 from tripwise.stores import redis_scripts as lua
 from tripwise.stores.base import UnavailablePolicy, check_policy
-from tripwise.stores.redis_client import check_namespace, check_seconds, make_client
+from tripwise.stores.redis_client import (
+    check_namespace,
+    check_seconds,
+    make_async_client,
+    make_client,
+)
 from tripwise.stores.redis_link import RedisLink, RedisState, parse_message, parse_reply
 
 if TYPE_CHECKING:
@@ -39,7 +46,7 @@ logger = logging.getLogger("tripwise.stores.redis")
 
 MODES = ("shared_state", "shared_window")
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-_TIMEOUTS = (RedisTimeoutError, TimeoutError)
+_TIMEOUTS = (RedisTimeoutError, TimeoutError, asyncio.TimeoutError)
 COUNTERS = (
     "redis_errors",
     "redis_timeouts",
@@ -130,6 +137,11 @@ class RedisStore:
         self._threads: list[threading.Thread] = []
         self._pid = -1
         self._window: Any = None
+        # Event loops' own asyncio clients (slow paths on a loop thread never block it).
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._tasks: set[asyncio.Future[Any]] = set()
         if mode == "shared_window":
             from tripwise.stores.redis_window import WindowSync
 
@@ -220,8 +232,16 @@ class RedisStore:
         self.client.close()
 
     async def aclose(self) -> None:
-        import asyncio
-
+        """Close from async code: waits for this loop's Redis commands in flight, closes its
+        asyncio client, and joins the threads off the loop."""
+        loop = asyncio.get_running_loop()
+        pending = [t for t in list(self._tasks) if t.get_loop() is loop]
+        if pending:
+            await asyncio.wait(pending, timeout=self.timeout * 4)
+        entry = self._aclients.pop(loop, None)
+        if entry is not None and entry[0] is not None:
+            with contextlib.suppress(Exception):
+                await entry[0].aclose()
         await asyncio.to_thread(self.close)
 
     def __enter__(self) -> RedisStore:
@@ -261,6 +281,78 @@ class RedisStore:
             logger.exception("Redis script failed for breaker %r; deciding locally", link.name)
             return None
         return parse_reply(reply)
+
+    # ------------------------------------------------------------------ never block a loop
+
+    @staticmethod
+    def running_loop() -> asyncio.AbstractEventLoop | None:
+        """The event loop running on this thread, if any (its slow paths must not block)."""
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        src: str,
+        link: RedisLink,
+        args: tuple[Any, ...],
+        then: Callable[[tuple[RedisState, bool, bool] | None], None],
+    ) -> bool:
+        """Run a state script without blocking ``loop``: on the loop's own asyncio client (or,
+        for clients it cannot mirror, such as Redis Cluster, in a worker thread); ``then`` gets
+        the answer (None: Redis failed) on the loop thread. False: Redis is unreachable, nothing
+        was sent (decide by the policy, as the sync path does)."""
+        if not self._available or self._stopping.is_set():
+            self._count("degraded_decisions")
+            return False
+        entry = self._aclients.get(loop)
+        if entry is None:
+            client = make_async_client(self.client, self.timeout)
+            scripts = (
+                {src: client.register_script(src) for src in lua.STATE_SCRIPTS}
+                if client is not None
+                else None
+            )
+            entry = self._aclients[loop] = (client, scripts)
+        task = loop.create_task(self._arun(entry, src, link, self.script_args(link, args), then))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _arun(
+        self,
+        entry: tuple[Any, Any],
+        src: str,
+        link: RedisLink,
+        args: list[Any],
+        then: Callable[[tuple[RedisState, bool, bool] | None], None],
+    ) -> None:
+        scripts = entry[1]
+        answer = None
+        try:
+            if scripts is not None:
+                call = scripts[src](keys=link.keys, args=args)
+            else:
+                call = asyncio.get_running_loop().run_in_executor(
+                    None, lambda: self._scripts[src](keys=link.keys, args=args)
+                )
+            reply = await asyncio.wait_for(call, self.timeout * 2)
+            answer = parse_reply(reply)
+        except (*_UNREACHABLE, asyncio.TimeoutError) as exc:
+            self.mark_unavailable(exc)
+            self._count("degraded_decisions")
+        except RedisError:
+            self._count("redis_errors")
+            self._count("degraded_decisions")
+            logger.exception("Redis script failed for breaker %r; deciding locally", link.name)
+        except asyncio.CancelledError:
+            raise
+        try:
+            then(answer)
+        except Exception:
+            logger.exception("Redis store %r: applying an answer failed", self.namespace)
 
     def policy_state(self, breaker: CircuitBreaker | None, link: RedisLink) -> SharedState | None:
         """What a breaker adopts while Redis is unreachable (None: its own local state).
@@ -353,8 +445,10 @@ class RedisStore:
                 )
         for thread in self._threads:
             thread.start()
-        # Listen before the first read, so no announcement falls between the two.
-        self._subscribed.wait(self.timeout * 2)
+        # Listen before the first read, so no announcement falls between the two (not on an
+        # event loop's thread: it must never block; the refresh catches anything missed).
+        if self.running_loop() is None:
+            self._subscribed.wait(self.timeout * 2)
 
     def _listen(self) -> None:
         """Apply announcements of other processes as they come (the pub/sub thread)."""

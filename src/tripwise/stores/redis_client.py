@@ -58,3 +58,24 @@ def make_client(url_or_client: Any, timeout: float) -> redis.Redis:
     settings = {k: v for k, v in kwargs.items() if k not in ("retry", "event_dispatcher")}
     settings.update(overrides)
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **settings))
+
+
+def make_async_client(client: redis.Redis, timeout: float) -> Any:
+    """An asyncio client to the same server as ``client`` (same timeouts, no retries), or None
+    when its connections cannot be mirrored (TLS, Unix socket, Cluster): the store then runs
+    the command in a worker thread instead."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or pool.connection_class is not redis.connection.Connection:
+        return None
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    kwargs = pool.connection_kwargs
+    keep = ("host", "port", "db", "username", "password", "client_name")
+    settings = {k: kwargs[k] for k in keep if kwargs.get(k) is not None}
+    return AsyncRedis(
+        **settings,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )

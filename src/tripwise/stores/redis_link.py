@@ -8,6 +8,12 @@ is never ignored as older. It also remembers the fleet's state as last read from
 the trip count at, and what a resync compares against to tell whether the fleet moved on
 during an outage. Its methods run with the breaker's lock held (except ``sync``, ``apply``,
 ``resync`` and ``housekeeping``).
+
+On a thread that runs an event loop (an async breaker, or any call made from async code) no
+method waits on Redis: the script is sent on the loop's asyncio client and its answer applied
+when it arrives. A trip, a probe report or a manual action is adopted locally at once; a probe
+permit is requested in the background and handed to the next call that asks (so the first call
+after a cool-down is rejected with ``retry_after=0`` while the request is in flight).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import itertools
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tripwise.core.shared import SharedState
@@ -92,6 +99,8 @@ class RedisLink:
         "orphans",
         "pending_control",
         "permits",
+        "probe_pending",
+        "ready",
     )
 
     def __init__(self, store: RedisStore, breaker: CircuitBreaker) -> None:
@@ -109,6 +118,8 @@ class RedisLink:
         self.dirty: float | None = None  # a trip was made locally while Redis was away
         self.pending_control: tuple[str, str | None, str | None] | None = None
         self.denied_until = 0.0  # all probe permits taken: do not ask again before this
+        self.probe_pending = False  # a loop-thread permit request is in flight
+        self.ready: tuple[str, float, int] | None = None  # a permit granted to no call yet
         self._vouched: dict[int, str] = {}  # id(shared) -> how apply() vouches for it
 
     @property
@@ -191,9 +202,31 @@ class RedisLink:
         self.adopted(shared)
         return shared, flag
 
+    def _async(
+        self,
+        src: str,
+        args: tuple[Any, ...],
+        then: Callable[[tuple[RedisState, bool, bool] | None], None],
+    ) -> bool:
+        """On an event loop's thread: send the script without waiting (True). False: not on a
+        loop, or Redis is unreachable (the sync path then answers without any I/O)."""
+        store = self._store
+        loop = store.running_loop()
+        return loop is not None and store.submit(loop, src, self, args, then)
+
+    def _then_apply(self, answer: tuple[RedisState, bool, bool] | None) -> None:
+        if answer is not None:
+            self.apply(answer[0], "refresh")
+
     # ------------------------------------------------------------------ breaker -> store
 
     def sync(self) -> None:
+        def then(answer: tuple[RedisState, bool, bool] | None) -> None:
+            if answer is not None:
+                self.apply(answer[0], "force")
+
+        if self._async(lua.READ, (), then):
+            return
         answer = self._run(lua.READ, ())
         if answer is None:
             breaker = self._breaker()
@@ -207,11 +240,22 @@ class RedisLink:
         self, old: State, new: State, open_duration: float, *, reset: bool = False
     ) -> SharedState | None:
         store = self._store
+        args: tuple[Any, ...]
         if reset:
-            answer = self._run(lua.CONTROL, ("reset", "", "", store.process_id))
+            src, args = lua.CONTROL, ("reset", "", "", store.process_id)
         else:
             source = "c" if old is State.CLOSED else "h"
-            answer = self._run(lua.TRIP, (self.gen, source, max(1, round(open_duration * 1000))))
+            src, args = lua.TRIP, (self.gen, source, max(1, round(open_duration * 1000)))
+
+        def then(answer: tuple[RedisState, bool, bool] | None) -> None:
+            if answer is not None:
+                self.apply(answer[0], "refresh")
+            elif not reset and new is State.OPEN and store.on_unavailable.value == "local":
+                self.dirty = open_duration
+
+        if self._async(src, args, then):
+            return None  # adopted locally now; the fleet's answer is applied when it comes
+        answer = self._run(src, args)
         if answer is None:
             if not reset and new is State.OPEN and store.on_unavailable.value == "local":
                 self.dirty = open_duration
@@ -221,7 +265,18 @@ class RedisLink:
     def control(self, action: str, by: str | None, reason: str | None) -> SharedState | None:
         """A manual action for the whole fleet (see RedisStore.last_control)."""
         store = self._store
-        answer = self._run(lua.CONTROL, (action, by or "", reason or "", store.process_id))
+        args = (action, by or "", reason or "", store.process_id)
+
+        def then(answer: tuple[RedisState, bool, bool] | None) -> None:
+            if answer is None:
+                self.pending_control = (action, by, reason)
+            else:
+                self.apply(answer[0], "refresh")
+
+        if self._async(lua.CONTROL, args, then):
+            store.log_control(self.name, action, by, reason, True)
+            return None
+        answer = self._run(lua.CONTROL, args)
         store.log_control(self.name, action, by, reason, answer is not None)
         if answer is None:
             self.pending_control = (action, by, reason)  # replayed when Redis returns
@@ -239,6 +294,10 @@ class RedisLink:
             and store.available
         ):
             return SharedState(State.HALF_OPEN, breaker.trip_count, self.gen), False
+        if store.running_loop() is not None and store.available:
+            answer = self._acquire_on_loop(max_calls, breaker)
+            if answer is not None:
+                return answer
         permit = f"{store.process_id}:{next(_PERMITS)}"
         sent = store.available
         answer = self._run(lua.PROBE, (max_calls, permit, store.probe_lease_ms))
@@ -256,12 +315,57 @@ class RedisLink:
             self.denied_until = time.monotonic() + store.refresh_interval
         return shared, granted
 
+    def _acquire_on_loop(
+        self, max_calls: int, breaker: CircuitBreaker | None
+    ) -> tuple[SharedState, bool] | None:
+        """The loop thread's permit: one granted in the background earlier, or none yet (a
+        request is sent, and this call is refused with retry_after 0)."""
+        store = self._store
+        trips = breaker.trip_count if breaker is not None else 0
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            token, at, gen = ready
+            if gen == self.gen and time.monotonic() - at < store.probe_lease_ms / 2000:
+                self.permits.append(token)
+                return SharedState(State.HALF_OPEN, trips, self.gen), True
+            self.orphans[token] = _ORPHAN_TRIES  # unused: free it
+        if not self.probe_pending:
+            token = f"{store.process_id}:{next(_PERMITS)}"
+
+            def then(answer: tuple[RedisState, bool, bool] | None) -> None:
+                self.probe_pending = False
+                if answer is None:
+                    self.orphans[token] = _ORPHAN_TRIES
+                    return
+                shared, granted, _ = answer
+                if granted:
+                    self.ready = (token, time.monotonic(), shared.generation)
+                elif shared.state is State.HALF_OPEN:
+                    self.denied_until = time.monotonic() + store.refresh_interval
+                self.apply(shared, "refresh")
+
+            self.probe_pending = True
+            if not self._async(lua.PROBE, (max_calls, token, store.probe_lease_ms), then):
+                self.probe_pending = False
+                return None
+        return SharedState(State.HALF_OPEN, trips, self.gen), False
+
     def probe_done(self, success: bool | None, recovery_threshold: int) -> SharedState | None:
         if not self.permits:
             return None  # admitted without a fleet permit: it decides for this process only
         permit = self.permits.pop(0)
         outcome = "ok" if success else "release"
-        answer = self._run(lua.PROBE_DONE, (self.gen, permit, outcome, recovery_threshold))
+        args = (self.gen, permit, outcome, recovery_threshold)
+
+        def then(answer: tuple[RedisState, bool, bool] | None) -> None:
+            if answer is None:
+                self.orphans[permit] = _ORPHAN_TRIES
+            else:
+                self.apply(answer[0], "refresh")
+
+        if self._async(lua.PROBE_DONE, args, then):
+            return None  # counted locally now; the fleet's answer is applied when it comes
+        answer = self._run(lua.PROBE_DONE, args)
         if answer is None:
             self.orphans[permit] = _ORPHAN_TRIES  # freed when Redis answers again
             return None
