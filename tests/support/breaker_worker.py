@@ -93,6 +93,14 @@ class Worker:
         self.breakers[0].reset()
         return self._info()
 
+    def op_control(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A manual action on member 0: force_open, disable, reset or half_open_now."""
+        getattr(self.breakers[0], cmd["action"])(by=cmd.get("by"), reason=cmd.get("reason"))
+        return self._info()
+
+    def op_modes(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        return {**self._info(), "modes": [b.mode.value for b in self.breakers]}
+
     def _at(self, cmd: dict[str, Any], target: Any, threads: int) -> list[Any]:
         """Run ``target(i)`` in ``threads`` threads, all starting at wall time ``cmd['at']``."""
         results: list[Any] = [None] * threads
