@@ -131,6 +131,45 @@ class Worker:
         admitted = self._at(cmd, attempt, cmd.get("threads", 3))
         return {**self._info(), "admitted": sum(admitted)}
 
+    def op_cycle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """One failure burst and recovery: every thread fails calls from wall time ``at`` until
+        its member rejects; then, from wall time ``probe_at``, every thread tries one healthy
+        call held ``hold`` s. Answers how many calls were admitted as probes and how many
+        calls crashed (raised anything but the model's error or CircuitBreakerOpen)."""
+        threads = cmd.get("threads", 4)
+        hold = cmd.get("hold", 0.08)
+        crashed = [0] * threads
+
+        def hammer(i: int) -> None:
+            breaker = self.breakers[i % len(self.breakers)]
+            for _ in range(200):
+                try:
+                    breaker.call(_fail)
+                except Boom:
+                    continue
+                except CircuitBreakerOpen:
+                    return
+                except Exception:
+                    crashed[i] += 1
+                    return
+
+        def probe(i: int) -> bool:
+            breaker = self.breakers[i % len(self.breakers)]
+            try:
+                breaker.call(time.sleep, hold)
+                return True
+            except CircuitBreakerOpen:
+                return False
+            except Exception:
+                crashed[i] += 1
+                return False
+
+        self._at(cmd, hammer, threads)
+        trips = [b.trip_count for b in self.breakers]
+        admitted = self._at({"at": cmd["probe_at"]}, probe, threads)
+        return {**self._info(), "burst_trips": trips, "admitted": sum(admitted),
+                "crashed": sum(crashed)}  # fmt: skip
+
     def op_burst(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Every thread fails calls on its member until the member rejects (one burst)."""
 
