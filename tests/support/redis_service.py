@@ -139,6 +139,70 @@ class RedisServer:
         self.close()
 
 
+class RedisClusterServers:
+    """A real Redis Cluster of ``masters`` redis-server processes (no replicas) on free ports in
+    a temp dir, joined with ``redis-cli --cluster create``; killed and removed on close."""
+
+    def __init__(self, masters: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            _unavailable("redis-cli is not on PATH: install Redis (apt-get install redis-tools)")
+        self.servers: list[RedisServer] = []
+        for _ in range(masters):
+            server = RedisServer()
+            bus = free_port()
+            server.extra = [
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(bus),
+                "--cluster-config-file", os.path.join(server.dir, "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+            ]  # fmt: skip
+            self.servers.append(server)
+
+    @property
+    def nodes(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", s.port) for s in self.servers]
+
+    def start(self, timeout: float = 20.0) -> RedisClusterServers:
+        for server in self.servers:
+            server.start()
+        create = subprocess.run(
+            ["redis-cli", "--cluster", "create",
+             *[f"{h}:{p}" for h, p in self.nodes],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )  # fmt: skip
+        if create.returncode != 0:
+            self.close()
+            _unavailable(f"redis-cli --cluster create failed: {create.stdout}{create.stderr}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [str(s.command("CLUSTER", "INFO")) for s in self.servers]
+            if all("cluster_state:ok" in i for i in infos):
+                return self
+            time.sleep(0.05)
+        self.close()
+        _unavailable("the Redis Cluster did not reach cluster_state:ok")
+        return self
+
+    def client(self, **options: object) -> object:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(h, p) for h, p in self.nodes]
+        return RedisCluster(startup_nodes=nodes, **options)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    def __enter__(self) -> RedisClusterServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 _started: RedisServer | None = None
 
 

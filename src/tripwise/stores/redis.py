@@ -33,6 +33,7 @@ from tripwise.stores.base import UnavailablePolicy, check_policy
 from tripwise.stores.redis_client import (
     check_namespace,
     check_seconds,
+    is_cluster,
     make_async_client,
     make_client,
 )
@@ -123,6 +124,7 @@ class RedisStore:
         self.probe_lease_ms = round(lease * 1000)
         self.key_ttl_ms = round(check_seconds("key_ttl", key_ttl) * 1000)
         self.client = make_client(url_or_client, self.timeout)
+        self.cluster = is_cluster(self.client)
         self.channel = f"{self.namespace}:events"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._scripts = {src: self.client.register_script(src) for src in lua.STATE_SCRIPTS}
@@ -257,6 +259,16 @@ class RedisStore:
         )
 
     # ------------------------------------------------------------------ used by links
+
+    def run_batch(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run ``(script, keys, args)`` calls in one pipeline (Redis Cluster: one by one, as
+        redis-py does not pipeline scripts there; each call goes to its key's node)."""
+        if self.cluster:
+            return [script(keys=keys, args=args) for script, keys, args in calls]
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            script(keys=keys, args=args, client=pipe)
+        return list(pipe.execute())
 
     def script_args(self, link: RedisLink, args: tuple[Any, ...]) -> list[Any]:
         """The common arguments (see redis_scripts) followed by the script's own."""
@@ -454,7 +466,7 @@ class RedisStore:
         """Apply announcements of other processes as they come (the pub/sub thread)."""
         resubscribe = False
         while not self._stopping.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.channel)
                 self._subscribed.set()
@@ -507,16 +519,13 @@ class RedisStore:
         extra = [(link, src, args) for link in links for src, args in link.housekeeping()]
         try:
             if links:
-                pipe = self.client.pipeline(transaction=False)
-                for link in links:
-                    self._scripts[lua.READ](
-                        keys=link.keys, args=self.script_args(link, ()), client=pipe
-                    )
-                for link, src, args in extra:
-                    self._scripts[src](
-                        keys=link.keys, args=self.script_args(link, args), client=pipe
-                    )
-                replies = pipe.execute()
+                calls = [(self._scripts[lua.READ], link.keys, self.script_args(link, ()))
+                         for link in links]  # fmt: skip
+                calls += [
+                    (self._scripts[src], link.keys, self.script_args(link, args))
+                    for link, src, args in extra
+                ]
+                replies = self.run_batch(calls)
             else:
                 self.client.ping()
                 replies = []

@@ -31,18 +31,36 @@ def check_namespace(namespace: Any) -> str:
     return namespace
 
 
-def make_client(url_or_client: Any, timeout: float) -> redis.Redis:
+def is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def make_client(url_or_client: Any, timeout: float) -> Any:
     """A sync client with ``timeout`` on every socket operation and no retries.
 
-    A URL is used as is; a client (sync or ``redis.asyncio``) lends its connection settings.
-    The store always applies its own timeouts, so a slow Redis cannot hold a guarded call
-    longer than ``timeout``.
+    A URL is used as is; a client (sync or ``redis.asyncio``) lends its connection settings;
+    a ``redis.cluster.RedisCluster`` (or its asyncio twin) lends its startup nodes and
+    credentials. The store always applies its own timeouts, so a slow Redis cannot hold a
+    guarded call longer than ``timeout``.
     """
     overrides: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),
     }
+    manager = getattr(url_or_client, "nodes_manager", None)
+    if manager is not None:  # Redis Cluster
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [
+            ClusterNode(n.host, n.port)  # type: ignore[no-untyped-call]
+            for n in manager.startup_nodes.values()
+        ]
+        kwargs = getattr(manager, "connection_kwargs", {}) or {}
+        creds = {k: kwargs[k] for k in ("username", "password") if kwargs.get(k)}
+        return RedisCluster(startup_nodes=nodes, **creds, **overrides)
     if isinstance(url_or_client, str):
         return redis.Redis.from_url(url_or_client, **overrides)
     pool = getattr(url_or_client, "connection_pool", None)

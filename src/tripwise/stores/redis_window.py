@@ -296,14 +296,14 @@ class WindowSync:
                 w.settle(None, batch, clears)
             return
         try:
-            pipe = store.client.pipeline(transaction=False)
+            calls = []
             for w, (batch, epochs, _) in zip(windows, taken, strict=True):
                 keys = [w.key(e) for e in batch] + [w.key(e) for e in epochs]
                 args: list[Any] = [len(batch), math.ceil(w.seconds * 2000)]
                 for sums in batch.values():
                     args.extend(sums)
-                self._script(keys=keys, args=args, client=pipe)
-            replies = pipe.execute()
+                calls.append((self._script, keys, args))
+            replies = store.run_batch(calls)
         except (RedisError, OSError) as exc:
             store.mark_unavailable(exc)
             for w, (batch, _, clears) in zip(windows, taken, strict=True):
