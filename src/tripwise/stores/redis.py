@@ -488,6 +488,10 @@ class RedisStore:
                     pubsub.close()
 
     def _on_message(self, data: Any) -> None:
+        if not self._available:
+            # Not resynchronised yet: the resync reads the state anyway, and must compare it
+            # with what this process did during the outage before anything overwrites that.
+            return
         name, shared = parse_message(data)
         for link in self.links(name):
             gen = link.gen

@@ -133,9 +133,9 @@ class RedisLink:
         (its cool-down advanced by the local clock), or a new CLOSED breaker."""
         k = self.known
         if k is None:
-            breaker = self._breaker()
-            trips = breaker.trip_count if breaker is not None else 0
-            return ("c", max(self.gen, 0), trips, 0, 1, 0, "n")
+            # Never read from Redis: a new breaker. (Trips made meanwhile are local; a resync
+            # pushes the one still in effect, and the seed must not count it twice.)
+            return ("c", max(self.gen, 0), 0, 0, 1, 0, "n")
         duration = round(k.open_duration * 1000)
         remaining = 0
         if k.state is State.OPEN:
@@ -222,8 +222,8 @@ class RedisLink:
 
     def sync(self) -> None:
         def then(answer: tuple[RedisState, bool, bool] | None) -> None:
-            if answer is not None:
-                self.apply(answer[0], "force")
+            if answer is not None:  # (a trip's answer may have arrived first: same or newer)
+                self.apply(answer[0], "refresh")
 
         if self._async(lua.READ, (), then):
             return
