@@ -395,7 +395,9 @@ class RedisStore:
         self, name: str, action: str, by: str | None, reason: str | None, shared: bool
     ) -> None:
         self._count("controls")
-        logger.warning(
+        level = logging.WARNING if action in ("force_open", "disable") or by else logging.INFO
+        logger.log(
+            level,
             "breaker %r: %s by %s (%s) %s",
             name,
             action,
