@@ -203,6 +203,51 @@ class RedisClusterServers:
         self.close()
 
 
+class RedisSentinelServer:
+    """A ``redis-server --sentinel`` process of our own watching ``master`` as ``mymaster``."""
+
+    def __init__(self, master: RedisServer, service: str = "mymaster") -> None:
+        self.master = master
+        self.service = service
+        self.server = RedisServer()
+
+    def start(self, timeout: float = 10.0) -> RedisSentinelServer:
+        conf = os.path.join(self.server.dir, "sentinel.conf")
+        with open(conf, "w") as fh:
+            fh.write(
+                f"port {self.server.port}\nbind 127.0.0.1\ndir {self.server.dir}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+            )
+        assert self.server.binary is not None
+        self.server.process = subprocess.Popen(
+            [self.server.binary, conf, "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ping(self.server.url, 0.2):
+                return self
+            time.sleep(0.02)
+        self.close()
+        _unavailable(f"redis sentinel did not answer on port {self.server.port}")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.server.port)
+
+    def close(self) -> None:
+        self.server.close()
+
+    def __enter__(self) -> RedisSentinelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 _started: RedisServer | None = None
 
 

@@ -61,6 +61,10 @@ def make_client(url_or_client: Any, timeout: float) -> Any:
         kwargs = getattr(manager, "connection_kwargs", {}) or {}
         creds = {k: kwargs[k] for k in ("username", "password") if kwargs.get(k)}
         return RedisCluster(startup_nodes=nodes, **creds, **overrides)
+    pool = getattr(url_or_client, "connection_pool", None)
+    manager_of_sentinels = getattr(pool, "sentinel_manager", None)
+    if manager_of_sentinels is not None:  # Sentinel: follow the master it names, with our timeouts
+        return manager_of_sentinels.master_for(pool.service_name, **overrides)  # type: ignore[union-attr]
     if isinstance(url_or_client, str):
         return redis.Redis.from_url(url_or_client, **overrides)
     pool = getattr(url_or_client, "connection_pool", None)
