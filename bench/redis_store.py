@@ -13,7 +13,12 @@
    the time from Redis being back (or the data loss) until two processes' breakers agree with
    Redis again, with ``retry_interval`` 0.5 s and ``refresh_interval`` 1 s (the defaults).
 
-Run: ``python bench/redis_store.py [--url redis://127.0.0.1:6379/0] [--faults]``.
+5. Event-loop lag (``--loop-lag``): the scenario of tests/integration/redis/test_async_loop.py
+   (async breakers tripping, probing and recovering while Redis is killed, paused, frozen),
+   printing the longest the loop was late; ``--sync-slow-path`` runs it with the store's sync
+   path on the loop thread instead (the design before issue 13), for comparison.
+
+Run: ``python bench/redis_store.py [--url redis://127.0.0.1:6379/0] [--faults] [--loop-lag]``.
 """
 
 from __future__ import annotations
@@ -228,6 +233,36 @@ def faults() -> list[tuple[str, float]]:
     return rows
 
 
+def loop_lag(sync_slow_path: bool) -> list[tuple[str, float]]:
+    import asyncio
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.integration.redis import test_async_loop as scenario
+    from tests.support.redis_service import RedisServer
+
+    if sync_slow_path:
+        RedisStore.running_loop = staticmethod(lambda: None)  # type: ignore[method-assign]
+    rows = []
+    for fault in ("kill", "pause", "freeze"):
+        with RedisServer() as server:
+            ns = f"bench-{uuid.uuid4().hex[:8]}"
+            options = {"timeout": scenario.TIMEOUT, "refresh_interval": 0.2, "retry_interval": 0.1}
+            store, other = (RedisStore(server.url, namespace=ns, **options) for _ in range(2))
+
+            async def main(
+                store: Any = store, other: Any = other, server: Any = server, fault: str = fault
+            ) -> Any:
+                try:
+                    return await scenario._scenario(fault, server, store, other)
+                finally:
+                    await store.aclose()
+
+            result = asyncio.run(main())
+            other.close()
+            rows.append((fault, result["max_lag"] * 1000.0))
+    return rows
+
+
 def _boom() -> None:
     raise RuntimeError
 
@@ -241,8 +276,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--staleness", type=int, default=200)
     parser.add_argument("--faults", action="store_true")
+    parser.add_argument("--loop-lag", action="store_true")
+    parser.add_argument("--sync-slow-path", action="store_true")
     args = parser.parse_args()
 
+    if args.loop_lag:
+        for fault, ms in loop_lag(args.sync_slow_path):
+            print(f"loop lag, Redis {fault}: max {ms:.1f} ms (target <= 10 ms)")
+        return
     rows = overhead(args.url, args.number, args.repeat)
     table = dict(rows)
     print("| CLOSED call, overhead over a bare call | ns/call |")
