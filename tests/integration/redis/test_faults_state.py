@@ -299,3 +299,24 @@ def test_a_probe_admitted_without_a_permit_during_an_outage_never_closes_the_fle
     assert b_done.wait(5.0) and b_outcome == ["rejected"]  # the failed probe re-opened it
     assert _until(lambda: _state_hash(private_redis, namespace)["st"] == "o")
     assert _until(lambda: a.state is State.OPEN)  # the permitted probe decided for the fleet
+
+
+def test_a_stale_local_trip_never_overwrites_what_the_fleet_did_meanwhile(
+    private_redis: RedisServer, make_store: Callable[..., Any], namespace: str
+) -> None:
+    (store_a, _), (a, b), logs = _fleet(
+        make_store, private_redis.url, half_open_after=0.2, recovery_threshold=1
+    )
+    # Only a loses Redis (as behind a partition): it trips on local state...
+    store_a.mark_unavailable(ConnectionError("partitioned"))
+    _trip(a)
+    # ...while the rest of the fleet trips and recovers on its own.
+    _trip(b)
+    time.sleep(0.25)
+    assert _until(lambda: _call(b) == "ok" and b.state is State.CLOSED)
+    assert _state_hash(private_redis, namespace)["t"] == "1"
+    # a's resync sees that the fleet moved on: it adopts the fleet's state, pushes nothing.
+    assert _until(lambda: store_a.available and a.state is State.CLOSED)
+    time.sleep(0.3)
+    assert b.state is State.CLOSED and logs[1] == ["open", "half_open", "closed"]
+    assert _state_hash(private_redis, namespace)["t"] == "1" and a.trip_count == 1
