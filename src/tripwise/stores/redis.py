@@ -1,11 +1,14 @@
 """Breaker state shared across processes and hosts, on Redis.
 
-``RedisStore`` keeps each breaker's state, trip count, opened-at time, generation and half-open
-probe permits in Redis and changes them only through Lua scripts (atomic; see
-:mod:`tripwise.stores.redis_scripts`). Every process keeps a cached copy inside its breakers, so
-a CLOSED call costs no round trip; processes learn about changes by pub/sub, with a periodic
-refresh as a safety net. When Redis is unreachable, breakers follow ``on_unavailable`` and the
-store resynchronises when Redis returns. The opt-in ``mode="shared_window"`` also aggregates the
+``RedisStore`` keeps each breaker's state, trip count, opened-at time, generation, manual mode
+and half-open probe permits (leased tokens) in Redis and changes them only through Lua scripts
+(atomic; see :mod:`tripwise.stores.redis_scripts`). Every process keeps a cached copy inside its
+breakers, so a CLOSED call costs no round trip; processes learn about changes by pub/sub, with a
+periodic refresh as a safety net. When Redis is unreachable, breakers follow ``on_unavailable``
+and the store reconciles when Redis returns; a state Redis lost (FLUSHALL, eviction...) is
+re-created from local state. On an event loop's thread the slow path never waits on Redis (it
+uses the loop's asyncio client). Standalone, Sentinel and Cluster clients are supported.
+The opt-in ``mode="shared_window"`` also aggregates the
 outcomes of all processes in Redis time buckets (see :mod:`tripwise.stores.redis_window`).
 """
 
@@ -72,8 +75,9 @@ def live_stores() -> list[RedisStore]:
 class RedisStore:
     """Share breaker state across processes through Redis.
 
-    ``RedisStore("redis://host:6379/0", namespace="myapp")`` (or a ``redis.Redis`` /
-    ``redis.asyncio.Redis`` client), then ``CircuitBreaker(..., store=store)``.
+    ``RedisStore("redis://host:6379/0", namespace="myapp")`` (or a ``redis.Redis``,
+    ``redis.asyncio.Redis``, Sentinel ``master_for(...)`` or ``redis.cluster.RedisCluster``
+    client), then ``CircuitBreaker(..., store=store, name=...)``.
 
     - ``mode``: ``"shared_state"`` (default) or ``"shared_window"`` (outcomes of all processes
       also feed the time-window conditions; see docs/redis.md for its staleness bound).
