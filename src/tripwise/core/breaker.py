@@ -598,18 +598,15 @@ class CircuitBreaker:
             self._emit_state_change(old, new)
 
     def _adopt_locked(self, shared: SharedState, now: float) -> None:
-        mode = shared.mode
+        mode = shared.mode  # None: the store does not share manual control
+        entered = False
         if mode is not None:
             mode = self._base_mode if mode is Mode.NORMAL else mode
             if mode is not self._mode:
-                if self._mode in (_FORCED_OPEN, _DISABLED):  # back from a manual mode
-                    seq = self._completed_calls()
-                    self._root.restart(seq)
-                    self._warming = not self._root.warm(seq)
                 self._mode = mode
-                self._refresh_fast_path()
-        if shared.state is not self._state:
-            self._enter_state_locked(shared.state, now)
+                entered = True
+        if entered or shared.state is not self._state:
+            self._enter_state_locked(shared.state, now)  # new generation (and fast path)
         self._trip_count = shared.trip_count
         self._failed_recoveries = shared.failed_recoveries
         if shared.state is _OPEN:
