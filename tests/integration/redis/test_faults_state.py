@@ -320,3 +320,61 @@ def test_a_stale_local_trip_never_overwrites_what_the_fleet_did_meanwhile(
     time.sleep(0.3)
     assert b.state is State.CLOSED and logs[1] == ["open", "half_open", "closed"]
     assert _state_hash(private_redis, namespace)["t"] == "1" and a.trip_count == 1
+
+
+def test_a_long_probe_keeps_its_permit_by_renewing_the_lease(
+    private_redis: RedisServer, make_store: Callable[..., Any]
+) -> None:
+    # probe_lease defaults to 3 x refresh_interval + timeout = 0.35 s here; the probe runs 1 s.
+    (store_a, _), (a, b), _ = _fleet(
+        make_store, private_redis.url, half_open_max_calls=1, recovery_threshold=1
+    )
+    assert store_a.probe_lease_ms == 350
+    _trip(a)
+    assert _until(lambda: b.state is State.OPEN)
+    time.sleep(0.35)
+    done = threading.Event()
+    threading.Thread(target=lambda: (_call(a, lambda: time.sleep(1.0)), done.set())).start()
+    assert _until(lambda: a.state is State.HALF_OPEN and bool(a._link.permits))  # type: ignore[union-attr]
+    others = []
+    while not done.is_set():
+        others.append(_call(b))
+        time.sleep(0.02)
+    assert set(others) == {"rejected"}  # never a second probe while the first one runs
+    assert _until(lambda: b.state is State.CLOSED)
+
+
+def test_a_permit_held_by_a_crashed_process_frees_itself_after_the_lease(
+    private_redis: RedisServer, namespace: str
+) -> None:
+    from tests.support.fleet import WorkerProcess
+
+    config = {
+        "url": private_redis.url,
+        "namespace": namespace,
+        "name": "model",
+        "breaker": {"consecutive_failures": 2, "half_open_after": 0.2, "half_open_max_calls": 1,
+                    "recovery_threshold": 1},
+        "store": FAST,
+    }  # fmt: skip
+    holder, other = WorkerProcess(config), WorkerProcess(config)
+    try:
+        holder.ready()
+        other.ready()
+        holder.ask("fail", n=2)
+        assert other.ask("wait_state", state="open")["ok"]
+        time.sleep(0.25)
+        holder.send("probe_race", at=time.time(), threads=1, hold=30.0)  # holds the permit
+        assert _until(lambda: _state_hash(private_redis, namespace).get("st") == "h")
+        time.sleep(0.1)
+        assert other.ask("call")["outcomes"] == ["rejected"]
+        holder.process.kill()  # dies holding the fleet's only permit
+        killed = time.monotonic()
+        assert _until(lambda: other.ask("call")["outcomes"] == ["ok"], timeout=5.0)
+        # Freed within the lease (0.35 s) plus a refresh, not 30 s.
+        assert time.monotonic() - killed < 0.35 + CONVERGE
+        assert other.ask("wait_state", state="closed")["ok"]
+    finally:
+        holder.process.kill()
+        holder.process.wait()
+        other.close()
