@@ -9,6 +9,7 @@ own store, i.e. its own fleet member), ``breaker`` (CircuitBreaker options) and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -166,12 +167,26 @@ class Worker:
 
         self._at(cmd, hammer, threads)
         trips = [b.trip_count for b in self.breakers]
-        # On a loaded machine the burst may end late: never probe before the cool-down is over.
-        cool = max(b.retry_after() for b in self.breakers)
-        probe_at = max(cmd["probe_at"], time.time() + cool + 0.01)
-        admitted = self._at({"at": probe_at}, probe, threads)
+        # A worker that reaches the probe instant late (a loaded machine) does not probe: the
+        # others' probes may have closed the breaker already, and its calls would not be probes.
+        late = time.time() > cmd["probe_at"] or max(b.retry_after() for b in self.breakers) > (
+            cmd["probe_at"] - time.time()
+        )
+        admitted = [] if late else self._at({"at": cmd["probe_at"]}, probe, threads)
         return {**self._info(), "burst_trips": trips, "admitted": sum(admitted),
-                "crashed": sum(crashed)}  # fmt: skip
+                "late": late, "crashed": sum(crashed)}  # fmt: skip
+
+    def op_heal(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Healthy calls on every member until all are CLOSED (at most ``timeout`` s)."""
+        deadline = time.monotonic() + cmd.get("timeout", 5.0)
+        while time.monotonic() < deadline:
+            if all(b.state.value == "closed" for b in self.breakers):
+                return {**self._info(), "ok": True}
+            for breaker in self.breakers:
+                with contextlib.suppress(CircuitBreakerOpen):
+                    breaker.call(lambda: None)
+            time.sleep(0.005)
+        return {**self._info(), "ok": False}
 
     def op_burst(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Every thread fails calls on its member until the member rejects (one burst)."""
