@@ -63,6 +63,7 @@ from tripwise.quality import (
     QualityDrift,
     StandardizedDistance,
     TextQuality,
+    current_call_id,
     max_probability,
 )
 from tripwise.quality._stats import normal_upper_quantile
@@ -427,6 +428,53 @@ def recovery_lane(sc: Scenario, rng: np.random.Generator, deployments: int) -> d
     }
 
 
+def late_label_lane(sc: Scenario, rng: np.random.Generator, deployments: int) -> dict:
+    """Concept drift through the real late-label path: calls ask for ``current_call_id()``
+    and the label (correct / wrong) comes ``sc.lag`` calls later via
+    ``record_late_quality``; returns the calls from the change to the trip."""
+    delays = []
+    for _ in range(deployments):
+        cond = QualityDrift()
+        breaker = CircuitBreaker(
+            cond,
+            fallback="fallback",
+            half_open_after=30,
+            recovery_threshold=3,
+            clock=FakeClock(),
+            registry=None,
+        )
+        pending: list[tuple[str, float]] = []
+
+        def call(
+            correct: float,
+            breaker: CircuitBreaker = breaker,
+            pending: list[tuple[str, float]] = pending,
+        ) -> None:
+            out = breaker.call(lambda: ("answer", current_call_id()))
+            if out != "fallback":
+                pending.append((out[1], correct))
+            if len(pending) > sc.lag:
+                call_id, label = pending.pop(0)
+                breaker.record_late_quality(call_id, label)
+
+        while not cond.fitted:
+            for q in rng.choice(sc.healthy, 256).tolist():
+                call(q)
+        for q in rng.choice(sc.healthy, LEAD).tolist():
+            call(q)
+        for i, q in enumerate(rng.choice(sc.degraded, 5000).tolist(), 1):
+            call(q)
+            if breaker.state.value != "closed":
+                delays.append(i)
+                break
+    return {
+        "deployments": deployments,
+        "median": float(np.median(delays)),
+        "p95": float(np.percentile(delays, 95, method="higher")),
+        "tripped": len(delays),
+    }
+
+
 def run(sc: Scenario, args, rng: np.random.Generator) -> Result:
     t0 = time.perf_counter()
     onsets, horizon = args.onsets, args.horizon
@@ -469,6 +517,8 @@ def run(sc: Scenario, args, rng: np.random.Generator) -> Result:
             lane.median += sc.lag
             lane.p95 += sc.lag
     recovery = recovery_lane(sc, rng, args.recovery)
+    if sc.lag:
+        recovery["late_labels"] = late_label_lane(sc, rng, args.recovery)
     warm = (float(np.median(bank.warmup_calls)), float(np.max(bank.warmup_calls)))
     return Result(sc, lanes, warm, recovery, time.perf_counter() - t0)
 
@@ -517,6 +567,15 @@ def report(results: list[Result], args) -> None:
             + " |"
         )
     print()
+    for r in results:
+        if "late_labels" in r.recovery:
+            late = r.recovery["late_labels"]
+            print(
+                f"{r.scenario.name}: real breaker fed by record_late_quality (labels "
+                f"{r.scenario.lag} calls late): tripped {late['tripped']} of "
+                f"{late['deployments']}, median {late['median']:.0f} / p95 {late['p95']:.0f} "
+                "calls after the change"
+            )
     for r in results:
         print(
             f"{r.scenario.name}: {r.seconds:.1f} s; oracle false trips {r.lanes[0].false_trips}"
