@@ -157,6 +157,7 @@ class QualityDrift(ScoredCondition):
         self.bound = bound
         self.head_start = float(head_start)
         self._probe_threshold = probe_threshold
+        self._probe_default: float | None = None
         self.baseline: float | None = None
         self.variance: float | None = None
         self.sample_mean: float | None = None  # the estimate before it was made conservative
@@ -187,13 +188,21 @@ class QualityDrift(ScoredCondition):
     # ------------------------------------------------------------ baseline
 
     def _set_baseline(
-        self, mean: float, sample_mean: float, variance: float, lanes: list[_Lane]
+        self,
+        mean: float,
+        sample_mean: float,
+        variance: float,
+        lanes: list[_Lane],
+        probe: float | None = None,
     ) -> None:
         """Install a baseline: the raw conservative ``mean``, the ``sample_mean`` and the
         ``variance`` of the scores (probes, reports), and the CUSUMs of each lane."""
         self.baseline = mean
         self.sample_mean = sample_mean
         self.variance = max(variance, 1e-12)
+        if probe is None:
+            probe = max(0.0, sample_mean - 2.33 * math.sqrt(variance))
+        self._probe_default = probe
         budget = self.false_trips_per_million / sum(len(lane.slacks) for lane in lanes)
         on_ranks, centres, slacks, variances, thetas, hs = [], [], [], [], [], []
         for lane in lanes:
@@ -260,7 +269,8 @@ class QualityDrift(ScoredCondition):
             self.transform == "auto" and len(set(values)) >= _MIN_DISTINCT_FOR_RANKS
         ):
             lanes.append(self._rank_lane(values))
-        self._set_baseline(raw_baseline, mean, var_up, lanes)
+        probe = 0.0 if binary else sorted(values)[int(0.01 * n)]
+        self._set_baseline(raw_baseline, mean, var_up, lanes, probe)
 
     def _rank_lane(self, values: list[float]) -> _Lane:
         """CUSUMs on ranks: each live score is replaced by its mid-rank among the known-good
@@ -304,6 +314,7 @@ class QualityDrift(ScoredCondition):
     def refit(self) -> None:
         """Forget the baseline; the next scored calls (``warmup`` or more) teach a new one."""
         self.baseline = self.variance = self.sample_mean = self.reference_mean = None
+        self._probe_default = None
         self.ranks = None
         self.cusum_on_ranks = self.cusum_centres = self.cusum_slacks = self.cusum_variances = ()
         self.thetas = self.hs = ()
@@ -327,12 +338,16 @@ class QualityDrift(ScoredCondition):
 
     @property
     def probe_threshold(self) -> float | None:
-        """A half-open probe scoring below this is a failed probe (default: baseline - 2 std)."""
+        """A half-open probe scoring below this is a failed probe.
+
+        Default: the 1st percentile of the known-good scores (mean - 2.33 std when only those
+        were given), so a healthy probe fails about 1 time in 100 and a healed model closes
+        within one or two half-open periods. For pass/fail scores no single score is
+        implausible for a healthy model (it fails now and then): probes then fail on errors
+        only, and a model that is still bad is re-tripped by the head start instead."""
         if self._probe_threshold is not None:
             return self._probe_threshold
-        if self.baseline is None or self.variance is None:
-            return None
-        return max(0.0, self.baseline - 2.0 * math.sqrt(self.variance))
+        return self._probe_default
 
     @property
     def reference_drift(self) -> float | None:

@@ -339,7 +339,10 @@ def mean_token_probability(response: Any) -> float:
 
 
 def _token_probability(lp: tuple[float, ...]) -> float:
-    mean = math.fsum(lp) / len(lp)
+    try:
+        mean = math.fsum(lp) / len(lp)
+    except OverflowError:  # logprobs near -1e308: the model gave these tokens no chance
+        return 0.0
     if not math.isfinite(mean):  # -inf logprobs: a token the model gave no chance at all
         return 0.0
     return clip01(math.exp(mean))

@@ -206,3 +206,18 @@ def test_no_retrip_loop_after_a_pass_fail_model_heals() -> None:
     tripped = breaker.trip_count
     run(20_000)
     assert breaker.trip_count == tripped
+
+
+def test_probe_threshold_lets_healthy_probes_pass() -> None:
+    continuous = QualityDrift().fit(beta(17, 8.0, 1.0, 5000))
+    live = beta(18, 8.0, 1.0, 20_000)
+    threshold = continuous.probe_threshold
+    assert threshold is not None
+    assert sum(q < threshold for q in live) / len(live) == pytest.approx(0.01, abs=0.005)
+    # pass/fail: a healthy model fails now and then, so one failed check is no evidence;
+    # probes fail on errors only and the head start re-trips a model that is still bad
+    binary = QualityDrift().fit(bernoulli(19, 0.05, 2000))
+    assert binary.probe_threshold == 0.0
+    assert not binary.judge(None, 0.0, 0.0) and binary.judge(RuntimeError(), 0.0, None)
+    assert quality_drift(mean=0.9, std=0.05).probe_threshold == pytest.approx(0.9 - 2.33 * 0.05)
+    assert quality_drift(probe_threshold=0.5).probe_threshold == 0.5
