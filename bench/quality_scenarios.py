@@ -687,8 +687,8 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     {
                         "scenario": r.scenario.name,
-                    "kind": r.scenario.kind,
-                    "shape": r.scenario.shape,
+                        "kind": r.scenario.kind,
+                        "shape": r.scenario.shape,
                         "lanes": [lane.__dict__ for lane in r.lanes],
                         "recovery": r.recovery,
                         "warmup": r.warmup,
