@@ -1,19 +1,25 @@
-"""A change detector for a mean quality that drifts down: a small bank of one-sided CUSUMs.
+"""A change detector for a mean quality that drifts down: a bank of one-sided CUSUMs.
 
-Each CUSUM adds ``baseline - score - slack`` to a running sum floored at zero and trips when
-the sum reaches its ``h``. A healthy model keeps the sums near zero (its scores average the
-baseline, and ``slack`` pulls them down); a model whose mean quality drops by more than a
-CUSUM's ``slack`` makes its sum climb, so a lasting drop trips after about
-``h / (drop - slack)`` calls. A CUSUM is fastest for drops near ``2 * slack``; the bank runs
-three (slacks ``shift/2``, ``shift`` and ``2 * shift``), so drops from ``shift`` to
-``4 * shift`` are all caught close to the best delay any detector could reach, for a budget
-split three ways (``ln(3e6)`` instead of ``ln(1e6)``: about 8% more evidence).
+Each CUSUM adds ``centre - x - slack`` to a running sum floored at zero and trips when the
+sum reaches its ``h``. A healthy model keeps the sums near zero (its scores average the
+centre, and ``slack`` pulls them down); a model whose quality drops by more than a CUSUM's
+``slack`` makes its sum climb, so a lasting drop trips after about ``h / (drop - slack)``
+calls. A CUSUM is fastest for drops near ``2 * slack``; the bank runs four (slacks
+``shift/2``, ``shift``, ``2 * shift``, ``4 * shift``), so drops from ``shift`` to
+``8 * shift`` are all caught close to the best delay any detector could reach.
 
-``h`` comes from ``false_trips_per_million``. If ``theta > 0`` satisfies
-``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
-supermartingale, a CUSUM excursion reaches ``h`` with probability at most ``exp(-theta * h)``,
-and since every trip needs its own excursion start (one per call at most), expected false
-trips per million healthy calls are at most ``1e6 * exp(-theta * h)`` per CUSUM. ``theta``:
+For continuous scores a second bank reads ranks instead of raw scores: each score's mid-rank
+among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
+scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
+drop anywhere. The raw bank stays for scores that fall to 0 (a rank cannot go below 0).
+Pass/fail scores stay raw: for 0/1 scores a linear CUSUM is the likelihood-ratio test.
+
+``h`` comes from ``false_trips_per_million``, split over the CUSUMs. If ``theta > 0``
+satisfies ``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
+supermartingale and an excursion that starts with a step ``d > 0`` reaches ``h`` with
+probability at most ``exp(theta * (d - h))``; so expected false trips per call are at most
+``factor * exp(-theta * h)``, ``factor`` the average of ``exp(theta * d)`` over positive
+steps (see ``_stats.excursion_factor``). ``theta``:
 
 - ``bound="empirical"`` (default when a sample is known: ``fit`` or the warmup): the largest
   theta for which the *sample's* average of ``exp(theta * increment)`` (plus worst-case
@@ -22,13 +28,13 @@ trips per million healthy calls are at most ``1e6 * exp(-theta * h)`` per CUSUM.
   scores in [0, 1] with that variance. Holds for any distribution; slower to trip.
 
 A baseline learned from a sample must not be luckier than the model: a warmup that happened
-to see few low scores would set the trip line too tight. So the learned baseline is the
-sample mean lowered by one standard error (computed with an upper bound on the variance), the
-sample used for ``theta`` is padded with worst-case scores (one for continuous scores; for
-pass/fail scores, enough failures to reach a Wilson upper bound on the failure share, so an
-all-pass warmup cannot claim failures never happen), and the warmup keeps going past
-``warmup`` calls until that standard error is below a tenth of the smallest slack (or
-``max_warmup`` is reached).
+to see few low scores would set the trip line too tight. So the learned centre is the sample
+mean lowered by half a standard error (from an upper bound on the variance), the sample used
+for ``theta`` is padded with worst-case scores (one for continuous scores; for pass/fail
+scores, failures up to a Wilson upper bound on the failure share, so an all-pass warmup
+cannot claim failures never happen), and the warmup keeps going past ``warmup`` calls until
+that standard error is below a tenth of the slack (and a pass/fail score has shown 25
+failures), or ``max_warmup`` is reached.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ logger = logging.getLogger("tripwise.quality")
 _BOUNDS = ("auto", "empirical", "bennett")
 _TRANSFORMS = ("auto", "rank", "none")
 _SLACK_FACTORS = (0.5, 1.0, 2.0, 4.0)  # the bank: tuned for drops of 1, 2, 4, 8 x shift
-_PRECISION = 0.1  # the warmup ends when the baseline's standard error <= this * smallest slack
+_PRECISION = 0.1  # the warmup ends when the baseline's standard error <= this * slack
 _WILSON_Z = 0.5  # pass/fail scores: failures padded up to this Wilson upper bound
 _MIN_FAILURES = 25  # pass/fail warmups last until this many failures (or max_warmup)
 _RANK_SHIFT_MIN, _RANK_SHIFT_MAX = 0.02, 0.25  # the rank drop the bank is tuned around
@@ -90,7 +96,11 @@ class _Lane:
 
 
 class QualityDrift(ScoredCondition):
-    """A bank of one-sided CUSUMs on quality scores; trips on a lasting drop of the mean.
+    """A bank of one-sided CUSUMs on quality scores (and their ranks); trips on a lasting drop.
+
+    ``transform``: ``"auto"`` (ranks as well as raw scores for continuous scores, raw only for
+    pass/fail or few distinct values), ``"rank"`` (ranks only), ``"none"`` (raw only: then a
+    drop of the mean smaller than ``shift / 2`` never trips on average).
 
     The healthy baseline is given (``mean``, ``std``), seeded from known-good scores
     (``fit``, e.g. an offline validation run), or learned from the first scored calls (at
@@ -514,7 +524,9 @@ def quality_drift(
     probe_threshold: float | None = None,
     transform: str = "auto",
 ) -> QualityDrift:
-    """Trip when the mean quality drifts down by about ``shift`` or more (CUSUM bank)."""
+    """Trip when the quality drifts down by about ``shift`` or more (a CUSUM bank): the
+    default quality condition, for softmax confidences, embedding scores and pass/fail
+    checks alike."""
     return QualityDrift(
         shift,
         score_fn,
