@@ -99,6 +99,13 @@ class CentroidSimilarity:
         norm = _norm(total)
         if norm == 0.0:
             raise ValueError("reference samples cancel out (their centroid is zero); no direction")
+        if norm / len(rows) < 0.3:
+            logger.warning(
+                "CentroidSimilarity: the reference embeddings share little direction (mean "
+                "resultant length %.2f): they look mean-centred, and healthy ones will score "
+                "low or 0; use StandardizedDistance for such embeddings",
+                norm / len(rows),
+            )
         self.centroid = [x / norm for x in total]
         return self
 

@@ -259,3 +259,21 @@ def test_guarded_score_options() -> None:
         guarded_score(broken_parser, on_error=1.5)
     with pytest.raises(TypeError, match="callable"):
         guarded_score(42)  # type: ignore[arg-type]
+
+
+def test_centroid_similarity_warns_on_mean_centred_references(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import random
+
+    from tripwise.quality import CentroidSimilarity
+
+    rng = random.Random(2)
+    centred = [[rng.gauss(0.0, 1.0) for _ in range(8)] for _ in range(200)]
+    with caplog.at_level("WARNING", logger="tripwise.quality"):
+        CentroidSimilarity(centred)
+    assert "StandardizedDistance" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tripwise.quality"):
+        CentroidSimilarity([[1.0 + 0.1 * rng.random(), 0.5, 0.2] for _ in range(50)])
+    assert not caplog.records
