@@ -221,3 +221,14 @@ def test_probe_threshold_lets_healthy_probes_pass() -> None:
     assert not binary.judge(None, 0.0, 0.0) and binary.judge(RuntimeError(), 0.0, None)
     assert quality_drift(mean=0.9, std=0.05).probe_threshold == pytest.approx(0.9 - 2.33 * 0.05)
     assert quality_drift(probe_threshold=0.5).probe_threshold == 0.5
+
+
+def test_pure_python_fit_matches_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tripwise.quality._stats as stats
+
+    sample = beta(20, 8.0, 1.0, 3000)
+    with_numpy = QualityDrift().fit(sample)
+    monkeypatch.setattr(stats, "_np", None)
+    pure = QualityDrift().fit(sample)
+    assert pure.hs == pytest.approx(with_numpy.hs, rel=1e-9)
+    assert pure.thetas == pytest.approx(with_numpy.thetas, rel=1e-9)
