@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tripwise.core import guard
-from tripwise.core.clock import Clock
+from tripwise.core.clock import Clock, monotonic
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
@@ -169,7 +169,7 @@ class CircuitBreaker:
         # freezegun and time-machine move breakers; _clock_fn is None for it (the hot paths
         # then call time.monotonic() inline, which costs ~10 ns more than a bound reference).
         self._clock_fn: Clock | None = clock
-        self._clock: Clock = clock if clock is not None else _monotonic
+        self._clock: Clock = clock if clock is not None else monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
@@ -943,7 +943,8 @@ class CircuitBreaker:
 
     def stream(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Guard the stream ``fn(*args, **kwargs)`` (a generator function, sync or async):
-        admission at the first item, the outcome when it ends (see :mod:`tripwise.core.streaming`)."""
+        admission at the first item, the outcome when it ends (see
+        :mod:`tripwise.core.streaming`)."""
         from tripwise.core import streaming
 
         return streaming.open_stream(self, fn, args, kwargs)
@@ -1052,7 +1053,3 @@ for _field in BreakerConfig.__dataclass_fields__:
     if _field != "score_fn":
         setattr(CircuitBreaker, _field, _config_view(_field))
 del _field
-
-
-def _monotonic() -> float:
-    return time.monotonic()  # looked up per call: mock.patch("time.monotonic") applies

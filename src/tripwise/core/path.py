@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tripwise.core.states import Mode, State
 
 _read_lock = threading.Lock()
 
+if TYPE_CHECKING:
+    _Count = itertools.count[int]
+else:
+    _Count = itertools.count  # not subscriptable at runtime
 
-class Tally(itertools.count):  # type: ignore[misc]
+
+class Tally(_Count):
     """A counter that threads bump without a lock (``next(tally)``) and readers read exactly.
 
     ``itertools.count`` has no public getter; ``value()`` takes a number itself and remembers
@@ -33,8 +38,11 @@ class Tally(itertools.count):  # type: ignore[misc]
 
     __slots__ = ("_reads", "settled")
 
+    _reads: int
+    settled: int
+
     def __new__(cls) -> Tally:
-        self = super().__new__(cls, 0)
+        self = cast(Tally, super().__new__(cls, 0))
         self._reads = 0
         self.settled = 0  # how much of this tally its owner already added elsewhere
         return self
@@ -49,7 +57,7 @@ class Tally(itertools.count):  # type: ignore[misc]
     def take(self) -> int:
         """Count one event and return its number (1, 2, ...)."""
         n: int = next(self)
-        return n - self._reads + 1
+        return n - self._reads + 1  # (lean successes bump the count in between: gaps)
 
     def __repr__(self) -> str:
         return f"Tally({self.value()})"

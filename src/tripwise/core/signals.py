@@ -45,12 +45,12 @@ def check_reported_score(score: Any, what: str = "quality score") -> float:
     if type(score) is float:
         if math.isfinite(score):
             return score
-    elif isinstance(score, bool) or not isinstance(score, Real):
-        if isinstance(score, bool) or not hasattr(score, "__float__") or isinstance(score, str):
-            raise TypeError(
-                f"{what} must be a real number (int or float), not {type(score).__name__}: "
-                f"{score!r}"
-            )
+    elif isinstance(score, (bool, str)) or (
+        not isinstance(score, Real) and not hasattr(score, "__float__")
+    ):
+        raise TypeError(
+            f"{what} must be a real number (int or float), not {type(score).__name__}: {score!r}"
+        )
     value = float(score)
     if not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {score!r}")

@@ -28,9 +28,9 @@ and ``breaker.call(genfn, ...)`` return a :class:`GuardedStream` (an iterator) o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-import time as _time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -361,10 +361,8 @@ class GuardedStream(_StreamBase):
 
     def __del__(self) -> None:
         if self._phase == _RUNNING:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 self._abandon()
-            except Exception:  # pragma: no cover - never raise from a finalizer
-                pass
 
 
 class AsyncGuardedStream(_StreamBase):
@@ -482,10 +480,8 @@ class AsyncGuardedStream(_StreamBase):
 
     def __del__(self) -> None:
         if self._phase == _RUNNING:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 self._abandon()
-            except Exception:  # pragma: no cover - never raise from a finalizer
-                pass
 
 
 async def _aiter_sync(items: Iterator[Any]) -> AsyncIterator[Any]:
