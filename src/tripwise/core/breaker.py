@@ -478,6 +478,7 @@ class CircuitBreaker:
             lean=lean,
             timed=timed,
             quality=quality,
+            plain=not quality and config.result_predicate is None,
             open_until=open_until,
             calls=calls,
         )
@@ -697,14 +698,18 @@ class CircuitBreaker:
         ``start`` is the clock reading at admission (``None``: not timed); a stream passes its
         own ``latency_ms`` (to the first item) and listener ``record`` instead.
         """
-        now = 0.0
-        timed = start is not None or latency_ms is not None
         if start is not None:
-            now = self._clock()
-            latency_ms = (now - start) * 1000.0
+            clock = self._clock_fn
+            now = time.monotonic() if clock is None else clock()
+            lat = (now - start) * 1000.0
+            timed = True
         elif latency_ms is not None:
             now = self._clock()
-        lat = latency_ms if latency_ms is not None else 0.0
+            lat = latency_ms
+            timed = True
+        else:
+            now = lat = 0.0
+            timed = False
         changed: tuple[State, State] | None = None
         self._lock.acquire()
         try:
@@ -728,7 +733,8 @@ class CircuitBreaker:
             elif self._mode is _DISABLED:
                 next(self._path.calls)
             else:
-                seq = self._path.calls.take()
+                calls = self._path.calls
+                seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
                 state = self._state
                 if state is _CLOSED:
                     if self._root.observe(error, lat, quality, now, seq):
@@ -912,8 +918,11 @@ class CircuitBreaker:
             if quality is None and self._config.require_quality_signal:
                 self._release(permit)
                 raise QualitySignalMissing(self.name)
-        tripped = self._record(permit, start, error, quality)
-        return tripped and self._fallback is not NO_FALLBACK and self._mode is not _METRICS_ONLY
+        return self._record(permit, start, error, quality) and self._substitutes()
+
+    def _substitutes(self) -> bool:
+        """After a returned call opened the breaker: answer with the fallback instead?"""
+        return self._fallback is not NO_FALLBACK and self._mode is not _METRICS_ONLY
 
     def _on_exception(self, permit: Path, start: float | None, exc: BaseException) -> bool:
         """Record a call that raised ``exc``. Returns True when the caller should answer with

@@ -188,12 +188,32 @@ def run_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
-    clock = b._clock_fn
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        if path.timed:
+            clock = b._clock_fn
+            start: float | None = _time.monotonic() if clock is None else clock()
+        else:
+            start = None
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if b._on_exception(path, start, exc):
+                return fallback_value(b, args, kwargs)
+            raise
+        if type(result) in _STREAM_TYPES:
+            return _late_stream(b, path, fn, result, args, kwargs)
+        if b._record(path, start, None, None) and b._substitutes():
+            return fallback_value(b, args, kwargs)
+        return result
     slot = token = None
     if path.quality:
         slot = QualitySlot(b, path.gen)
         token = current_slot.set(slot)
-    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
+    if path.timed:
+        clock = b._clock_fn
+        start = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:

@@ -72,13 +72,25 @@ class Path:
     - ``timed``: the clock is read around calls (latency conditions, time windows, listeners,
       ``track_latency``).
     - ``quality``: calls get a quality slot (``report_quality``), a score_fn runs on results.
+    - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``open_until``: while not ``None``, a call before that time on the breaker's clock is
       rejected without the lock (OPEN in normal mode, or ``math.inf`` when forced open).
     - ``calls``: this generation's call counter; completed calls of the generation take their
       sequence number from it, lean successes just bump it.
     """
 
-    __slots__ = ("admit", "calls", "gen", "lean", "mode", "open_until", "quality", "state", "timed")
+    __slots__ = (
+        "admit",
+        "calls",
+        "gen",
+        "lean",
+        "mode",
+        "open_until",
+        "plain",
+        "quality",
+        "state",
+        "timed",
+    )
 
     gen: int
     state: State
@@ -87,6 +99,7 @@ class Path:
     lean: bool
     timed: bool
     quality: bool
+    plain: bool
     open_until: float | None
     calls: Tally
 
@@ -100,6 +113,7 @@ class Path:
         lean: bool,
         timed: bool,
         quality: bool,
+        plain: bool,
         open_until: float | None,
         calls: Tally,
     ) -> None:
@@ -111,6 +125,7 @@ class Path:
         setter(self, "lean", lean)
         setter(self, "timed", timed)
         setter(self, "quality", quality)
+        setter(self, "plain", plain)
         setter(self, "open_until", open_until)
         setter(self, "calls", calls)
 
