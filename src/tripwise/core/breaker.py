@@ -780,15 +780,6 @@ class CircuitBreaker:
         if self._listeners:
             dispatch_call(self, self._listeners, None, "ignored")
 
-    def _return_permit(self, permit: Path) -> None:
-        """Give a permit back unused (``call(genfn)``: the stream is admitted when it starts)."""
-        if permit.gen == self._gen and self._state is _HALF_OPEN:
-            with self._lock:
-                if permit.gen == self._gen and self._state is _HALF_OPEN:
-                    self._probes_in_flight -= 1
-                    if self._link is not None:
-                        self._link.probe_done(None, self._config.recovery_threshold)
-
     def _emit_state_change(self, old: State, new: State) -> None:
         if new is _OPEN:
             logger.warning("Circuit breaker '%s' opened (trip #%d)", self.name, self._trip_count)

@@ -163,11 +163,16 @@ def run(
                 return fallback_value(b, args, kwargs)
             raise
         if type(result) in _STREAM_TYPES:  # fn is a generator function: guard the stream
-            return _late_stream(b, None, fn, result, args, kwargs)
+            return _late_stream(b, fn, result, args, kwargs)
         next(path.calls)
         if b._path is not path:
             b._late_success(path)
         return result
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_flags & _GENERATOR_FLAGS:
+        from tripwise.core import streaming
+
+        return streaming.open_stream(b, fn, args, kwargs)
     return run_full(b, path, fn, args, kwargs)
 
 
@@ -200,8 +205,6 @@ def run_full(
             if b._on_exception(path, start, exc):
                 return fallback_value(b, args, kwargs)
             raise
-        if type(result) in _STREAM_TYPES:
-            return _late_stream(b, path, fn, result, args, kwargs)
         if b._record(path, start, None, None) and b._substitutes():
             return fallback_value(b, args, kwargs)
         return result
@@ -224,8 +227,6 @@ def run_full(
         raise
     if token is not None:
         current_slot.reset(token)
-    if type(result) in _STREAM_TYPES:
-        return _late_stream(b, path, fn, result, args, kwargs)
     if b._finish(path, start, result, slot):
         return fallback_value(b, args, kwargs)
     return result
@@ -233,18 +234,16 @@ def run_full(
 
 def _late_stream(
     b: CircuitBreaker,
-    permit: Path | None,
     fn: Callable[..., Any],
     gen: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """``call(fn)`` returned a generator: hand back its permit and guard the stream (admission
-    happens at its first item)."""
+    """``call(fn)`` on the lean path returned a generator (``fn`` is a generator function, or
+    returns one): guard the stream, admitted at its first item (a lean permit needs no
+    returning)."""
     from tripwise.core import streaming
 
-    if permit is not None:
-        b._return_permit(permit)
     return streaming.guard_created(b, gen, args, kwargs)
 
 
@@ -302,12 +301,25 @@ async def arun_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return await afallback_value(b, args, kwargs)
-    clock = b._clock_fn
+    if path.timed:
+        clock = b._clock_fn
+        start: float | None = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        try:
+            result = await _awaitable(fn, args, kwargs)
+        except BaseException as exc:
+            if b._on_exception(path, start, exc):
+                return await afallback_value(b, args, kwargs)
+            raise
+        if b._record(path, start, None, None) and b._substitutes():
+            return await afallback_value(b, args, kwargs)
+        return result
     slot = token = None
     if path.quality:
         slot = QualitySlot(b, path.gen)
         token = current_slot.set(slot)
-    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
     try:
         result = await _awaitable(fn, args, kwargs)
     except BaseException as exc:
@@ -344,6 +356,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     breaker = b
     on_exception = b._on_exception
     late_success = b._late_success
+    record = b._record
     clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
@@ -390,6 +403,17 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
             if breaker._path is not path:
                 late_success(path)  # a transition happened meanwhile
             return result
+        if path.admit and path.plain and path.timed:  # CLOSED, timed: latency rules, inlined
+            start = _time.monotonic() if clock is None else clock()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if on_exception(path, start, exc):
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                raise
+            if record(path, start, None, None) and breaker._substitutes():
+                return fallback(*args, **kwargs) if fallback_is_callable else fallback
+            return result
         if has_fallback:  # open: answer without the lock
             until = path.open_until
             if until is not None and (_time.monotonic() if clock is None else clock()) < until:
@@ -402,6 +426,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
 
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 
 # ---------------------------------------------------------------------------- with blocks
