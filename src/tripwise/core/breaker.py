@@ -902,10 +902,10 @@ class CircuitBreaker:
                 error = FailedResult(result)
         quality = None
         if permit.quality:
-            if has_result:
-                quality = self._quality_of(result, slot)
-            elif slot is not None:
+            if slot is not None and slot.score is not None:
                 quality = slot.score
+            elif has_result and self._score_fn is not None:
+                quality = self._quality_of(result, None)
             if quality is None and self._config.require_quality_signal:
                 self._release(permit)
                 raise QualitySignalMissing(self.name)

@@ -357,6 +357,9 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     on_exception = b._on_exception
     late_success = b._late_success
     record = b._record
+    finish = b._finish
+    set_slot = current_slot.set
+    reset_slot = current_slot.reset
     clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
@@ -404,7 +407,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 late_success(path)  # a transition happened meanwhile
             return result
         if path.admit and path.plain and path.timed:  # CLOSED, timed: latency rules, inlined
-            start = _time.monotonic() if clock is None else clock()
+            start: float | None = _time.monotonic() if clock is None else clock()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -412,6 +415,21 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
             if record(path, start, None, None) and breaker._substitutes():
+                return fallback(*args, **kwargs) if fallback_is_callable else fallback
+            return result
+        if path.admit and path.quality:  # CLOSED with quality: the quality rules' path, inlined
+            slot = QualitySlot(breaker, path.gen)
+            token = set_slot(slot)
+            start = (_time.monotonic() if clock is None else clock()) if path.timed else None
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                reset_slot(token)
+                if on_exception(path, start, exc):
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                raise
+            reset_slot(token)
+            if finish(path, start, result, slot):
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             return result
         if has_fallback:  # open: answer without the lock
