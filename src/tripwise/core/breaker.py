@@ -42,7 +42,7 @@ from tripwise.core.guard import NO_FALLBACK, check_fallback
 from tripwise.core.path import Path, Tally
 from tripwise.core.records import CallRecord
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import QualitySlot, check_reported_score
+from tripwise.core.signals import check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
 from tripwise.core.validation import check_exception_types
@@ -860,9 +860,10 @@ class CircuitBreaker:
             )
             return False
 
-    def _quality_of(self, result: Any, slot: QualitySlot | None) -> float | None:
-        if slot is not None and slot.score is not None:
-            return slot.score
+    def _quality_of(self, result: Any, slot: list[Any] | None) -> float | None:
+        if slot is not None and slot[0] is not None:
+            score: float = slot[0]
+            return score
         if self._score_fn is not None:
             try:
                 return check_reported_score(self._score_fn(result), "score_fn result")
@@ -877,7 +878,7 @@ class CircuitBreaker:
         permit: Path,
         start: float | None,
         result: Any,
-        slot: QualitySlot | None,
+        slot: list[Any] | None,
         has_result: bool = True,
     ) -> bool:
         """Record a call that returned ``result`` (a ``with`` block has none to judge).
@@ -902,8 +903,8 @@ class CircuitBreaker:
                 error = FailedResult(result)
         quality = None
         if permit.quality:
-            if slot is not None and slot.score is not None:
-                quality = slot.score
+            if slot is not None and slot[0] is not None:
+                quality = slot[0]
             elif has_result and self._score_fn is not None:
                 quality = self._quality_of(result, None)
             if quality is None and self._config.require_quality_signal:

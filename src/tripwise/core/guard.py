@@ -26,7 +26,7 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.signals import QualitySlot, current_slot
+from tripwise.core.signals import current_slot
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -210,7 +210,7 @@ def run_full(
         return result
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
     if path.timed:
         clock = b._clock_fn
@@ -318,7 +318,7 @@ async def arun_full(
         return result
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
     try:
         result = await _awaitable(fn, args, kwargs)
@@ -406,21 +406,21 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
             if breaker._path is not path:
                 late_success(path)  # a transition happened meanwhile
             return result
-        if path.admit and path.plain and path.timed:  # CLOSED, timed: latency rules, inlined
-            start: float | None = _time.monotonic() if clock is None else clock()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                if on_exception(path, start, exc):
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                raise
-            if record(path, start, None, None) and breaker._substitutes():
+        until = path.open_until
+        if until is not None:  # open: answer without the lock
+            if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
+                next(rejections)
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
-            return result
-        if path.admit and path.quality:  # CLOSED with quality: the quality rules' path, inlined
-            slot = QualitySlot(breaker, path.gen)
+            return run_full(breaker, path, fn, args, kwargs)
+        if not path.admit:
+            return run_full(breaker, path, fn, args, kwargs)
+        # CLOSED, not lean: the latency and quality rules' paths, inlined from run_full
+        start: float | None = None
+        if path.quality:
+            slot: list[Any] | None = [None, breaker, path.gen, None]  # signals.new_slot
             token = set_slot(slot)
-            start = (_time.monotonic() if clock is None else clock()) if path.timed else None
+            if path.timed:
+                start = _time.monotonic() if clock is None else clock()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -429,15 +429,23 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
             reset_slot(token)
-            if finish(path, start, result, slot):
-                return fallback(*args, **kwargs) if fallback_is_callable else fallback
-            return result
-        if has_fallback:  # open: answer without the lock
-            until = path.open_until
-            if until is not None and (_time.monotonic() if clock is None else clock()) < until:
-                next(rejections)
-                return fallback(*args, **kwargs) if fallback_is_callable else fallback
-        return run_full(breaker, path, fn, args, kwargs)
+        else:
+            slot = None
+            if path.timed:
+                start = _time.monotonic() if clock is None else clock()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if on_exception(path, start, exc):
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                raise
+            if path.plain:
+                if record(path, start, None, None) and breaker._substitutes():
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                return result
+        if finish(path, start, result, slot):
+            return fallback(*args, **kwargs) if fallback_is_callable else fallback
+        return result
 
     wrapper.breaker = b  # type: ignore[attr-defined]
     return cast(F, wrapper)
@@ -460,8 +468,8 @@ class Frame:
         self,
         path: Path,
         start: float | None,
-        slot: QualitySlot | None,
-        token: Token[QualitySlot | None] | None,
+        slot: list[Any] | None,
+        token: Token[list[Any] | None] | None,
         prev: Frame | None,
     ) -> None:
         self.path = path
@@ -479,7 +487,7 @@ def enter(b: CircuitBreaker) -> None:
     path = b._admit()
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
     start = b._clock() if path.timed else None
     b._frames.set(Frame(path, start, slot, token, b._frames.get()))
