@@ -262,6 +262,8 @@ async def arun(
         try:
             result = await _awaitable(fn, args, kwargs)
         except BaseException as exc:
+            if type(exc) is _StreamMisuse:
+                raise
             if b._on_exception(path, None, exc):
                 return await afallback_value(b, args, kwargs)
             raise
@@ -272,12 +274,16 @@ async def arun(
     return await arun_full(b, path, fn, args, kwargs)
 
 
+class _StreamMisuse(TypeError):
+    """acall() of a generator function: a usage error, never a failure of the service."""
+
+
 def _awaitable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     aw = fn(*args, **kwargs)
     if type(aw) in _STREAM_TYPES:
         if type(aw) is GeneratorType:
             aw.close()
-        raise TypeError(
+        raise _StreamMisuse(
             f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
             "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
         )
@@ -310,6 +316,9 @@ async def arun_full(
         try:
             result = await _awaitable(fn, args, kwargs)
         except BaseException as exc:
+            if type(exc) is _StreamMisuse:
+                b._release(path)
+                raise
             if b._on_exception(path, start, exc):
                 return await afallback_value(b, args, kwargs)
             raise
@@ -325,6 +334,9 @@ async def arun_full(
     except BaseException as exc:
         if token is not None:
             current_slot.reset(token)
+        if type(exc) is _StreamMisuse:
+            b._release(path)
+            raise
         if b._on_exception(path, start, exc):
             return await afallback_value(b, args, kwargs)
         raise

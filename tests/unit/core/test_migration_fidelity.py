@@ -229,3 +229,28 @@ def test_with_block_while_open_raises_even_with_a_fallback(clock: FakeClock) -> 
     breaker.force_open()
     with pytest.raises(CircuitBreakerOpen), breaker:
         pass
+
+
+def test_a_registry_default_store_applies_to_decorated_functions() -> None:
+    attached: list[str] = []
+
+    class Link:
+        def sync(self) -> None: ...
+
+    class Store:
+        def attach(self, breaker: Any) -> Link:
+            attached.append(breaker.name)
+            return Link()
+
+    registry = Registry()
+    registry.set_default_store(Store())  # type: ignore[arg-type]
+
+    @circuit_breaker(name="decorated", registry=registry)
+    def f() -> int:
+        return 1
+
+    direct = CircuitBreaker(name="direct", registry=registry)
+    assert attached == ["decorated", "direct"]
+    assert f.breaker.shares_state and direct.shares_state  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="needs a name"):
+        CircuitBreaker(registry=registry)

@@ -224,3 +224,27 @@ def test_an_async_fallback_for_a_sync_stream_is_refused(clock: FakeClock) -> Non
 
     with pytest.raises(TypeError, match="async"):
         breaker(generate)
+
+
+def test_call_on_a_quality_breaker_guards_a_generator_function(clock: FakeClock) -> None:
+    breaker = make(clock, quality_below(0.5, window=1))
+
+    def gen() -> Iterator[str]:
+        report_quality(0.1)
+        yield "low"
+
+    stream = breaker.call(gen)
+    assert breaker.stats().successes == 0  # not admitted yet
+    assert list(stream) == ["low"]
+    assert breaker.state is State.OPEN
+
+
+async def test_acall_of_an_async_generator_function_points_to_stream(clock: FakeClock) -> None:
+    breaker = make(clock)
+
+    async def agen() -> AsyncIterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match="stream"):
+        await breaker.acall(agen)  # type: ignore[arg-type]
+    assert [x async for x in breaker.stream(agen)] == [1]
