@@ -4,6 +4,8 @@ frozen config and ``configure()``; the default clock follows ``time.monotonic``.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from unittest import mock
 
@@ -150,3 +152,54 @@ def test_latency_rules_time_calls_with_the_patched_clock() -> None:
 
         breaker.call(slow)
     assert breaker.state is State.OPEN
+
+
+def test_a_success_counted_just_before_the_swap_is_settled_once(clock: FakeClock) -> None:
+    breaker = _warm_rate_breaker(clock)
+    stale = breaker.path
+    next(stale.calls)  # counted on the old path...
+    breaker.trip()  # ...then the thread switch: the breaker moves on
+    breaker.reset()
+    breaker._late_success(stale)  # the success notices the swap and settles
+    breaker._late_success(stale)  # settling twice counts nothing twice
+    assert breaker.stats().successes == 5
+
+
+def test_no_success_is_lost_or_double_counted_across_concurrent_transitions() -> None:
+    breaker = CircuitBreaker(error_rate_above(0.5, window=4), fallback="rejected", registry=None)
+    for _ in range(4):
+        breaker.call(lambda: None)
+    calls_per_thread, threads = 2_000, 4
+    stop = threading.Event()
+
+    @breaker
+    def ok() -> None:
+        return None
+
+    def work() -> None:
+        for _ in range(calls_per_thread):
+            ok()
+
+    def churn() -> None:
+        while not stop.is_set():
+            breaker.trip()
+            breaker.reset()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    churner = threading.Thread(target=churn)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: mid-call swaps
+    try:
+        churner.start()
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        stop.set()
+        churner.join()
+        sys.setswitchinterval(interval)
+    stats = breaker.stats()
+    # every call was admitted (reset right after each trip) or rejected while open
+    assert stats.successes + stats.rejected == 4 + calls_per_thread * threads
+    assert stats.failures == 0
