@@ -479,6 +479,9 @@ class CircuitBreaker:
             timed=timed,
             quality=quality,
             plain=not quality and config.result_predicate is None,
+            scored=(
+                quality and config.result_predicate is None and not config.require_quality_signal
+            ),
             open_until=open_until,
             calls=calls,
         )

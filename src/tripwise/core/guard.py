@@ -429,8 +429,9 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         # CLOSED, not lean: the latency and quality rules' paths, inlined from run_full
         start: float | None = None
         if path.quality:
-            slot: list[Any] | None = [None, breaker, path.gen, None]  # signals.new_slot
-            token = set_slot(slot)
+            quality_slot: list[Any] = [None, breaker, path.gen, None]  # signals.new_slot
+            slot: list[Any] | None = quality_slot
+            token = set_slot(quality_slot)
             if path.timed:
                 start = _time.monotonic() if clock is None else clock()
             try:
@@ -441,6 +442,13 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
             reset_slot(token)
+            if path.scored:
+                score = quality_slot[0]
+                if score is None and breaker._score_fn is not None:
+                    score = breaker._quality_of(result, None)
+                if record(path, start, None, score) and breaker._substitutes():
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                return result
         else:
             slot = None
             if path.timed:
