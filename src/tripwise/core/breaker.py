@@ -221,6 +221,11 @@ class CircuitBreaker:
         self._last_quality: float | None = None
         self._stale_path = self._build_path(_STALE_GEN, Tally())
         self._path: Path = self._build_path(0, Tally())
+        # Lean conditions learn of successes from sequence gaps; this lets their accessors
+        # (aggregate(), window.count...) count the successes since their last observation.
+        follow_calls = getattr(self._root, "follow_calls", None)
+        if callable(follow_calls):
+            follow_calls(self._calls_in_generation)
 
         self.name = name if name is not None else f"breaker-{id(self):x}"
         self.registry: Registry | None = None
@@ -455,6 +460,12 @@ class CircuitBreaker:
         if shared is not None:
             self._adopt_locked(shared, now)
         return True
+
+    def _calls_in_generation(self) -> int:
+        """The newest call number of the current generation (what ``observe``'s ``seq``
+        counts), read without taking one."""
+        with self._lock:
+            return self._path.calls.value()
 
     def _calls_locked(self) -> int:
         return self._retired_calls + self._path.calls.value()
