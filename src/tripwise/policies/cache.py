@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from tripwise.core.conditions import check_int
+from tripwise.core.validation import check_int
 
 
 @runtime_checkable

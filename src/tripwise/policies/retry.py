@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
-from tripwise.core.conditions import check_int, check_positive
 from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.core.validation import check_int, check_positive
 from tripwise.core.windows import TimeWindow
 from tripwise.policies._wrap import wrap_calls
 

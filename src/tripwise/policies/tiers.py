@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
-from tripwise.core.conditions import check_positive, consecutive_failures
+from tripwise.core.conditions import consecutive_failures
+from tripwise.core.validation import check_positive
 from tripwise.policies._pipeline import (
     Accept,
     ScoreFn,

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
-from tripwise.core.conditions import check_positive
+from tripwise.core.validation import check_positive
 from tripwise.policies._wrap import wrap_calls
 from tripwise.policies.errors import CallTimeout
 
@@ -195,9 +195,22 @@ if sys.version_info >= (3, 11):
             raise
 
 else:  # pragma: no cover - exercised on 3.10 only
+    # Not asyncio.wait_for: on 3.10 it swallows a cancellation that arrives in the same loop
+    # iteration as the callee's result (bpo-42130), so a cancelled caller (a health checker's
+    # probe loop being stopped) keeps running; and its asyncio.TimeoutError is not the
+    # builtin TimeoutError there, so a callee's own timeout would pass for ours.
 
     async def _await_with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
+        task = asyncio.ensure_future(awaitable)
         try:
-            return await asyncio.wait_for(awaitable, seconds)
-        except asyncio.TimeoutError:
-            raise _OurTimeout from None
+            done, _ = await asyncio.wait((task,), timeout=seconds)
+        except BaseException:  # the caller was cancelled: so is its call
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.wait((task,))  # raises CancelledError only if the caller is cancelled
+        if not task.cancelled():
+            task.exception()  # a late outcome is dropped (retrieved, so nothing is logged)
+        raise _OurTimeout
