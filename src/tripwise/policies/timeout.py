@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.validation import check_positive
+from tripwise.policies._checks import check_callable
 from tripwise.policies._wrap import wrap_calls
 from tripwise.policies.errors import CallTimeout
 
@@ -61,9 +62,10 @@ class Timeout:
         self, seconds: float, *, sync_mode: SyncMode = "thread", clock: Clock | None = None
     ) -> None:
         self.seconds = check_positive("timeout seconds", seconds)
-        if sync_mode not in ("thread", "deadline"):
+        if not isinstance(sync_mode, str) or sync_mode not in ("thread", "deadline"):
             raise ValueError(f"sync_mode must be 'thread' or 'deadline', got {sync_mode!r}")
         self.sync_mode: SyncMode = sync_mode
+        check_callable("clock", clock, "a callable returning seconds")
         self._clock: Clock = clock if clock is not None else monotonic
         self._lock = threading.Lock()
         self._timeouts = 0
