@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -380,9 +380,9 @@ def breaker_exposition(registry: Registry) -> bytes:
 
 class PrometheusMetrics:
     """The ml-breaker entry point: ``PrometheusMetrics.register()`` once at startup exports
-    the ``ml_breaker_*`` metrics of every breaker. Calling it again is a no-op."""
+    the ``ml_breaker_*`` metrics of every breaker. Calling it again, or after
+    ``register_metrics(preset="compat")``, returns the collector already exporting them."""
 
-    _installed: ClassVar[dict[tuple[int, int], TripwiseCollector]] = {}
     _lock = threading.Lock()
 
     @classmethod
@@ -393,10 +393,18 @@ class PrometheusMetrics:
     ) -> TripwiseCollector:
         reg = default_registry if registry is None else registry
         preg = REGISTRY if prometheus_registry is None else prometheus_registry
-        key = (id(reg), id(preg))
         with cls._lock:
-            existing = cls._installed.get(key)
+            with _installed_lock:
+                existing = next(
+                    (
+                        c
+                        for c in _installed
+                        if c.registry is reg
+                        and c.prometheus_registry is preg
+                        and "ml_breaker" in c.presets
+                    ),
+                    None,
+                )
             if existing is None:
                 existing = register_metrics(reg, preset="ml_breaker", prometheus_registry=preg)
-                cls._installed[key] = existing
             return existing

@@ -345,14 +345,13 @@ def test_on_state_change_callback(models: Models, caplog: pytest.LogCaptureFixtu
 @pytest.fixture
 def global_metrics() -> Iterator[None]:
     """The README registers into prometheus-client's global registry: undo it afterwards."""
-    from tripwise.observe.prometheus import PrometheusMetrics as Installed
+    from tripwise.observe import prometheus
 
-    before = dict(Installed._installed)
+    before = list(prometheus._installed)
     yield
-    for key, collector in list(Installed._installed.items()):
-        if before.get(key) is not collector:
+    for collector in list(prometheus._installed):
+        if collector not in before:
             collector.unregister()
-            del Installed._installed[key]
 
 
 def test_prometheus_integration(models: Models, global_metrics: None) -> None:
