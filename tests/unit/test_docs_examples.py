@@ -73,26 +73,49 @@ print("ran", len(args) // 3, "blocks")
 """
 
 
-@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
-def test_every_python_block_runs(path: Path) -> None:
-    runnable = [b for b in blocks(path) if b.skip is None]
-    args = [str(path.relative_to(ROOT))]
+def run(path: Path, runnable: list[Block]) -> subprocess.CompletedProcess[str]:
+    args = [path.name if not path.is_relative_to(ROOT) else str(path.relative_to(ROOT))]
     for b in runnable:
         args += [str(b.line), b.setup, b.code]
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", _RUNNER, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
+def test_every_python_block_runs(path: Path) -> None:
+    runnable = [b for b in blocks(path) if b.skip is None]
+    done = run(path, runnable)
     assert done.returncode == 0, f"{path.name}: an example failed\n{done.stderr[-3000:]}"
     assert f"ran {len(runnable)} blocks" in done.stdout
 
 
-def test_skipped_blocks_say_why_and_are_few() -> None:
+def test_a_failing_example_is_reported_at_its_line(tmp_path: Path) -> None:
+    page = tmp_path / "broken.md"
+    page.write_text("Intro.\n\n```python\nx = 1\nassert x == 2\n```\n")
+    done = run(page, blocks(page))
+    assert done.returncode != 0
+    assert 'File "broken.md", line 5' in done.stderr and "AssertionError" in done.stderr
+
+
+def test_skipped_blocks_say_why() -> None:
     skipped = [b for p in FILES for b in blocks(p) if b.skip is not None]
     for b in skipped:
         assert b.skip, f"{b.path.name}:{b.line}: a skipped example needs a reason"
-    total = sum(len(blocks(p)) for p in FILES)
-    assert len(skipped) <= total // 4, [f"{b.path.name}:{b.line}" for b in skipped]
+
+
+def test_the_markers_are_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-example: skip: needs a GPU -->\n```python\nimport torch\n```\n\n"
+        "<!-- docs-example: setup\nx = 1\n-->\n```python\nassert x == 1\n```\n\n"
+        "```python\nprint('plain')\n```\n"
+    )
+    first, second, third = blocks(page)
+    assert (first.skip, first.line, first.code) == ("needs a GPU", 3, "import torch\n")
+    assert (second.skip, second.setup, second.code) == (None, "x = 1", "assert x == 1\n")
+    assert (third.skip, third.setup) == (None, "")

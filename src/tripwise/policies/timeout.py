@@ -206,13 +206,23 @@ else:  # pragma: no cover - exercised on 3.10 only
         task = asyncio.ensure_future(awaitable)
         try:
             done, _ = await asyncio.wait((task,), timeout=seconds)
-        except BaseException:  # the caller was cancelled: so is its call
+        except BaseException:  # the caller was cancelled: so is its call, and it waits for it
             task.cancel()
+            try:
+                await asyncio.wait((task,))
+            finally:
+                _drop_outcome(task)
             raise
         if task in done:
             return task.result()
         task.cancel()
-        await asyncio.wait((task,))  # raises CancelledError only if the caller is cancelled
-        if not task.cancelled():
-            task.exception()  # a late outcome is dropped (retrieved, so nothing is logged)
+        try:
+            await asyncio.wait((task,))  # raises CancelledError only if the caller is cancelled
+        finally:
+            _drop_outcome(task)
         raise _OurTimeout
+
+    def _drop_outcome(task: asyncio.Future[Any]) -> None:
+        """Retrieve the outcome of an abandoned call, so asyncio logs nothing about it."""
+        if task.done() and not task.cancelled():
+            task.exception()
