@@ -32,6 +32,7 @@ import inspect
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.registry import Registry
 from tripwise.core.states import State
 from tripwise.core.validation import check_exception_types, check_int
+from tripwise.observe.snapshot import add_status_fields
 from tripwise.policies.timeout import _await_with_timeout, _OurTimeout
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -181,6 +183,8 @@ class CircuitBreaker:
         self.name = self.engine.name
         self._lock = threading.Lock()
         self._timeouts = 0
+        if timeout is not None:  # the seed's /circuit-breakers view reports it
+            add_status_fields(self.engine, _timeouts_of(weakref.ref(self)))
         self._last_failure: float | None = None
         self._last_success: float | None = None
         self._created = time.monotonic()
@@ -219,6 +223,10 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         self.engine.reset()
+
+    def _status_fields(self) -> dict[str, Any]:
+        with self._lock:
+            return {"total_timeouts": self._timeouts}
 
     # -- calls
     def _rejected(self, err: CircuitBreakerOpen) -> CircuitBreakerError:
@@ -299,6 +307,16 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"classic.CircuitBreaker(name={self.name!r}, state={self.state.value})"
+
+
+def _timeouts_of(ref: weakref.ref[CircuitBreaker]) -> Callable[[], dict[str, Any]]:
+    """The snapshot fields of a classic breaker, without keeping it alive."""
+
+    def fields() -> dict[str, Any]:
+        breaker = ref()
+        return {} if breaker is None else breaker._status_fields()
+
+    return fields
 
 
 class CircuitBreakerRegistry:

@@ -3,6 +3,9 @@ readiness, Prometheus (the seed dashboard queries) and the classic stats functio
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -94,3 +97,11 @@ def test_classic_timeout_must_be_a_finite_positive_number(bad: object) -> None:
 def test_excluded_exceptions_must_be_exception_classes() -> None:
     with pytest.raises(TypeError, match="excluded_exceptions"):
         CircuitBreaker(excluded_exceptions=[ValueError, "KeyError"], registry=None)  # type: ignore[list-item]
+
+
+def test_reporting_timeouts_to_the_snapshot_keeps_no_breaker_alive() -> None:
+    breaker = CircuitBreaker(timeout=1.0, registry=None)
+    engine = weakref.ref(breaker.engine)
+    del breaker
+    gc.collect()
+    assert engine() is None
