@@ -67,7 +67,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 # One background job: installs every venv in parallel, then runs their unit suites one after
-# the other (one core busy besides the whole suite, so its integration tests are not starved).
+# the other at a lower priority (one core, niced, so the integration tests are not starved).
 other_versions() {
   local entry v pids=() failed=0
   for entry in "${others[@]}"; do
@@ -85,7 +85,7 @@ other_versions() {
     if grep -qs FAILED "$LOGS/summary-$v"; then failed=1; continue; fi
     local t0 rc=0
     t0=$(date +%s)
-    ".venv-$v/bin/python" -m pytest -q -p no:cacheprovider tests/unit >"$LOGS/unit-$v.log" 2>&1 || rc=$?
+    nice -n 10 ".venv-$v/bin/python" -m pytest -q -p no:cacheprovider tests/unit >"$LOGS/unit-$v.log" 2>&1 || rc=$?
     local verdict="ok"
     [ $rc -eq 0 ] || { verdict="FAILED"; failed=1; }
     echo "$verdict: unit suite on Python $v: $(tail -n 1 "$LOGS/unit-$v.log") ($(($(date +%s) - t0)) s)" \
