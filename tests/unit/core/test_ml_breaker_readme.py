@@ -67,9 +67,8 @@ def models(clock: FakeClock) -> Models:
 def test_quick_start(models: Models, clock: FakeClock) -> None:
     reranker_model, lightweight_model = models.reranker_model, models.lightweight_model
     # --- README ---------------------------------------------------------------------------
-    from tripwise._conditions import consecutive_failures
-
     from tripwise import CircuitBreakerOpen, circuit_breaker
+    from tripwise._conditions import consecutive_failures
 
     @circuit_breaker(
         trip_on=consecutive_failures(5),
