@@ -16,7 +16,9 @@ from tripwise.server.ingest import ReplayGuard
 from tripwise.server.middleware import (
     BodyLimitMiddleware,
     IdempotencyMiddleware,
+    InputGuardMiddleware,
     RequestIdMiddleware,
+    ShutdownGuardMiddleware,
 )
 from tripwise.server.services.orgs import bootstrap
 from tripwise.server.settings import Settings
@@ -55,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.replay = ReplayGuard()
+    app.state.replay = ReplayGuard(settings.signature_window_ms)
     install_error_handlers(app)
     app.include_router(runtime.router)
     app.include_router(breakers.router)
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(organisation.router)
     app.include_router(operations.router)
     app.add_middleware(IdempotencyMiddleware, get_sessions=lambda: app.state.plane.sessions)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(
@@ -72,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay=app.state.replay,
         max_body_bytes=settings.max_body_bytes,
     )
+    app.add_middleware(ShutdownGuardMiddleware)
     return app

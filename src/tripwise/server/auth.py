@@ -63,6 +63,15 @@ async def authenticate(request: Request, plane: Plane) -> Principal:
         async with plane.sessions() as s:
             row = await s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if row is None:
+            # Unknown keys spend a per-client budget of their own (never a real key's).
+            client = request.client.host if request.client else ""
+            wait = plane.unauth_limiter.acquire("bearer:" + client)
+            if wait:
+                raise ApiError(
+                    429,
+                    "too many requests with unknown keys from this client",
+                    headers=plane.limiter.retry_after_header(wait),
+                )
             raise ApiError(401, "unknown or revoked key")
         principal = Principal(row.id, row.org_id, row.project_id)
         if plane.key_cache_epoch == epoch:  # no revocation while we looked it up

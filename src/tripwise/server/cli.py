@@ -1,4 +1,10 @@
-"""``tripwise serve``: run the control plane with uvicorn."""
+"""``tripwise serve``: run the control plane with uvicorn.
+
+The argument parser needs nothing beyond the standard library (so ``tripwise serve --help``
+works on a core install); the server's dependencies are imported only to run it. Every
+mistake a user can make on the command line or in the environment ends in a one-line error
+and exit code 2, never a traceback; Ctrl-C / SIGTERM end in a clean exit (code 0).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-
 from tripwise.server.settings import Settings
 
 log = logging.getLogger("tripwise.server")
+_SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "orjson")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,20 +28,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--db", help="database URL (default sqlite:///tripwise.db; env TRIPWISE_DB)")
     p.add_argument("--host", help="bind address (default 127.0.0.1; env TRIPWISE_HOST)")
-    p.add_argument("--port", type=int, help="port (default 8080; env TRIPWISE_PORT)")
-    p.add_argument("--admin-key", help="bootstrap admin key (env TRIPWISE_ADMIN_KEY)")
+    p.add_argument("--port", type=int, help="port 1..65535 (default 8080; env TRIPWISE_PORT)")
+    p.add_argument(
+        "--admin-key", help="bootstrap admin key, >= 16 characters (env TRIPWISE_ADMIN_KEY)"
+    )
+    p.add_argument(
+        "--rotate-admin-key",
+        action="store_const",
+        const=True,
+        dest="rotate_admin_key",
+        help="make the given admin key the only admin key, revoking every other one",
+    )
     p.add_argument("--tick-interval", type=float, dest="tick_interval_s", help="evaluation tick, s")
     p.add_argument("--keepalive", type=float, dest="keepalive_s", help="SSE keep-alive period, s")
     p.add_argument(
-        "--shutdown-grace", type=float, dest="shutdown_grace_s", help="SIGTERM grace period, s"
+        "--shutdown-grace",
+        type=float,
+        dest="shutdown_grace_s",
+        help="SIGTERM grace period, s (fractions allowed; 0 = do not wait; default 10)",
     )
     p.add_argument("--rate-limit", type=float, dest="rate_limit_per_s", help="requests/s per key")
-    p.add_argument("--log-level", help="debug, info, warning, error")
+    p.add_argument("--log-level", help="debug, info, warning, error, critical")
     p.add_argument(
         "--http", help="HTTP implementation: auto (httptools if installed), h11, httptools"
     )
     p.add_argument("--loop", help="event loop: auto (uvloop if installed), asyncio, uvloop")
     return p
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"tripwise serve: {message}\n")
+    return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 async def _bootstrap(settings: Settings) -> str | None:
@@ -47,22 +74,19 @@ async def _bootstrap(settings: Settings) -> str | None:
     engine = create_engine(settings.db)
     try:
         await migrate(engine)
-        return await bootstrap(ControlPlane(settings, engine), settings.admin_key)
+        return await bootstrap(
+            ControlPlane(settings, engine), settings.admin_key, rotate=settings.rotate_admin_key
+        )
     finally:
         await engine.dispose()
 
 
-class _Server(uvicorn.Server):
-    """On SIGTERM/SIGINT, end SSE streams at once so the graceful shutdown can complete."""
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        app = self.config.loaded_app
-        while app is not None and not hasattr(app, "state"):
-            app = getattr(app, "app", None)
-        plane = getattr(getattr(app, "state", None), "plane", None)
-        if plane is not None:
-            plane.hub.close_all()
-        super().handle_exit(sig, frame)
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
@@ -71,30 +95,75 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(**{k: v for k, v in vars(args).items() if v is not None})
     except ValueError as exc:
-        sys.stderr.write(f"tripwise serve: {exc}\n")
-        return 2
+        return _fail(str(exc))
+    try:
+        import uvicorn  # noqa: F401
+
+        for name in _SERVER_MODULES:
+            __import__(name)
+    except ImportError as exc:
+        return _fail(
+            f"the server extra is not installed ({exc.name} is missing): "
+            "pip install 'tripwise[server]' (from a clone: pip install '.[server]')"
+        )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    generated = asyncio.run(_bootstrap(settings))
+    from tripwise.server.services.orgs import BootstrapError
+
+    try:
+        generated = asyncio.run(_bootstrap(settings))
+    except KeyboardInterrupt:
+        return 0
+    except BootstrapError as exc:
+        return _fail(str(exc))
+    except Exception as exc:
+        return _fail(f"cannot open the database {_redacted(settings.db)}: {_one_line(exc)}")
     if generated is not None:
         sys.stdout.write(
             f"Created the organisation and its first admin key (shown only once):\n  {generated}\n"
         )
         sys.stdout.flush()
+    try:
+        return _run(settings)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(settings: Settings) -> int:
+    import uvicorn
+
     from tripwise.server.app import create_app
+
+    class _Server(uvicorn.Server):
+        """On SIGTERM/SIGINT, end SSE streams at once so the graceful shutdown can complete."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app = self.config.loaded_app
+            while app is not None and not hasattr(app, "state"):
+                app = getattr(app, "app", None)
+            plane = getattr(getattr(app, "state", None), "plane", None)
+            if plane is not None:
+                plane.hub.close_all()
+            super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        # uvicorn takes seconds as a float here (asyncio.timeout): 1.7 stays 1.7, 0 is 0.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
         http=settings.http,
         loop=settings.loop,
         lifespan="on",
         access_log=False,
     )
     server = _Server(config)
-    server.run()
+    try:
+        server.run()
+    except OSError as exc:  # e.g. the port is taken
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {_one_line(exc)}")
+    if not server.started:
+        return _fail(f"the server did not start on {settings.host}:{settings.port} (see the log)")
     return 0

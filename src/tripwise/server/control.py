@@ -25,6 +25,7 @@ from tripwise.server.stream import StreamHub, encode_state
 from tripwise.server.timefmt import iso, now_ms, now_us
 
 log = logging.getLogger("tripwise.server.evaluator")
+SYNC_MARKER = {"breaker": "", "state": "closed", "allow_rate": 1.0}
 
 
 class ControlPlane:
@@ -36,18 +37,31 @@ class ControlPlane:
         self.sessions = session_factory(engine)
         self.projects: dict[str, ProjectRuntime] = {}
         self.hub = StreamHub()
-        self.metrics = ServerMetrics(lambda: self.hub.count)
+        self.metrics = ServerMetrics(lambda: self.hub.count, self._unmatched_rows)
         self.persister = StatePersister(self.sessions)
         self.notifier = Notifier(settings, self.metrics)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.ingest_limiter = RateLimiter(
             settings.ingest_rate_limit_per_s, settings.ingest_rate_limit_burst
         )
+        # Requests that fail authentication (unknown bearer key, bad ingest signature) spend
+        # this budget, per client address, never a project's or a key's own.
+        self.unauth_limiter = RateLimiter(
+            settings.unauth_rate_limit_per_s, settings.unauth_rate_limit_burst
+        )
         self.key_cache: dict[str, Any] = {}
         # Bumped by forget_keys(): a lookup that raced a revocation must not re-cache the key.
         self.key_cache_epoch = 0
         self._loop_task: asyncio.Task[None] | None = None
         self.last_tick_ms: int | None = None
+
+    def _unmatched_rows(self) -> list[tuple[str, str, str, str, int]]:
+        return [
+            (p.id, r.id, r.name, metric, n)
+            for p in list(self.projects.values())
+            for r in list(p.routers.values())
+            for metric, n in list(r.unmatched.items())
+        ]
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -91,35 +105,56 @@ class ControlPlane:
         now = now_ms() if now is None else now
         started = time.perf_counter()
         changes: list[Change] = []
-        for p in self.projects.values():
-            p.evaluate(now, changes)
+        for p in list(self.projects.values()):
+            # Each project's changes are dispatched on their own: whatever goes wrong in one
+            # project (or one breaker, see ProjectRuntime.evaluate) cannot drop the others'.
+            mine: list[Change] = []
+            failures = p.failures
+            try:
+                p.evaluate(now, mine)
+            except Exception:
+                p.failures += 1
+                log.exception("evaluation of project %s failed", p.id)
+            if p.failures != failures:
+                self.metrics.evaluation_errors.inc(p.failures - failures)
+            if mine:
+                self.dispatch(mine)
+                changes.extend(mine)
         self.last_tick_ms = now
         self.metrics.evaluation.observe(time.perf_counter() - started)
-        if changes:
-            self.dispatch(changes)
         return changes
 
     def dispatch(self, changes: list[Change]) -> None:
         """Push each change on the stream, queue it for the database and notifications."""
         for c in changes:
-            b = c.breaker
-            self.hub.publish(b.project_id, encode_state(b.sse_payload()))
-            self.persister.save_state(b.id, b.persisted_state())
-            if c.is_transition:
-                event = {
-                    "id": str(uuid.uuid4()),
-                    "project_id": b.project_id,
-                    "breaker_id": b.id,
-                    "breaker_name": b.name,
-                    "from_state": c.from_state,
-                    "to_state": c.to_state,
-                    "reason": c.reason,
-                    "ts_us": c.at_ms * 1000 + (now_us() % 1000),
-                }
-                self.persister.add_event(event)
-                self.metrics.transitions.labels(to_state=c.to_state).inc()
-                self.notifier.notify(b.project_id, event_payload(event))
-                log.info("breaker %s: %s -> %s (%s)", b.name, c.from_state, c.to_state, c.reason)
+            self._dispatch_one(c)
+
+    def _dispatch_one(self, c: Change) -> None:
+        try:
+            self._publish_change(c)
+        except Exception:
+            self.metrics.evaluation_errors.inc()
+            log.exception("could not dispatch the change of breaker %s", c.breaker.name)
+
+    def _publish_change(self, c: Change) -> None:
+        b = c.breaker
+        self.hub.publish(b.project_id, encode_state(b.sse_payload()))
+        self.persister.save_state(b.id, b.persisted_state())
+        if c.is_transition:
+            event = {
+                "id": str(uuid.uuid4()),
+                "project_id": b.project_id,
+                "breaker_id": b.id,
+                "breaker_name": b.name,
+                "from_state": c.from_state,
+                "to_state": c.to_state,
+                "reason": c.reason,
+                "ts_us": c.at_ms * 1000 + (now_us() % 1000),
+            }
+            self.persister.add_event(event)
+            self.metrics.transitions.labels(to_state=c.to_state).inc()
+            self.notifier.notify(b.project_id, event_payload(event))
+            log.info("breaker %s: %s -> %s (%s)", b.name, c.from_state, c.to_state, c.reason)
 
     async def _run(self) -> None:
         interval = self.settings.tick_interval_s
@@ -160,9 +195,13 @@ class ControlPlane:
         return self.projects.get(project_id)
 
     def snapshot(self, project_id: str) -> list[bytes]:
+        """One ``state`` event per breaker; for a project without breakers, one sync marker
+        (breaker ``""``, closed) so a client waiting for its initial sync (tripswitch-py's
+        ``connect()``) completes: an empty snapshot is a complete sync. No real breaker can be
+        called ``""`` (names are 1..200 characters)."""
         p = self.projects.get(project_id)
-        if p is None:
-            return []
+        if p is None or not p.breakers:
+            return [encode_state(SYNC_MARKER)]
         return [encode_state(b.sse_payload()) for b in p.breakers.values()]
 
     def publish_farewell(self, project_id: str, name: str) -> None:

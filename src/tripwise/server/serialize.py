@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwise.server.evaluator.breaker import BreakerRuntime
+from tripwise.server.evaluator.breaker import BreakerRuntime, wire_state
 from tripwise.server.storage import models as m
 from tripwise.server.timefmt import iso, iso_ms
 
@@ -42,7 +42,7 @@ def breaker_json(
     b: m.Breaker, router_ids: list[str], runtime: BreakerRuntime | None = None
 ) -> dict[str, Any]:
     confirmation = (b.recovery_allow_rate_ramp_steps + 1) * b.eval_interval_ms
-    state = runtime.state if runtime is not None else b.state
+    state = wire_state(runtime.state) if runtime is not None else b.state
     return {
         "id": b.id,
         "name": b.name,
@@ -83,14 +83,18 @@ def breaker_envelope(
     }
 
 
+OVERRIDE_WORDS = {"forced_open": "force_open", "forced_closed": "force_closed"}
+
+
 def state_json(b: BreakerRuntime) -> dict[str, Any]:
     return {
         "breaker_id": b.id,
         "name": b.name,
-        "state": b.state,
+        "state": wire_state(b.state),
         "allow_rate": b.allow_rate,
         "updated_at": iso_ms(max(b.state_changed_ms, b.rate_changed_ms)),
-        "override": b.override,
+        # answered in the words the override endpoint takes (force_open, force_closed, automatic)
+        "override": OVERRIDE_WORDS.get(b.override, b.override),
         "override_reason": b.override_reason,
     }
 
