@@ -89,6 +89,29 @@ def _redacted(url: str) -> str:
     return url
 
 
+def _sqlite_path_problem(url: str) -> str | None:
+    """Why a SQLite file cannot be opened or created, checked before any driver thread runs."""
+    import os
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database).expanduser().absolute()
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"the SQLite database {str(path)!r} is not readable and writable"
+        return None
+    parent = path.parent
+    if not parent.is_dir():
+        return f"cannot create the SQLite database {str(path)!r}: {str(parent)!r} is no directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create the SQLite database {str(path)!r}: {str(parent)!r} is not writable"
+    return None
+
+
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tripwise serve``; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -111,6 +134,9 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     )
     from tripwise.server.services.orgs import BootstrapError
 
+    problem = _sqlite_path_problem(settings.db)
+    if problem is not None:
+        return _fail(problem)
     try:
         generated = asyncio.run(_bootstrap(settings))
     except KeyboardInterrupt:

@@ -99,7 +99,9 @@ def state_json(b: BreakerRuntime) -> dict[str, Any]:
     }
 
 
-def router_json(r: m.Router, breakers: list[dict[str, Any]]) -> dict[str, Any]:
+def router_json(
+    r: m.Router, breakers: list[dict[str, Any]], unmatched: dict[str, int] | None = None
+) -> dict[str, Any]:
     return {
         "id": r.id,
         "name": r.name,
@@ -112,6 +114,9 @@ def router_json(r: m.Router, breakers: list[dict[str, Any]]) -> dict[str, Any]:
         "updated_at": iso(r.updated_us),
         "created_by": "user",
         "metadata": dict(r.meta or {}),
+        # samples accepted for this router that no linked breaker watches, by metric (since
+        # the server started): a misspelt metric or a missing link shows up here
+        "unmatched_samples": dict(unmatched or {}),
     }
 
 
