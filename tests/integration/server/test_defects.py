@@ -81,7 +81,7 @@ def _project(server: ServerProcess, name: str) -> dict[str, Any]:
         assert b.status_code == 201, b.text
         r = http.post(f"/v1/projects/{pid}/routers", json={"name": "r"})
         assert r.status_code == 201, r.text
-        rid = r.json()["id"]
+        rid = r.json().get("router", r.json())["id"]
         bid = b.json()["breaker"]["id"]
         link = http.post(f"/v1/projects/{pid}/routers/{rid}/breakers", json={"breaker_ids": [bid]})
         assert link.status_code in (200, 201, 204), link.text
@@ -298,11 +298,11 @@ def test_unauthenticated_posts_do_not_spend_the_projects_ingest_budget(srv: Serv
 
 def test_non_ascii_digits_in_the_timestamp_are_a_401(srv: ServerProcess) -> None:
     p = _project(srv, "digits")
-    for ts in ("²", "١٢٣", "1²"):
+    for ts in ("²", "1²", "¹²³"):  # str.isdigit() is true for these, int() refuses them
         r = httpx.post(
             f"{srv.url}/v1/projects/{p['pid']}/ingest",
             content=b"{}",
-            headers={"X-EB-Signature": "v1=00", "X-EB-Timestamp": ts.encode().decode("latin-1")},
+            headers={"X-EB-Signature": b"v1=00", "X-EB-Timestamp": ts.encode("latin-1")},
         )
         assert r.status_code == 401, r.text
 
