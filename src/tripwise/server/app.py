@@ -20,6 +20,7 @@ from tripwise.server.middleware import (
     RequestIdMiddleware,
     ShutdownGuardMiddleware,
 )
+from tripwise.server.openapi import build_openapi
 from tripwise.server.services.orgs import bootstrap
 from tripwise.server.settings import Settings
 from tripwise.server.storage.database import create_engine, migrate
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "evaluated on reported samples, pushed live to every client.",
         lifespan=lifespan,
     )
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.replay = ReplayGuard(settings.signature_window_ms)
     install_error_handlers(app)

@@ -9,6 +9,8 @@ from tripwise.server.storage import models as m
 from tripwise.server.timefmt import iso, iso_ms
 
 _SECRET_CONFIG_KEYS = ("secret", "routing_key", "password")
+# overrides are answered in the words the override endpoint takes (force_open, ...)
+OVERRIDE_WORDS = {"forced_open": "force_open", "forced_closed": "force_closed"}
 
 
 def workspace_json(w: m.Workspace) -> dict[str, Any]:
@@ -67,7 +69,10 @@ def breaker_json(
         "router_id": router_ids[0] if router_ids else None,
         "router_ids": router_ids,
         "state": state,
-        "override": runtime.override if runtime is not None else b.override,
+        "override": OVERRIDE_WORDS.get(
+            runtime.override if runtime is not None else b.override,
+            runtime.override if runtime is not None else b.override,
+        ),
         "inserted_at": iso(b.inserted_us),
         "updated_at": iso(b.updated_us),
     }
@@ -81,9 +86,6 @@ def breaker_envelope(
         "router_id": router_ids[0] if router_ids else None,
         "router_ids": router_ids,
     }
-
-
-OVERRIDE_WORDS = {"forced_open": "force_open", "forced_closed": "force_closed"}
 
 
 def state_json(b: BreakerRuntime) -> dict[str, Any]:

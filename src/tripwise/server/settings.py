@@ -81,7 +81,9 @@ class Settings:
                 f"(got {len(self.admin_key.strip())}); leave it unset to have one generated"
             )
         if self.rotate_admin_key and self.admin_key is None:
-            raise ValueError("rotate_admin_key needs an admin key (--admin-key or TRIPWISE_ADMIN_KEY)")
+            raise ValueError(
+                "rotate_admin_key needs an admin key (--admin-key or TRIPWISE_ADMIN_KEY)"
+            )
         if self.max_samples_per_batch < 1:
             raise ValueError(
                 f"max_samples_per_batch must be >= 1, got {self.max_samples_per_batch!r}"

@@ -72,7 +72,13 @@ async def routers_metadata(project: ReaderProject, plane: Plane, request: Reques
     return await _metadata("routers", project, plane, request)
 
 
-@router.api_route("/status", methods=["GET", "HEAD"])
+@router.head("/status")
+async def status_head(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    """The status answer's headers (``ETag``) without its body."""
+    return await status(project, plane, request)
+
+
+@router.get("/status")
 async def status(project: ReaderProject, plane: Plane, request: Request) -> Response:
     """Open/closed counts and the last evaluation; weak ``ETag`` and 304 like the metadata."""
     counts = project.counts()
