@@ -317,6 +317,7 @@ _ERRORS = {
     "503": "the server is shutting down or not ready",
 }
 _OPERATIONS_ERRORS = {"healthz": (), "metrics": ("503",), "readyz": ("503",)}
+_EXTRA = {"test_channel": {"502": "the receiver failed (the message says how)"}}
 _ETAG = ("breakers_metadata", "routers_metadata", "status", "status_head")
 
 
@@ -378,6 +379,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     if method != "head":
                         entry["content"] = error
                     responses[code] = entry
+            for code, text in _EXTRA.get(fn, {}).items():
+                responses[code] = {"description": text, "content": error}
             op["responses"] = responses
     app.openapi_schema = doc
     return doc
