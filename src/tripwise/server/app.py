@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from tripwise.server.fastpath import IngestFastPath
 from tripwise.server.ingest import ReplayGuard
 from tripwise.server.middleware import (
     BodyLimitMiddleware,
+    ConfigFanoutMiddleware,
     IdempotencyMiddleware,
     InputGuardMiddleware,
     RequestIdMiddleware,
@@ -39,6 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plane = ControlPlane(settings, engine)
         app.state.generated_admin_key = await bootstrap(plane, settings.admin_key)
         await plane.load()
+        if settings.redis is not None:
+            from tripwise.server.replica import ReplicaBus
+
+            plane.bus = ReplicaBus(plane, settings.redis, settings.redis_prefix)
+            await plane.bus.start()
+            await asyncio.wait_for(plane.bus.ready.wait(), 10)
         app.state.plane = plane
         plane.start()
         log.info("tripwise control plane ready")
@@ -47,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             plane.hub.close_all()
             await plane.stop()
+            if plane.bus is not None:
+                await plane.bus.stop()
             await engine.dispose()
             log.info("tripwise control plane stopped")
 
@@ -67,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(organisation.router)
     app.include_router(operations.router)
+    app.add_middleware(ConfigFanoutMiddleware, get_plane=lambda: app.state.plane)
     app.add_middleware(IdempotencyMiddleware, get_sessions=lambda: app.state.plane.sessions)
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the tripwise control plane (Tripswitch-compatible HTTP API).",
     )
     p.add_argument("--db", help="database URL (default sqlite:///tripwise.db; env TRIPWISE_DB)")
+    p.add_argument(
+        "--redis",
+        help="replica mode: the Redis shared by every replica, redis://host:port/db "
+        "(needs a PostgreSQL --db; env TRIPWISE_REDIS)",
+    )
+    p.add_argument(
+        "--redis-prefix",
+        dest="redis_prefix",
+        help="prefix of every Redis key and channel (default tripwise; env TRIPWISE_REDIS_PREFIX)",
+    )
     p.add_argument("--host", help="bind address (default 127.0.0.1; env TRIPWISE_HOST)")
     p.add_argument("--port", type=int, help="port 1..65535 (default 8080; env TRIPWISE_PORT)")
     p.add_argument(

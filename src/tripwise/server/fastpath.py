@@ -50,7 +50,7 @@ class IngestFastPath:
             body = await self._read_body(headers, receive)
             status = 202
             client = scope.get("client")
-            payload: dict[str, Any] = ingest_request(
+            payload: dict[str, Any] = await ingest_request(
                 self.get_plane(),
                 match.group(1),
                 headers,

@@ -10,6 +10,7 @@ a batch that failed is processed, not swallowed.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import zlib
@@ -63,16 +64,36 @@ class ReplayGuard:
         return sum(len(s) for s in self._seen.values())
 
 
+class _Unauthorized(ApiError):
+    """A failed authentication; the caller charges it to the client's unauthenticated budget."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(401, message)
+        self.reason = reason
+
+
 def _unauthorized(plane: ControlPlane, client: str, reason: str, message: str) -> ApiError:
     plane.metrics.rejected_samples.labels(reason=reason).inc()
-    wait = plane.unauth_limiter.acquire("ingest:" + client)
-    if wait:
-        return ApiError(
-            429,
-            "too many unauthenticated ingest requests from this client",
-            headers=plane.limiter.retry_after_header(wait),
+    return _Unauthorized(reason, message)
+
+
+async def _charge_failure(plane: ControlPlane, client: str) -> float:
+    """Spend the client's budget for failed authentication; seconds to wait, or 0."""
+    s = plane.settings
+    if plane.bus is not None:
+        return await plane.bus.acquire(
+            "unauth:" + client, s.unauth_rate_limit_per_s, s.unauth_rate_limit_burst
         )
-    return ApiError(401, message)
+    return plane.unauth_limiter.acquire("ingest:" + client)
+
+
+async def _charge_project(plane: ControlPlane, project_id: str) -> float:
+    s = plane.settings
+    if plane.bus is not None:
+        return await plane.bus.acquire(
+            "ingest:" + project_id, s.ingest_rate_limit_per_s, s.ingest_rate_limit_burst
+        )
+    return plane.ingest_limiter.acquire(project_id)
 
 
 def check_signature(
@@ -157,7 +178,7 @@ def decode_body(body: bytes, encoding: str, cap: int, max_samples: int = 10_000)
     return doc
 
 
-def ingest_request(
+async def ingest_request(
     plane: ControlPlane,
     project_id: str,
     headers: Any,
@@ -170,19 +191,44 @@ def ingest_request(
     if project is None:
         raise ApiError(404, f"project {project_id!r} not found")
     now = now_ms()
-    token = check_signature(plane, project, headers, body, now, client)
-    wait = plane.ingest_limiter.acquire(project.id)
+    try:
+        token = check_signature(plane, project, headers, body, now, client)
+    except _Unauthorized:
+        wait = await _charge_failure(plane, client)
+        if wait:
+            raise ApiError(
+                429,
+                "too many unauthenticated ingest requests from this client",
+                headers=plane.limiter.retry_after_header(wait),
+            ) from None
+        raise
+    wait = await _charge_project(plane, project.id)
     if wait:
         plane.metrics.rejected_samples.labels(reason="rate_limited").inc()
         raise ApiError(
             429, "ingest rate limit exceeded", headers=plane.limiter.retry_after_header(wait)
         )
-    if token is not None and replay.seen(project.id, token[0], now):
+    bus = plane.bus
+    if bus is None:
+        # No await from here on: checking, applying and remembering are one atomic step.
+        if token is not None and replay.seen(project.id, token[0], now):
+            return {"accepted": 0, "rejected": 0, "replayed": True}
+        result = ingest(plane, project, headers, body, now)
+        if token is not None:
+            replay.remember(project.id, *token)
+        return result
+    # Replica mode: the signature is reserved in Redis first (a duplicate sent to another
+    # replica at the same time loses the race), and released if the batch fails.
+    if token is not None and not await bus.claim_batch(
+        project.id, token[0], plane.settings.signature_window_ms
+    ):
         return {"accepted": 0, "rejected": 0, "replayed": True}
-    result = ingest(plane, project, headers, body, now)
-    if token is not None:
-        replay.remember(project.id, *token)
-    return result
+    try:
+        return ingest(plane, project, headers, body, now)
+    except BaseException:
+        if token is not None:
+            await asyncio.shield(bus.release_batch(project.id, token[0]))
+        raise
 
 
 def ingest(
@@ -197,7 +243,14 @@ def ingest(
     rejected: Counter[str] = Counter()
     hints: list[str] = []
     failures = project.failures
-    accepted, unmatched = project.ingest(samples, now, rejected, hints)
+    forward = None
+    if plane.bus is not None and not plane.leads(project.id):
+        bus, pid = plane.bus, project.id
+
+        def forward(groups: list[Any]) -> None:
+            bus.send_samples(pid, groups)
+
+    accepted, unmatched = project.ingest(samples, now, rejected, hints, forward)
     metrics = plane.metrics
     if project.failures != failures:
         metrics.evaluation_errors.inc(project.failures - failures)

@@ -211,6 +211,32 @@ class InputGuardMiddleware:
         await self.app(scope, _replaying(body, receive), send)
 
 
+class ConfigFanoutMiddleware:
+    """Replica mode: after an admin write succeeded, tell the other replicas to reload the
+    definitions from the database (they do so within milliseconds)."""
+
+    def __init__(self, app: ASGIApp, get_plane: Any) -> None:
+        self.app = app
+        self.get_plane = get_plane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _MUTATING:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, tracking_send)
+        bus = getattr(self.get_plane(), "bus", None)
+        if bus is not None and 200 <= status < 300:
+            bus.send_config()
+
+
 class ShutdownGuardMiddleware:
     """A request still running when the shutdown grace period ends is cancelled by uvicorn:
     answer it 503 (instead of a 500 with a CancelledError traceback) and end quietly."""

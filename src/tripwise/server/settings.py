@@ -17,6 +17,9 @@ class Settings:
     """Everything ``tripwise serve`` can be told; each field maps to ``TRIPWISE_<NAME>``."""
 
     db: str = "sqlite:///tripwise.db"
+    # replica mode (several processes on one PostgreSQL database): the shared Redis
+    redis: str | None = None
+    redis_prefix: str = "tripwise"
     host: str = "127.0.0.1"
     port: int = 8080
     admin_key: str | None = None
@@ -68,6 +71,18 @@ class Settings:
 
     def validated(self) -> Settings:
         check_db_url(self.db)
+        if self.redis is not None:
+            if not self.redis.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
+            if not self.db.split("+", 1)[0].startswith("postgres"):
+                raise ValueError(
+                    "replica mode (--redis) needs a PostgreSQL database (--db postgresql://...): "
+                    "a SQLite file cannot be shared by several processes"
+                )
+            if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
+                raise ValueError(
+                    f"redis_prefix must be a non-empty word, got {self.redis_prefix!r}"
+                )
         if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
             raise ValueError(f"port must be 1..65535, got {self.port!r}")
         self.log_level = str(self.log_level).lower()

@@ -41,7 +41,7 @@ async def ingest_samples(
     """
     body = await request.body()
     client = request.client.host if request.client else ""
-    result = ingest_request(
+    result = await ingest_request(
         plane, project_id, request.headers, body, request.app.state.replay, client
     )
     return JSONResponse(result, status_code=202)

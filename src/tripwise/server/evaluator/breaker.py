@@ -351,6 +351,18 @@ class BreakerRuntime:
     def sse_payload(self) -> dict[str, Any]:
         return {"breaker": self.name, "state": self.state.value, "allow_rate": self.allow_rate}
 
+    def adopt_state(self, state: dict[str, Any]) -> None:
+        """Take the state the evaluating replica reported (replica mode; the inverse of
+        :meth:`persisted_state`)."""
+        self.state = State(state["state"])
+        self.allow_rate = float(state["allow_rate"])
+        self.state_changed_ms = int(state["state_changed_ms"])
+        self.rate_changed_ms = int(state["rate_changed_ms"])
+        self.half_open_failures = int(state["half_open_failures"])
+        self.healthy_evals = int(state["healthy_evals"])
+        self.override = str(state["override"])
+        self.override_reason = state["override_reason"]
+
     def persisted_state(self) -> dict[str, Any]:
         return {
             "state": self.state.value,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,16 +73,20 @@ class ProjectRuntime:
         now_ms: int,
         rejected: Counter[str],
         hints: list[str] | None = None,
+        forward: Callable[[list[Any]], None] | None = None,
     ) -> tuple[int, int]:
         """Route valid samples into breaker windows; count the invalid ones by reason.
 
         Returns (accepted, unmatched): unmatched samples were accepted for a known router but
         no breaker linked to it watches their metric (counted per router, with a hint).
         Validation happens for the whole batch before any window changes; adding to one
-        breaker's window cannot stop the others from receiving the batch.
+        breaker's window cannot stop the others from receiving the batch. With ``forward``
+        (replica mode, another replica evaluates the project) the routed groups are handed
+        to it instead of being added here.
         """
         route = self.route()
         accepted = unmatched = 0
+        outgoing: list[Any] = []
         for (rid, metric), (tss, values, oks) in group_samples(samples, now_ms, rejected).items():
             targets = route.get(rid)
             if targets is None:
@@ -91,6 +96,9 @@ class ProjectRuntime:
                 continue
             accepted += len(tss)
             breakers = targets.get(metric)
+            if breakers and forward is not None:
+                outgoing.append([rid, metric, tss, values, oks])
+                continue
             if breakers:
                 cache: SummaryCache = {}
                 for b in breakers:
@@ -109,7 +117,19 @@ class ProjectRuntime:
                         hints.append(
                             f"no breaker linked to router {router.name!r} watches metric {metric!r}"
                         )
+        if outgoing and forward is not None:
+            forward(outgoing)
         return accepted, unmatched
+
+    def apply_groups(self, groups: list[Any]) -> None:
+        """Add groups validated (and routed) by another replica to this one's windows."""
+        route = self.route()
+        for rid, metric, tss, values, oks in groups:
+            breakers = route.get(rid, {}).get(metric)
+            if breakers:
+                cache: SummaryCache = {}
+                for b in breakers:
+                    self._add_to(b, tss, values, oks, cache)
 
     def _add_to(
         self,

@@ -144,7 +144,7 @@ def _register(plane: ControlPlane, project: ProjectRuntime, row: m.Breaker) -> B
     runtime = BreakerRuntime(row, now_ms=now_ms())
     project.breakers[row.id] = runtime
     project.invalidate()
-    plane.hub.publish(project.id, encode_state(runtime.sse_payload()))
+    plane.publish(project.id, encode_state(runtime.sse_payload()))
     return runtime
 
 
@@ -212,7 +212,7 @@ async def update_breaker(
     project.invalidate()
     if row.name != old_name:
         plane.publish_farewell(project.id, old_name)
-        plane.hub.publish(project.id, encode_state(runtime.sse_payload()))
+        plane.publish(project.id, encode_state(runtime.sse_payload()))
     return breaker_envelope(row, rids, runtime)
 
 

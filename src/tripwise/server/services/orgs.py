@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane
@@ -21,6 +21,7 @@ from tripwise.server.security import (
 from tripwise.server.serialize import key_json, project_json, workspace_json
 from tripwise.server.services.common import new_id
 from tripwise.server.storage import models as m
+from tripwise.server.storage.database import STARTUP_LOCK
 from tripwise.server.timefmt import now_us
 
 
@@ -40,6 +41,8 @@ async def bootstrap(
     ``/v1/admin_keys``.
     """
     async with plane.sessions.begin() as s:
+        if plane.engine.dialect.name == "postgresql":  # replicas starting together take turns
+            await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": STARTUP_LOCK})
         org = await s.scalar(select(m.Org).limit(1))
         generated = None
         now = now_us()
@@ -142,8 +145,7 @@ async def delete_admin_key(plane: ControlPlane, org_id: str, kid: str) -> None:
         if (n or 0) <= 1:
             raise ApiError(409, "the last admin key cannot be revoked; create another first")
         await s.delete(row)
-    plane.forget_keys()
-    plane.hub.close_where(key_id=kid)
+    plane.revoke(key_id=kid)
 
 
 # -- workspaces ------------------------------------------------------------------------------
@@ -285,8 +287,7 @@ async def delete_project(plane: ControlPlane, org_id: str, pid: str) -> None:
         p = await _project(s, org_id, pid)
         await s.delete(p)
     plane.projects.pop(pid, None)
-    plane.forget_keys()
-    plane.hub.close_where(project_id=pid)
+    plane.revoke(project_id=pid)
     plane.notifier.drop_project(pid)
 
 
@@ -337,5 +338,4 @@ async def delete_key(plane: ControlPlane, pid: str, kid: str) -> None:
         if row is None or row.project_id != pid:
             raise ApiError(404, f"key {kid!r} not found")
         await s.delete(row)
-    plane.forget_keys()
-    plane.hub.close_where(key_id=kid)
+    plane.revoke(key_id=kid)
