@@ -76,6 +76,13 @@ return tostring(wait)
 """
 
 
+def _unavailable(exc: Exception) -> Exception:
+    from tripwise.server.errors import ApiError
+
+    log.warning("the shared Redis is unavailable: %s", exc)
+    return ApiError(503, "the shared Redis is unavailable; retry", "unavailable")
+
+
 class ReplicaBus:
     """This replica's side of the shared Redis: leases, the bus, shared limits."""
 
@@ -249,9 +256,12 @@ class ReplicaBus:
 
     async def acquire(self, bucket: str, rate: float, burst: int) -> float:
         """Take a token from a bucket shared by every replica; 0.0 or seconds to wait."""
-        wait = await self._bucket(
-            keys=[f"{self.prefix}:rate:{bucket}"], args=[rate, burst, time.time()]
-        )
+        try:
+            wait = await self._bucket(
+                keys=[f"{self.prefix}:rate:{bucket}"], args=[rate, burst, time.time()]
+            )
+        except Exception as exc:
+            raise _unavailable(exc) from exc
         value = float(wait)
         return 0.0 if value <= 0 or math.isnan(value) else value
 
@@ -259,7 +269,10 @@ class ReplicaBus:
         """Reserve an ingest signature for the project; False when already applied."""
         digest = hashlib.sha256(token.encode()).hexdigest()[:32]
         key = f"{self.prefix}:replay:{pid}:{digest}"
-        return bool(await self.redis.set(key, b"1", nx=True, px=2 * window_ms))
+        try:
+            return bool(await self.redis.set(key, b"1", nx=True, px=2 * window_ms))
+        except Exception as exc:
+            raise _unavailable(exc) from exc
 
     async def release_batch(self, pid: str, token: str) -> None:
         digest = hashlib.sha256(token.encode()).hexdigest()[:32]
