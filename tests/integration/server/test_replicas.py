@@ -127,6 +127,14 @@ def test_replicas_share_evaluation_streams_and_failover(cluster: Cluster) -> Non
             f"/v1/projects/{pid}/routers/{rid}/breakers", json={"breaker_ids": [bid, cfg]}
         )
         assert r.status_code == 204, r.text
+    # the replay guard is shared: a batch delivered through one replica counts once on all
+    now = int(time.time() * 1000)
+    once = json.dumps(
+        [{"router_id": rid, "metric": "other", "ts_ms": now, "value": 1.0, "ok": True}]
+    ).encode()
+    answers = [signed_ingest(proc.url, pid, secret, once, now).json() for proc in c.procs]
+    assert answers[0]["accepted"] == 1 and "replayed" not in answers[0], answers
+    assert [a.get("replayed") for a in answers[1:]] == [True, True], answers
     ids = [c.replica_id(i) for i in range(3)]
     wait_until(lambda: c.leader(pid) in ids, 10, "an evaluation lease")
     leader = ids.index(c.leader(pid) or "")
