@@ -132,8 +132,10 @@ class ReplicaBus:
             with contextlib.suppress(Exception):
                 await self._release(keys=[self._lease(pid)], args=[self.id])
         self.led.clear()
-        await self.redis.aclose()
-        await self._sub_conn.aclose()
+        for conn in (self.redis, self._sub_conn):
+            close = getattr(conn, "aclose", None) or conn.close  # aclose from redis 5.0.1
+            with contextlib.suppress(Exception):
+                await close()
 
     def _lease(self, pid: str) -> str:
         return f"{self.prefix}:lease:{pid}"
