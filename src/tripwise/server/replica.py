@@ -93,8 +93,8 @@ class ReplicaBus:
         self.id = uuid.uuid4().hex[:12]
         self.prefix = prefix.rstrip(":")
         self.channel = f"{self.prefix}:bus"
-        self.redis = aioredis.Redis.from_url(url)
-        self._sub_conn = aioredis.Redis.from_url(url)
+        self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._sub_conn = aioredis.Redis.from_url(url, socket_connect_timeout=2)
         self.led: set[str] = set()
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -173,8 +173,8 @@ class ReplicaBus:
                     for raw in batch:
                         pipe.publish(self.channel, raw)
                     await pipe.execute()
-            except Exception:
-                log.exception("could not publish %d bus messages", len(batch))
+            except Exception as exc:
+                log.warning("could not publish %d bus messages: %s", len(batch), exc)
                 await asyncio.sleep(0.2)
 
     # -- receiving ---------------------------------------------------------------------------
@@ -183,8 +183,8 @@ class ReplicaBus:
         while True:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except Exception:
-                log.exception("bus connection failed; resubscribing")
+            except Exception as exc:
+                log.warning("bus connection failed (%s); resubscribing", exc)
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(Exception):
                     await pubsub.subscribe(self.channel)
@@ -234,8 +234,9 @@ class ReplicaBus:
         while True:
             try:
                 await self._leases_once()
-            except Exception:
-                log.exception("lease round failed")
+            except Exception as exc:
+                if self.led:
+                    log.warning("lease round failed (%s): evaluation paused here", exc)
                 self.led.clear()  # without Redis we cannot know we still lead: stop
             self.ready.set()
             await asyncio.sleep(RENEW_S)

@@ -220,3 +220,42 @@ def test_replicas_share_evaluation_streams_and_failover(cluster: Cluster) -> Non
             assert http.get(f"/v1/projects/{pid}/breakers/{bid}/state").json()["state"] == "open"
             assert http.get(f"/v1/projects/{pid}/breakers/{cfg}/state").json()["state"] == "open"
             assert len(http.get(f"/v1/projects/{pid}/events").json()["events"]) == 4
+
+
+def test_a_redis_outage_is_503_and_recovers(pg_port: int, tmp_path: Path) -> None:
+    """With the shared Redis gone, a replica answers 503 (readiness, ingest), never 500, and
+    stops evaluating; when Redis is back, it leads, evaluates and answers again."""
+    from tests.support.redis_service import RedisServer
+
+    with RedisServer() as private, fresh_database(pg_port) as db:
+        admin = "eb_admin_" + secrets.token_hex(16)
+        env = {**FAST_ENV, "TRIPWISE_REDIS": private.url, "TRIPWISE_REDIS_PREFIX": "t"}
+        proc = ServerProcess(db, admin, env=env)
+        proc.start(tmp_path / "replica.log")
+        try:
+            h = {"Authorization": f"Bearer {admin}"}
+            p = httpx.post(proc.url + "/v1/projects", json={"name": "outage"}, headers=h).json()
+            pid, secret = p["id"], p["ingest_secret"]
+            now = int(time.time() * 1000)
+            body = json.dumps([]).encode()
+            private.stop()
+            ready = httpx.get(proc.url + "/readyz", timeout=10)
+            assert ready.status_code == 503 and ready.json()["checks"]["redis"] is False
+            r = signed_ingest(proc.url, pid, secret, body, now)
+            assert r.status_code == 503, r.text
+            assert httpx.get(proc.url + "/v1/projects", headers=h).status_code == 503
+            private.start()
+            wait_until(
+                lambda: httpx.get(proc.url + "/readyz", timeout=5).status_code == 200, 10, "ready"
+            )
+            r = signed_ingest(proc.url, pid, secret, body, now + 1)
+            assert r.status_code == 202, r.text
+            wait_until(
+                lambda: httpx.get(proc.url + "/readyz").json()["replica"]["evaluating"] == 1,
+                10,
+                "the lease back",
+            )
+        finally:
+            log = proc.log()
+            proc.stop()
+        assert "Traceback" not in log, log
