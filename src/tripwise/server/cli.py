@@ -139,6 +139,14 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             f"the server extra is not installed ({exc.name} is missing): "
             "pip install 'tripwise[server]' (from a clone: pip install '.[server]')"
         )
+    if settings.redis is not None:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            return _fail(
+                "replica mode (--redis) needs the redis extra: "
+                "pip install 'tripwise[server,redis]' (from a clone: pip install '.[server,redis]')"
+            )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
