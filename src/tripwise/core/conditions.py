@@ -1,35 +1,88 @@
 """Trip conditions: small composable objects that watch call records and say when to trip.
 
-Every condition owns its window, sees every record (compositions never short-circuit, so no
-condition starves) and answers in O(1). The ml-breaker protocol is honoured: a condition is
-callable with a :class:`CallRecord` and returns True when the breaker should trip, and has
-``reset()``. Any object with that protocol can be passed as ``trip_on``.
+Every condition owns exactly one data structure, its window (``cond.window``; consecutive
+failures need none), sees every record (compositions never short-circuit, so no condition
+starves) and answers in O(1). The ml-breaker protocol is honoured: a condition is callable with
+a :class:`CallRecord` and returns True when the breaker should trip, and has ``reset()``. Any
+object with that protocol can be passed as ``trip_on``.
 
-Built-in conditions also implement ``observe(error, latency_ms, quality, now)``, the same
-decision without building a record (the breaker's fast path), and ``judge(...)``, which says
-whether one call looks bad to the condition (used to judge half-open probes).
+The public classes are also the constructors, tenacity style: ``error_rate_above`` *is*
+:class:`ErrorRateAbove`, so a signature is written once and a repr reads like the code that
+built the condition.
+
+Built-in conditions also implement ``observe(error, latency_ms, quality, now, seq)``, the same
+decision without building a record (the breaker's fast path; ``seq`` numbers the breaker's
+calls), and ``judge(...)``, which says whether one call looks bad to the condition (used to judge
+half-open probes). Quality conditions declare the ``score_range`` they assume (see
+:class:`ScoredCondition`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import logging
 import math
-from collections import deque
+import numbers
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from tripwise.core.histogram import exact_ratio
+from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
 from tripwise.core.records import CallRecord
 from tripwise.core.validation import check_int as check_int  # re-exported for other layers
 from tripwise.core.validation import check_positive as check_positive
 from tripwise.core.validation import check_rate as check_rate
 from tripwise.core.validation import check_score_fn as check_score_fn
-from tripwise.core.windows import Aggregate, CountWindow, TimeWindow
+from tripwise.core.windows import (
+    Aggregate,
+    CountWindow,
+    SequenceWindow,
+    TimeWindow,
+    ValueWindow,
+    Window,
+)
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Condition",
+    "ConditionProtocol",
+    "ConsecutiveFailures",
+    "ErrorRateAbove",
+    "LatencyAbove",
+    "LatencyQuantileAbove",
+    "LowQualityRateAbove",
+    "QualityBelow",
+    "ScoredCondition",
+    "SlowCallRateAbove",
+    "WindowRule",
+    "all_of",
+    "any_of",
+    "as_condition",
+    "consecutive_failures",
+    "error_rate_above",
+    "latency_above",
+    "latency_quantile_above",
+    "low_quality_rate_above",
+    "quality_below",
+    "slow_call_rate_above",
+]
+
+logger = logging.getLogger("tripwise.conditions")
 
 ScoreFn = Callable[[Any], float]
 
+DEFAULT_WINDOW = 20
+"""Calls in a count window when neither ``window`` nor ``window_seconds`` is given."""
+
 DEFAULT_TIME_MIN_CALLS = 10
 """Minimum calls before a time-window rule may trip, when ``min_calls`` is not given."""
+
+SCORE_TOLERANCE = 1e-9
+"""Means of quality scores are compared with this tolerance (relative to the width of the
+score range): 0.1 and 0.7 average 0.4 even though their float sum is 0.7999999999999999."""
+
+DEFAULT_SCORE_RANGE = (0.0, 1.0)
 
 
 @runtime_checkable
@@ -44,9 +97,25 @@ class ConditionProtocol(Protocol):
 _exact = exact_ratio  # 0.58 is 29/50: 29 failures of 50 are exactly at the rate, not above
 
 
-SCORE_TOLERANCE = 1e-9
-"""Means of quality scores are compared with this tolerance: 0.1 and 0.7 average 0.4 even
-though their float sum is 0.7999999999999999."""
+def _check_exceedable_rate(name: str, value: float) -> float:
+    """A rate in [0, 1) that a share can strictly exceed (no share exceeds 1)."""
+    rate = check_rate(name, value)
+    if rate >= 1.0:
+        raise ValueError(
+            f"{name} must be in [0, 1): a share can never exceed {value!r}, so the condition "
+            "could never trip"
+        )
+    return rate
+
+
+def _check_latency(name: str, value: float) -> float:
+    ms = check_positive(name, value)
+    if ms >= VALUE_LIMIT:
+        raise ValueError(
+            f"{name} must be below {VALUE_LIMIT:g} ms (windows hold values up to it, so a "
+            f"larger threshold could never trip), got {value!r}"
+        )
+    return ms
 
 
 class Condition:
@@ -81,6 +150,11 @@ class Condition:
         ``min_calls`` calls: before that, the success that completes the window may trip it."""
         return True
 
+    def follow_calls(self, calls: Callable[[], int] | None) -> None:
+        """Give a lean condition the breaker's call counter (``calls()`` returns the newest
+        sequence number handed out), so its accessors count the plain successes it was not
+        told of. Without it they answer as of the newest call the condition saw."""
+
     def observe(
         self,
         error: BaseException | None,
@@ -110,31 +184,47 @@ class Condition:
         yield self
 
     def __or__(self, other: Any) -> AnyOf:
-        return any_of(self, other)
+        return AnyOf(self, other)
 
     def __and__(self, other: Any) -> AllOf:
-        return all_of(self, other)
+        return AllOf(self, other)
 
 
 class WindowRule(Condition):
     """A rule over a count window (``window`` calls) or a time window (``window_seconds``).
 
-    Subclasses call ``_setup_window`` once in ``__init__`` and feed the window with ``_add``.
+    Subclasses call ``_setup_window`` once in ``__init__`` and feed ``self.window``, their only
+    data structure, with ``window.add(value, flag, now)`` (the :class:`~tripwise.core.windows.Window`
+    protocol, so a store may swap in a shared window).
     """
 
-    window: CountWindow | TimeWindow
+    window: Window
     min_calls: int
 
     def _setup_window(
         self,
-        window: int,
+        window: int | None,
         window_seconds: float | None,
         min_calls: int | None,
         buckets: int,
         *,
         smallest: int = 1,
+        default_window: int | None = None,
+        count_window: Callable[[int], Window] = CountWindow,
     ) -> None:
-        """Build the window; ``smallest`` is the least ``window`` and ``min_calls`` allowed."""
+        """Build the window; ``smallest`` is the least ``window`` and ``min_calls`` allowed.
+
+        With ``default_window``, ``window=None`` means that many calls and giving both
+        ``window`` and ``window_seconds`` is refused (it used to drop ``window`` silently).
+        """
+        if default_window is not None:
+            if window is not None and window_seconds is not None:
+                raise ValueError(
+                    f"pass either window (calls) or window_seconds (time), not both; got "
+                    f"window={window!r} and window_seconds={window_seconds!r}"
+                )
+            if window is None:
+                window = default_window
         if window_seconds is not None:
             self.uses_clock = True
             self.window = TimeWindow(window_seconds, buckets)
@@ -143,69 +233,64 @@ class WindowRule(Condition):
                 if min_calls is None
                 else check_int("min_calls", min_calls, smallest)
             )
+            self._window_repr = f"window_seconds={window_seconds!r}"
+            if buckets != 10:
+                self._window_repr += f", buckets={buckets}"
         else:
-            self.window = CountWindow(check_int("window", window, smallest))
+            size = check_int("window", window, smallest)  # type: ignore[arg-type]
+            self.window = count_window(size)
             self.min_calls = (
-                window if min_calls is None else check_int("min_calls", min_calls, smallest)
+                size if min_calls is None else check_int("min_calls", min_calls, smallest)
             )
-            if self.min_calls > window:
+            if self.min_calls > size:
                 raise ValueError(
-                    f"min_calls must be <= window ({window}) for a count window, got {min_calls!r}"
+                    f"min_calls must be <= window ({size}) for a count window, got {min_calls!r}"
                 )
-        self._window_repr = (
-            f"window_seconds={window_seconds!r}"
-            if window_seconds is not None
-            else f"window={window}"
-        )
+            self._window_repr = f"window={size}"
         self._min_repr = f", min_calls={min_calls}" if min_calls is not None else ""
 
     def _add(self, value: float | None, flag: bool, now: float) -> None:
-        w = self.window
-        if type(w) is CountWindow:
-            w.add(value, flag)
-        else:
-            w.add(value, flag, now)  # type: ignore[call-arg]
-
-    def _count(self, now: float) -> int:
-        w = self.window
-        if type(w) is TimeWindow:
-            w.expire(now)
-        return w.count
+        """``self.window.add(value, flag, now)`` (kept for subclasses written before the
+        :class:`~tripwise.core.windows.Window` protocol gave every window that signature)."""
+        self.window.add(value, flag, now)
 
     def aggregate(self, now: float | None = None) -> Aggregate:
-        w = self.window
-        if isinstance(w, TimeWindow):
-            return w.aggregate(now)
-        return w.aggregate()
+        """What the window holds (time windows: as of ``now``, or of the newest call)."""
+        return self.window.aggregate(now)
 
     def reset(self) -> None:
         self.window.clear()
 
 
 class ErrorRateAbove(WindowRule):
-    """Trips when the failure rate of the window strictly exceeds ``rate``.
+    """Trip when the failure rate over a full window strictly exceeds ``rate`` (in [0, 1)).
 
-    The count-window form is lean: it keeps the sequence numbers of the failures still in the
-    window (a deque, O(1) amortised) and derives the number of calls from the sequence, so
-    successes never touch it.
+    ``window`` calls (default 20) or ``window_seconds`` of time (then ``min_calls``, default 10,
+    calls are needed first), never both. The count-window form is lean: its window is a
+    :class:`~tripwise.core.windows.SequenceWindow` told of failures only, so successes never
+    touch it.
     """
 
     def __init__(
         self,
         rate: float,
-        window: int = 20,
+        window: int | None = None,
         *,
         window_seconds: float | None = None,
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = check_rate("rate", rate)
+        self.rate = _check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
-        self._setup_window(window, window_seconds, min_calls, buckets)
+        self._setup_window(
+            window,
+            window_seconds,
+            min_calls,
+            buckets,
+            default_window=DEFAULT_WINDOW,
+            count_window=SequenceWindow,
+        )
         self.lean = window_seconds is None
-        self._size = window
-        self._failure_seqs: deque[int] = deque()
-        self._base = 0  # calls numbered <= base are before the current history
 
     def observe(
         self,
@@ -215,57 +300,68 @@ class ErrorRateAbove(WindowRule):
         now: float,
         seq: int,
     ) -> bool:
-        if not self.lean:
-            self._add(None, error is not None, now)
-            w = self.window
-            n = w.count
-            return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
-        fails = self._failure_seqs
-        if error is not None:
-            fails.append(seq)
-        oldest = seq - self._size  # seqs <= oldest fell out of the window
-        while fails and fails[0] <= oldest:
-            fails.popleft()
-        n = min(seq - self._base, self._size)
-        return n >= self.min_calls and len(fails) * self._rate_den > self._rate_num * n
+        w = self.window
+        if type(w) is SequenceWindow:
+            n, failed = w.record(seq, error is not None)
+        else:
+            w.add(None, error is not None, now)
+            n, failed = w.count, w.flagged
+        return n >= self.min_calls and failed * self._rate_den > self._rate_num * n
 
     def restart(self, seq: int) -> None:
-        super().restart(seq)
-        self._base = seq
+        self._own_seq = seq
+        w = self.window
+        if type(w) is SequenceWindow:
+            w.restart(seq)
+        else:
+            w.clear()
 
     def warm(self, seq: int) -> bool:
         # Once min_calls calls are in, a success only lowers the rate (or keeps it).
-        return not self.lean or seq - self._base >= self.min_calls
+        w = self.window
+        return type(w) is not SequenceWindow or w.calls_after(seq) >= self.min_calls
+
+    def follow_calls(self, calls: Callable[[], int] | None) -> None:
+        w = self.window
+        if type(w) is SequenceWindow:
+            w.follow(calls)
 
     def reset(self) -> None:
-        self.window.clear()
-        self._failure_seqs.clear()
-        self._base = self._own_seq
+        w = self.window
+        if type(w) is SequenceWindow:
+            w.restart(max(self._own_seq, w.newest()))
+        else:
+            w.clear()
 
     def failure_count(self) -> int:
-        """Failures currently in the window (count windows: as of the last failure)."""
-        return len(self._failure_seqs) if self.lean else self.window.flagged
+        """Failures currently in the window."""
+        return self.window.flagged
 
     def __repr__(self) -> str:
         return f"error_rate_above({self.rate!r}, {self._window_repr}{self._min_repr})"
 
 
 class LatencyAbove(WindowRule):
-    """Trips when every latency in the (full) window exceeds ``threshold_ms``."""
+    """Trip when every latency in a full window exceeds ``threshold_ms`` (ml-breaker's rule).
+
+    The window holds a flag per call (slow or not), not the latencies themselves.
+    """
 
     uses_clock = True
 
     def __init__(
         self,
         threshold_ms: float,
-        window: int = 20,
+        window: int | None = None,
         *,
         window_seconds: float | None = None,
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.threshold_ms = check_positive("threshold_ms", threshold_ms)
-        self._setup_window(window, window_seconds, min_calls, buckets)
+        self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
+        self._setup_window(
+            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+        )
 
     def observe(
         self,
@@ -275,8 +371,8 @@ class LatencyAbove(WindowRule):
         now: float,
         seq: int,
     ) -> bool:
-        self._add(None, latency_ms > self.threshold_ms, now)
         w = self.window
+        w.add(None, latency_ms > self.threshold_ms, now)
         return w.count >= self.min_calls and w.flagged == w.count
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
@@ -287,7 +383,7 @@ class LatencyAbove(WindowRule):
 
 
 class SlowCallRateAbove(WindowRule):
-    """Trips when the share of calls slower than ``slow_ms`` strictly exceeds ``rate``."""
+    """Trip when the share of calls slower than ``slow_ms`` strictly exceeds ``rate`` (in [0, 1))."""
 
     uses_clock = True
 
@@ -295,16 +391,18 @@ class SlowCallRateAbove(WindowRule):
         self,
         rate: float,
         slow_ms: float,
-        window: int = 20,
+        window: int | None = None,
         *,
         window_seconds: float | None = None,
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = check_rate("rate", rate)
+        self.rate = _check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
-        self.slow_ms = check_positive("slow_ms", slow_ms)
-        self._setup_window(window, window_seconds, min_calls, buckets)
+        self.slow_ms = _check_latency("slow_ms", slow_ms)
+        self._setup_window(
+            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+        )
 
     def observe(
         self,
@@ -314,8 +412,8 @@ class SlowCallRateAbove(WindowRule):
         now: float,
         seq: int,
     ) -> bool:
-        self._add(None, latency_ms > self.slow_ms, now)
         w = self.window
+        w.add(None, latency_ms > self.slow_ms, now)
         n = w.count
         return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
 
@@ -330,7 +428,7 @@ class SlowCallRateAbove(WindowRule):
 
 
 class LatencyQuantileAbove(WindowRule):
-    """Trips when the nearest-rank ``q``-quantile of latency exceeds ``threshold_ms``.
+    """Trip when the nearest-rank ``q``-quantile of latency (0.95 = p95) exceeds ``threshold_ms``.
 
     Decided exactly in O(1): the q-quantile of ``n`` latencies exceeds T exactly when at least
     ``n - ceil(q*n) + 1`` of them exceed T, so only a count of slow calls is kept.
@@ -342,18 +440,20 @@ class LatencyQuantileAbove(WindowRule):
         self,
         q: float,
         threshold_ms: float,
-        window: int = 20,
+        window: int | None = None,
         *,
         window_seconds: float | None = None,
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not (0.0 < q <= 1.0):
+        if isinstance(q, bool) or not isinstance(q, numbers.Real) or not (0.0 < q <= 1.0):
             raise ValueError(f"q must be a quantile in (0, 1] (0.95 for p95), got {q!r}")
         self.q = float(q)
-        self._q_num, self._q_den = _exact(q)
-        self.threshold_ms = check_positive("threshold_ms", threshold_ms)
-        self._setup_window(window, window_seconds, min_calls, buckets)
+        self._q_num, self._q_den = _exact(self.q)
+        self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
+        self._setup_window(
+            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+        )
 
     def observe(
         self,
@@ -363,8 +463,8 @@ class LatencyQuantileAbove(WindowRule):
         now: float,
         seq: int,
     ) -> bool:
-        self._add(None, latency_ms > self.threshold_ms, now)
         w = self.window
+        w.add(None, latency_ms > self.threshold_ms, now)
         n = w.count
         rank = -(-self._q_num * n // self._q_den)  # ceil(q * n), exactly
         return n >= self.min_calls and w.flagged >= n - rank + 1
@@ -379,35 +479,92 @@ class LatencyQuantileAbove(WindowRule):
         )
 
 
-class QualityBelow(WindowRule):
-    """Trips when the mean quality of the window's scored calls drops below ``threshold``.
+# ---------------------------------------------------------------------- quality conditions
 
-    Calls without a score are neutral: they neither enter the window nor count toward it.
+
+def _check_score_range(score_range: Any) -> tuple[float, float]:
+    try:
+        lo, hi = score_range
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"score_range must be a pair (low, high) such as (0, 100), got {score_range!r}"
+        ) from None
+    for end in (lo, hi):
+        if isinstance(end, bool) or not isinstance(end, numbers.Real):
+            raise TypeError(f"score_range must hold two numbers, got {score_range!r}")
+        if not (math.isfinite(end) and abs(end) <= VALUE_LIMIT):
+            raise ValueError(f"score_range must hold two finite numbers, got {score_range!r}")
+    if not lo < hi:
+        raise ValueError(f"score_range must be (low, high) with low < high, got {score_range!r}")
+    return float(lo), float(hi)
+
+
+class ScoredCondition(Condition):
+    """A condition fed by quality scores alone, on a declared ``score_range``.
+
+    Unscored calls are neutral, so plain successes need not be reported (``lean``), and a
+    score that arrives after its call (``record_late_quality``) counts like any other.
+    Subclasses implement ``_score(quality, now)``: take one score, say whether to trip.
+
+    Scores outside ``score_range`` (default ``(0.0, 1.0)``) are clamped into it: a cosine
+    similarity of -0.2 counts as 0.0 for a [0, 1] condition. The first such score logs a WARNING
+    (once per condition) and ``clamped_scores`` counts them; a NaN score counts as no score.
+    Nothing is raised into the guarded call. Declare the scale your scores use
+    (``score_range=(0, 100)`` for ratings, ``(-1, 1)`` for cosine similarity).
     """
 
     uses_quality = True
     lean = True
+    score_range: tuple[float, float] = DEFAULT_SCORE_RANGE
+    clamped_scores = 0
+    _lo, _hi = DEFAULT_SCORE_RANGE
 
-    def __init__(
-        self,
-        threshold: float,
-        window: int = 20,
-        score_fn: ScoreFn | None = None,
-        *,
-        window_seconds: float | None = None,
-        min_calls: int | None = None,
-        buckets: int = 10,
-    ) -> None:
-        self.threshold = check_rate("threshold", threshold)
-        self._bar = self.threshold - SCORE_TOLERANCE
-        self.score_fn = check_score_fn(score_fn)
-        self._setup_window(window, window_seconds, min_calls, buckets)
-        # A count window only needs the scores and their sum: a plain ring is ~3x cheaper
-        # than the general CountWindow (flags, sums of squares, histogram hooks).
-        self._ring: list[float] = [0.0] * window if window_seconds is None else []
-        self._next = 0
-        self._filled = 0
-        self._sum = 0.0
+    def _set_score_range(self, score_range: Any) -> None:
+        self.score_range = _check_score_range(score_range)
+        self._lo, self._hi = self.score_range
+
+    def _check_bar(self, name: str, value: Any) -> float:
+        """A score threshold a "below" test can fire on: in (low, high] of the score range."""
+        lo, hi = self.score_range
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number in ({lo:g}, {hi:g}], got {value!r}")
+        if not lo <= value <= hi:  # also refuses NaN
+            raise ValueError(
+                f"{name} must be in the score range ({lo:g}, {hi:g}], got {value!r} "
+                "(pass score_range=(low, high) for another scale)"
+            )
+        if value == lo:
+            raise ValueError(
+                f"{name}={value!r} can never trip: no score is below the bottom of the score "
+                f"range ({lo:g}, {hi:g}]"
+            )
+        return float(value)
+
+    def _range_repr(self) -> str:
+        if self.score_range == DEFAULT_SCORE_RANGE:
+            return ""
+        lo, hi = self.score_range
+        return f", score_range=({lo!r}, {hi!r})"
+
+    def _in_range(self, quality: float) -> float | None:
+        """``quality`` (outside the score range) as the condition counts it; None for NaN."""
+        if quality != quality:
+            clamped: float | None = None
+        else:
+            clamped = self._lo if quality < self._lo else self._hi
+        self.clamped_scores += 1
+        if self.clamped_scores == 1:
+            logger.warning(
+                "%r: quality score %r is outside its score range [%g, %g]; it counts as %s. "
+                "Pass score_range=(low, high) if your scores use another scale (logged once "
+                "per condition; see clamped_scores)",
+                self,
+                quality,
+                self._lo,
+                self._hi,
+                "no score" if clamped is None else repr(clamped),
+            )
+        return clamped
 
     def observe(
         self,
@@ -419,89 +576,118 @@ class QualityBelow(WindowRule):
     ) -> bool:
         if quality is None:
             return False
-        ring = self._ring
-        if not ring:  # time window
-            self._add(quality, False, now)
-            w = self.window
-            return w.valued >= self.min_calls and w.total < self._bar * w.valued
-        i = self._next
-        if self._filled == len(ring):
-            self._sum += quality - ring[i]
-        else:
-            self._filled += 1
-            self._sum += quality
-        ring[i] = quality
-        i += 1
-        if i == len(ring):
-            i = 0
-            self._sum = math.fsum(ring[: self._filled])  # exact once per rotation: no drift
-        self._next = i
-        return self._filled >= self.min_calls and self._sum < self._bar * self._filled
-
-    def mean(self) -> float | None:
-        """The current mean quality of the window (``None`` before any score)."""
-        if self._ring:
-            return self._sum / self._filled if self._filled else None
-        return self.window.aggregate().mean if isinstance(self.window, CountWindow) else None
-
-    def reset(self) -> None:
-        self.window.clear()
-        if self._ring:
-            self._ring = [0.0] * len(self._ring)
-        self._next = self._filled = 0
-        self._sum = 0.0
+        if not self._lo <= quality <= self._hi:
+            quality = self._in_range(quality)
+            if quality is None:
+                return False
+        return self._score(quality, now)
 
     def observe_late(self, quality: float, now: float) -> bool:
         return self.observe(None, 0.0, quality, now, 0)
+
+    def _score(self, quality: float, now: float) -> bool:
+        raise NotImplementedError
+
+
+class QualityBelow(ScoredCondition, WindowRule):
+    """Trip when the rolling mean quality of the last ``window`` scored calls (default 20) is
+    below ``threshold``, or of the last ``window_seconds`` once ``min_calls`` scores are in.
+
+    Calls without a score are neutral: they neither enter the window nor count toward it.
+    ``threshold`` must lie in ``(low, high]`` of ``score_range`` (default ``(0.0, 1.0)``).
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        window: int | None = None,
+        score_fn: ScoreFn | None = None,
+        *,
+        window_seconds: float | None = None,
+        min_calls: int | None = None,
+        buckets: int = 10,
+        score_range: tuple[float, float] = DEFAULT_SCORE_RANGE,
+    ) -> None:
+        self._set_score_range(score_range)
+        self.threshold = self._check_bar("threshold", threshold)
+        self._bar = self.threshold - SCORE_TOLERANCE * (self._hi - self._lo)
+        self.score_fn = check_score_fn(score_fn)
+        self._setup_window(
+            window,
+            window_seconds,
+            min_calls,
+            buckets,
+            default_window=DEFAULT_WINDOW,
+            count_window=ValueWindow,
+        )
+
+    def observe(  # the hot path of quality rules: ScoredCondition.observe, inlined
+        self,
+        error: BaseException | None,
+        latency_ms: float,
+        quality: float | None,
+        now: float,
+        seq: int,
+    ) -> bool:
+        if quality is None:
+            return False
+        if not self._lo <= quality <= self._hi:
+            quality = self._in_range(quality)
+            if quality is None:
+                return False
+        w = self.window
+        w.add(quality, False, now)
+        n = w.valued
+        return n >= self.min_calls and w.total < self._bar * n
+
+    def _score(self, quality: float, now: float) -> bool:
+        return self.observe(None, 0.0, quality, now, 0)
+
+    def mean(self, now: float | None = None) -> float | None:
+        """The current mean quality of the window (``None`` before any score)."""
+        return self.window.aggregate(now).mean
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or (quality is not None and quality < self.threshold)
 
     def __repr__(self) -> str:
         fn = ", score_fn=..." if self.score_fn is not None else ""
-        return f"quality_below({self.threshold!r}, {self._window_repr}{fn}{self._min_repr})"
+        return (
+            f"quality_below({self.threshold!r}, {self._window_repr}{fn}{self._min_repr}"
+            f"{self._range_repr()})"
+        )
 
 
-class LowQualityRateAbove(WindowRule):
-    """Trips when the share of scored calls below ``threshold`` strictly exceeds ``rate``."""
-
-    uses_quality = True
-    lean = True
+class LowQualityRateAbove(ScoredCondition, WindowRule):
+    """Trip when the share of scored calls below ``threshold`` strictly exceeds ``rate`` (in
+    [0, 1)). The window holds a flag per scored call (low or not), not the scores."""
 
     def __init__(
         self,
         rate: float,
         threshold: float,
-        window: int = 20,
+        window: int | None = None,
         score_fn: ScoreFn | None = None,
         *,
         window_seconds: float | None = None,
         min_calls: int | None = None,
         buckets: int = 10,
+        score_range: tuple[float, float] = DEFAULT_SCORE_RANGE,
     ) -> None:
-        self.rate = check_rate("rate", rate)
+        self.rate = _check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
-        self.threshold = check_rate("threshold", threshold)
+        self._set_score_range(score_range)
+        self.threshold = self._check_bar("threshold", threshold)
         self.score_fn = check_score_fn(score_fn)
-        self._setup_window(window, window_seconds, min_calls, buckets)
+        self._setup_window(
+            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+        )
 
-    def observe(
-        self,
-        error: BaseException | None,
-        latency_ms: float,
-        quality: float | None,
-        now: float,
-        seq: int,
-    ) -> bool:
-        if quality is None:
-            return False
-        self._add(None, quality < self.threshold, now)
+    def _score(self, quality: float, now: float) -> bool:
         w = self.window
+        w.add(None, quality < self.threshold, now)
         n = w.count
         return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
-
-    def observe_late(self, quality: float, now: float) -> bool:
-        return self.observe(None, 0.0, quality, now, 0)
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or (quality is not None and quality < self.threshold)
@@ -510,12 +696,12 @@ class LowQualityRateAbove(WindowRule):
         fn = ", score_fn=..." if self.score_fn is not None else ""
         return (
             f"low_quality_rate_above({self.rate!r}, {self.threshold!r}, "
-            f"{self._window_repr}{fn}{self._min_repr})"
+            f"{self._window_repr}{fn}{self._min_repr}{self._range_repr()})"
         )
 
 
 class ConsecutiveFailures(Condition):
-    """Trips after ``n`` failures in a row (no window).
+    """Trip after ``n`` consecutive failures (no window).
 
     Lean: a failure continues the streak only if it directly follows the previous failure in the
     breaker's call sequence, so successes in between need not be reported.
@@ -525,8 +711,20 @@ class ConsecutiveFailures(Condition):
 
     def __init__(self, n: int) -> None:
         self.n = check_int("n", n)
-        self.streak = 0
+        self._streak = 0
         self._last_failure_seq = -1
+        self._calls: Callable[[], int] | None = None
+
+    @property
+    def streak(self) -> int:
+        """Failures in a row up to the newest call (0 once a success followed them)."""
+        newest = self._own_seq
+        if self._calls is not None:
+            newest = max(newest, self._calls())
+        return self._streak if newest <= self._last_failure_seq else 0
+
+    def follow_calls(self, calls: Callable[[], int] | None) -> None:
+        self._calls = calls
 
     def observe(
         self,
@@ -537,18 +735,33 @@ class ConsecutiveFailures(Condition):
         seq: int,
     ) -> bool:
         if error is None:
-            self.streak = 0
+            self._streak = 0
             return False
-        self.streak = self.streak + 1 if seq == self._last_failure_seq + 1 else 1
+        self._streak = self._streak + 1 if seq == self._last_failure_seq + 1 else 1
         self._last_failure_seq = seq
-        return self.streak >= self.n
+        return self._streak >= self.n
 
     def reset(self) -> None:
-        self.streak = 0
+        self._streak = 0
         self._last_failure_seq = -1
 
     def __repr__(self) -> str:
         return f"consecutive_failures({self.n})"
+
+
+# ---------------------------------------------------------------------- user conditions
+
+_OWNER = "_tripwise_owner"
+
+
+def _own_attr(obj: Any, name: str, default: Any) -> Any:
+    """``obj.name`` if the object really has it (its class or instance defines it), else
+    ``default``: a ``MagicMock`` answers every ``getattr`` with a new mock."""
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return default
+    return getattr(obj, name, default)
 
 
 class _CustomCondition(Condition):
@@ -557,18 +770,25 @@ class _CustomCondition(Condition):
     uses_clock = True  # a user condition may look at latency and timestamps
 
     def __init__(self, inner: ConditionProtocol) -> None:
-        owner = getattr(inner, "_tripwise_owner", None)
-        if owner is not None:
-            raise ValueError(
-                f"condition {inner!r} already belongs to breaker {owner!r}; every breaker "
-                "needs its own condition objects"
-            )
-        # Objects with __slots__ cannot be marked; they are trusted not to be shared.
-        with contextlib.suppress(AttributeError, TypeError):
-            inner._tripwise_owner = "a breaker"  # type: ignore[attr-defined]
+        # The mark lives in the object's own __dict__ (read without getattr, so mocks and
+        # proxies that answer any attribute are not mistaken for owned conditions).
+        try:
+            own = vars(inner)
+        except TypeError:  # __slots__, builtins: they cannot be marked; trusted not to be shared
+            own = None
+        if isinstance(own, dict):
+            owner = own.get(_OWNER)
+            if owner is not None:
+                raise ValueError(
+                    f"condition {inner!r} already belongs to breaker {owner!r}; every breaker "
+                    "needs its own condition objects"
+                )
+            with contextlib.suppress(TypeError):
+                own[_OWNER] = "a breaker"
         self.inner = inner
-        self.uses_quality = bool(getattr(inner, "uses_quality", True))
-        self.score_fn = getattr(inner, "score_fn", None)
+        self.uses_quality = bool(_own_attr(inner, "uses_quality", True))
+        score_fn = _own_attr(inner, "score_fn", None)
+        self.score_fn = score_fn if callable(score_fn) else None
 
     def observe(
         self,
@@ -599,19 +819,23 @@ def as_condition(obj: Any) -> Condition:
     )
 
 
+# ---------------------------------------------------------------------- compositions
+
+
 class _Composite(Condition):
-    def __init__(self, name: str, conditions: tuple[Any, ...]) -> None:
+    _name = ""
+
+    def __init__(self, *conditions: Any) -> None:
         if not conditions:
-            raise ValueError(f"{name}() needs at least one condition")
+            raise ValueError(f"{self._name}() needs at least one condition")
         flat: list[Condition] = []
         for c in conditions:
             cond = as_condition(c)
             if type(cond) is type(self):
-                flat.extend(cond.conditions)
+                flat.extend(cond.conditions)  # type: ignore[attr-defined]
             else:
                 flat.append(cond)
         self.conditions: tuple[Condition, ...] = tuple(flat)
-        self._name = name
         self.uses_quality = any(c.uses_quality for c in flat)
         self.uses_clock = any(c.uses_clock for c in flat)
         self.lean = all(c.lean for c in flat)
@@ -632,11 +856,16 @@ class _Composite(Condition):
         return tripped
 
     def restart(self, seq: int) -> None:
+        self._own_seq = seq
         for c in self.conditions:
             c.restart(seq)
 
     def warm(self, seq: int) -> bool:
         return all(c.warm(seq) for c in self.conditions)
+
+    def follow_calls(self, calls: Callable[[], int] | None) -> None:
+        for c in self.conditions:
+            c.follow_calls(calls)
 
     def walk(self) -> Iterator[Condition]:
         yield self
@@ -648,6 +877,10 @@ class _Composite(Condition):
 
 
 class AnyOf(_Composite):
+    """Trip when any of the conditions trips; each keeps its own window."""
+
+    _name = "any_of"
+
     def observe(
         self,
         error: BaseException | None,
@@ -664,6 +897,10 @@ class AnyOf(_Composite):
 
 
 class AllOf(_Composite):
+    """Trip when all of the conditions hold at once; each keeps its own window."""
+
+    _name = "all_of"
+
     def observe_late(self, quality: float, now: float) -> bool:
         # The other conditions have no fresh verdict to combine with a late score, so it
         # updates their windows but never trips an all_of on its own.
@@ -685,125 +922,13 @@ class AllOf(_Composite):
         return tripped
 
 
-# The public, ml-breaker-compatible constructors.
-
-
-def quality_below(
-    threshold: float,
-    window: int = 20,
-    score_fn: ScoreFn | None = None,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> QualityBelow:
-    """Trip when the rolling mean quality of the last ``window`` scored calls is below
-    ``threshold`` (or of the last ``window_seconds``, once ``min_calls`` scores are in)."""
-    return QualityBelow(
-        threshold,
-        window,
-        score_fn,
-        window_seconds=window_seconds,
-        min_calls=min_calls,
-        buckets=buckets,
-    )
-
-
-def latency_above(
-    threshold_ms: float,
-    window: int = 20,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> LatencyAbove:
-    """Trip when all latencies in a full window exceed ``threshold_ms``."""
-    return LatencyAbove(
-        threshold_ms, window, window_seconds=window_seconds, min_calls=min_calls, buckets=buckets
-    )
-
-
-def error_rate_above(
-    rate: float,
-    window: int = 20,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> ErrorRateAbove:
-    """Trip when the failure rate over a full window strictly exceeds ``rate``."""
-    return ErrorRateAbove(
-        rate, window, window_seconds=window_seconds, min_calls=min_calls, buckets=buckets
-    )
-
-
-def consecutive_failures(n: int) -> ConsecutiveFailures:
-    """Trip after ``n`` consecutive failures."""
-    return ConsecutiveFailures(n)
-
-
-def slow_call_rate_above(
-    rate: float,
-    slow_ms: float,
-    window: int = 20,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> SlowCallRateAbove:
-    """Trip when more than ``rate`` of the calls take longer than ``slow_ms``."""
-    return SlowCallRateAbove(
-        rate, slow_ms, window, window_seconds=window_seconds, min_calls=min_calls, buckets=buckets
-    )
-
-
-def latency_quantile_above(
-    q: float,
-    threshold_ms: float,
-    window: int = 20,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> LatencyQuantileAbove:
-    """Trip when the ``q`` latency quantile (0.95 = p95) exceeds ``threshold_ms``."""
-    return LatencyQuantileAbove(
-        q,
-        threshold_ms,
-        window,
-        window_seconds=window_seconds,
-        min_calls=min_calls,
-        buckets=buckets,
-    )
-
-
-def low_quality_rate_above(
-    rate: float,
-    threshold: float,
-    window: int = 20,
-    score_fn: ScoreFn | None = None,
-    *,
-    window_seconds: float | None = None,
-    min_calls: int | None = None,
-    buckets: int = 10,
-) -> LowQualityRateAbove:
-    """Trip when more than ``rate`` of the scored calls score below ``threshold``."""
-    return LowQualityRateAbove(
-        rate,
-        threshold,
-        window,
-        score_fn,
-        window_seconds=window_seconds,
-        min_calls=min_calls,
-        buckets=buckets,
-    )
-
-
-def any_of(*conditions: Any) -> AnyOf:
-    """Trip when any of the conditions trips; each keeps its own window."""
-    return AnyOf("any_of", conditions)
-
-
-def all_of(*conditions: Any) -> AllOf:
-    """Trip when all of the conditions hold at once; each keeps its own window."""
-    return AllOf("all_of", conditions)
+# The ml-breaker names: the classes themselves, so each signature lives in one place.
+quality_below = QualityBelow
+latency_above = LatencyAbove
+error_rate_above = ErrorRateAbove
+consecutive_failures = ConsecutiveFailures
+slow_call_rate_above = SlowCallRateAbove
+latency_quantile_above = LatencyQuantileAbove
+low_quality_rate_above = LowQualityRateAbove
+any_of = AnyOf
+all_of = AllOf
