@@ -23,7 +23,6 @@ import contextlib
 import inspect
 import logging
 import math
-import numbers
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +32,7 @@ from tripwise.core.validation import check_int as check_int  # re-exported for o
 from tripwise.core.validation import check_positive as check_positive
 from tripwise.core.validation import check_rate as check_rate
 from tripwise.core.validation import check_score_fn as check_score_fn
+from tripwise.core.validation import is_real
 from tripwise.core.windows import (
     Aggregate,
     CountWindow,
@@ -193,9 +193,9 @@ class Condition:
 class WindowRule(Condition):
     """A rule over a count window (``window`` calls) or a time window (``window_seconds``).
 
-    Subclasses call ``_setup_window`` once in ``__init__`` and feed ``self.window``, their only
-    data structure, with ``window.add(value, flag, now)`` (the :class:`~tripwise.core.windows.Window`
-    protocol, so a store may swap in a shared window).
+    Subclasses call ``_setup_window`` once in ``__init__`` and feed ``self.window``, their
+    only data structure, with ``window.add(value, flag, now)`` (the
+    :class:`~tripwise.core.windows.Window` protocol, so a store may swap in a shared window).
     """
 
     window: Window
@@ -237,7 +237,7 @@ class WindowRule(Condition):
             if buckets != 10:
                 self._window_repr += f", buckets={buckets}"
         else:
-            size = check_int("window", window, smallest)  # type: ignore[arg-type]
+            size = check_int("window", window, smallest)
             self.window = count_window(size)
             self.min_calls = (
                 size if min_calls is None else check_int("min_calls", min_calls, smallest)
@@ -301,7 +301,7 @@ class ErrorRateAbove(WindowRule):
         seq: int,
     ) -> bool:
         w = self.window
-        if type(w) is SequenceWindow:
+        if isinstance(w, SequenceWindow):
             n, failed = w.record(seq, error is not None)
         else:
             w.add(None, error is not None, now)
@@ -311,7 +311,7 @@ class ErrorRateAbove(WindowRule):
     def restart(self, seq: int) -> None:
         self._own_seq = seq
         w = self.window
-        if type(w) is SequenceWindow:
+        if isinstance(w, SequenceWindow):
             w.restart(seq)
         else:
             w.clear()
@@ -319,16 +319,16 @@ class ErrorRateAbove(WindowRule):
     def warm(self, seq: int) -> bool:
         # Once min_calls calls are in, a success only lowers the rate (or keeps it).
         w = self.window
-        return type(w) is not SequenceWindow or w.calls_after(seq) >= self.min_calls
+        return not isinstance(w, SequenceWindow) or w.calls_after(seq) >= self.min_calls
 
     def follow_calls(self, calls: Callable[[], int] | None) -> None:
         w = self.window
-        if type(w) is SequenceWindow:
+        if isinstance(w, SequenceWindow):
             w.follow(calls)
 
     def reset(self) -> None:
         w = self.window
-        if type(w) is SequenceWindow:
+        if isinstance(w, SequenceWindow):
             w.restart(max(self._own_seq, w.newest()))
         else:
             w.clear()
@@ -383,7 +383,8 @@ class LatencyAbove(WindowRule):
 
 
 class SlowCallRateAbove(WindowRule):
-    """Trip when the share of calls slower than ``slow_ms`` strictly exceeds ``rate`` (in [0, 1))."""
+    """Trip when the share of calls slower than ``slow_ms`` strictly exceeds ``rate``
+    (in [0, 1))."""
 
     uses_clock = True
 
@@ -446,9 +447,9 @@ class LatencyQuantileAbove(WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        if isinstance(q, bool) or not isinstance(q, numbers.Real) or not (0.0 < q <= 1.0):
+        if not is_real(q) or not (0.0 < float(q) <= 1.0):
             raise ValueError(f"q must be a quantile in (0, 1] (0.95 for p95), got {q!r}")
-        self.q = float(q)
+        self.q: float = float(q)
         self._q_num, self._q_den = _exact(self.q)
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
         self._setup_window(
@@ -490,9 +491,9 @@ def _check_score_range(score_range: Any) -> tuple[float, float]:
             f"score_range must be a pair (low, high) such as (0, 100), got {score_range!r}"
         ) from None
     for end in (lo, hi):
-        if isinstance(end, bool) or not isinstance(end, numbers.Real):
+        if not is_real(end):
             raise TypeError(f"score_range must hold two numbers, got {score_range!r}")
-        if not (math.isfinite(end) and abs(end) <= VALUE_LIMIT):
+        if not (math.isfinite(end) and abs(float(end)) <= VALUE_LIMIT):
             raise ValueError(f"score_range must hold two finite numbers, got {score_range!r}")
     if not lo < hi:
         raise ValueError(f"score_range must be (low, high) with low < high, got {score_range!r}")
@@ -526,9 +527,9 @@ class ScoredCondition(Condition):
     def _check_bar(self, name: str, value: Any) -> float:
         """A score threshold a "below" test can fire on: in (low, high] of the score range."""
         lo, hi = self.score_range
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_real(value):
             raise TypeError(f"{name} must be a number in ({lo:g}, {hi:g}], got {value!r}")
-        if not lo <= value <= hi:  # also refuses NaN
+        if not lo <= float(value) <= hi:  # also refuses NaN
             raise ValueError(
                 f"{name} must be in the score range ({lo:g}, {hi:g}], got {value!r} "
                 "(pass score_range=(low, high) for another scale)"
@@ -832,7 +833,7 @@ class _Composite(Condition):
         for c in conditions:
             cond = as_condition(c)
             if type(cond) is type(self):
-                flat.extend(cond.conditions)  # type: ignore[attr-defined]
+                flat.extend(cond.conditions)
             else:
                 flat.append(cond)
         self.conditions: tuple[Condition, ...] = tuple(flat)

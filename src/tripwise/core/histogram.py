@@ -78,7 +78,9 @@ class LogHistogram:
         """Add every value of ``values`` (same buckets as :meth:`add`, counted in bulk)."""
         if not values:
             return
-        if min(values) > 1e-12 and max(values) <= VALUE_LIMIT:  # (a NaN raises ValueError either way)
+        if (
+            min(values) > 1e-12 and max(values) <= VALUE_LIMIT
+        ):  # (a NaN raises ValueError either way)
             logs = map(truediv, map(math.log, values), repeat(self._log_gamma))
             _add_counts(self._pos, Counter(map(math.ceil, logs)))
             self.count += len(values)

@@ -53,11 +53,20 @@ class Window(Protocol):
     """What a condition needs from its window (every window here, and the Redis shared window,
     implements it). Conditions call ``add`` and read the five running totals."""
 
-    count: int
-    flagged: int
-    valued: int
-    total: float
-    sum_sq: float
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def flagged(self) -> int: ...
+
+    @property
+    def valued(self) -> int: ...
+
+    @property
+    def total(self) -> float: ...
+
+    @property
+    def sum_sq(self) -> float: ...
 
     def add(self, value: float | None, flag: bool, now: float) -> bool:
         """Add one observation made at ``now``; False if it was not taken (too old)."""
