@@ -274,12 +274,12 @@ class CountWindow:
         if self._hist is not None:
             hist = LogHistogram(self._hist.relative_accuracy)
             hist.merge(self._hist)
-        return Aggregate(
+        return Aggregate(  # the scan is there anyway: sums exact as of this read
             count=self.count,
             flagged=self.flagged,
             valued=self.valued,
-            total=self.total,
-            sum_sq=self.sum_sq,
+            total=math.fsum(vals),
+            sum_sq=math.fsum(v * v for v in vals),
             min=min(vals) if vals else None,
             max=max(vals) if vals else None,
             histogram=hist,
