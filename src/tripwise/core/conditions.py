@@ -637,7 +637,10 @@ class QualityBelow(ScoredCondition, WindowRule):
             if quality is None:
                 return False
         w = self.window
-        w.add(quality, False, now)
+        if type(w) is ValueWindow:
+            w.push(quality)  # in the score range, so within the window's limits
+        else:
+            w.add(quality, False, now)
         n = w.valued
         return n >= self.min_calls and w.total < self._bar * n
 

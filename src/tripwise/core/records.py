@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
-from decimal import Decimal
-from typing import Any
 
 
 class CallRecord:
@@ -43,7 +40,7 @@ class CallRecord:
 
 def check_score(score: float, what: str = "quality score") -> float:
     """Validate a score that must be in [0, 1] (constructor arguments, scorer outputs); a
-    *reported* score goes through :func:`as_score` instead."""
+    *reported* score goes through ``signals.check_reported_score`` instead."""
     if type(score) is float and 0.0 <= score <= 1.0:  # the common case; NaN fails the test
         return score
     if isinstance(score, bool):
@@ -57,24 +54,3 @@ def check_score(score: float, what: str = "quality score") -> float:
         raise ValueError(f"{what} must be a finite number in [0, 1], got {score!r}")
     return float(score)
 
-
-_FLOAT_MAX = 1.7976931348623157e308
-
-
-def as_score(score: Any, what: str = "quality score") -> float:
-    """A reported quality score as a float: any finite real number (int, float, Decimal,
-    numpy scalar).
-
-    Wrong types (``"0.5"``, ``None``, a bool) raise TypeError and NaN/±inf raise ValueError,
-    naming ``what``. The range is not checked here: each quality condition declares the
-    ``score_range`` it assumes and clamps scores outside it (see ``ScoredCondition``), so a
-    cosine similarity of -0.05 or a rating of 70 never fails the call that reported it.
-    """
-    if type(score) is float and -_FLOAT_MAX <= score <= _FLOAT_MAX:  # the common case
-        return score
-    if isinstance(score, bool) or not isinstance(score, (numbers.Real, Decimal)):
-        raise TypeError(f"{what} must be a real number, got {score!r}")
-    value = float(score)
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {score!r}")
-    return value

@@ -327,6 +327,12 @@ class ValueWindow:
             value = self._unusual(value, flag)
             if value is None:
                 return False
+        self.push(value)
+        return True
+
+    def push(self, value: float) -> None:
+        """:meth:`add` for a value the caller knows is a number within ``±VALUE_LIMIT`` (a
+        score already brought into its condition's range): the hot path of ``quality_below``."""
         ring = self._ring
         i = self._next
         if self.valued == self.size:
@@ -340,7 +346,6 @@ class ValueWindow:
             i = 0
             self.total = math.fsum(ring)  # full once it rotates: exact, so no drift
         self._next = i
-        return True
 
     def _unusual(self, value: float | None, flag: bool) -> float | None:
         if flag:
