@@ -53,4 +53,3 @@ def check_score(score: float, what: str = "quality score") -> float:
     if not math.isfinite(score) or score < 0.0 or score > 1.0:
         raise ValueError(f"{what} must be a finite number in [0, 1], got {score!r}")
     return float(score)
-

@@ -153,7 +153,7 @@ def test_reprs_rebuild_the_same_condition() -> None:
         c.low_quality_rate_above(0.1, 0.0, window=5, score_range=(-1, 1)),
         c.latency_quantile_above(0.95, 250, window=50),
     ]:
-        rebuilt = eval(repr(cond), vars(c))  # noqa: S307 - our own reprs
+        rebuilt = eval(repr(cond), vars(c))  # our own reprs, built just above
         assert repr(rebuilt) == repr(cond)
         assert type(rebuilt) is type(cond)
 
