@@ -10,6 +10,14 @@ from tripwise.core.conditions import (
     AnyOf,
     Condition,
     ConditionProtocol,
+    ConsecutiveFailures,
+    ErrorRateAbove,
+    LatencyAbove,
+    LatencyQuantileAbove,
+    LowQualityRateAbove,
+    QualityBelow,
+    ScoredCondition,
+    SlowCallRateAbove,
     all_of,
     any_of,
     as_condition,
@@ -37,9 +45,18 @@ from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import report_quality
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
-from tripwise.core.windows import Aggregate, CountWindow, TimeWindow
+from tripwise.core.windows import Aggregate, CountWindow, TimeWindow, Window
 
 __all__ = [
+    "Window",
+    "SlowCallRateAbove",
+    "ScoredCondition",
+    "QualityBelow",
+    "LowQualityRateAbove",
+    "LatencyQuantileAbove",
+    "LatencyAbove",
+    "ErrorRateAbove",
+    "ConsecutiveFailures",
     "NO_FALLBACK",
     "Aggregate",
     "AllOf",

@@ -11,21 +11,10 @@ from collections.abc import Callable
 
 from tripwise.core.condition_base import DEFAULT_WINDOW, Condition, WindowRule
 from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
-from tripwise.core.validation import check_int, check_positive, check_rate, is_real
+from tripwise.core.validation import check_exceedable_rate, check_int, check_positive, is_real
 from tripwise.core.windows import SequenceWindow
 
 _exact = exact_ratio  # 0.58 is 29/50: 29 failures of 50 are exactly at the rate, not above
-
-
-def _check_exceedable_rate(name: str, value: float) -> float:
-    """A rate in [0, 1) that a share can strictly exceed (no share exceeds 1)."""
-    rate = check_rate(name, value)
-    if rate >= 1.0:
-        raise ValueError(
-            f"{name} must be in [0, 1): a share can never exceed {value!r}, so the condition "
-            "could never trip"
-        )
-    return rate
 
 
 def _check_latency(name: str, value: float) -> float:
@@ -56,7 +45,7 @@ class ErrorRateAbove(WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_exceedable_rate("rate", rate)
+        self.rate = check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
         self._setup_window(
             window,
@@ -174,7 +163,7 @@ class SlowCallRateAbove(WindowRule):
         min_calls: int | None = None,
         buckets: int = 10,
     ) -> None:
-        self.rate = _check_exceedable_rate("rate", rate)
+        self.rate = check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
         self.slow_ms = _check_latency("slow_ms", slow_ms)
         self._setup_window(

@@ -14,8 +14,7 @@ from typing import Any
 
 from tripwise.core.condition_base import DEFAULT_WINDOW, Condition, ScoreFn, WindowRule
 from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
-from tripwise.core.rules import _check_exceedable_rate
-from tripwise.core.validation import check_score_fn, is_real
+from tripwise.core.validation import check_exceedable_rate, check_score_fn, is_real
 from tripwise.core.windows import ValueWindow
 
 logger = logging.getLogger("tripwise.conditions")
@@ -224,7 +223,7 @@ class LowQualityRateAbove(ScoredCondition, WindowRule):
         buckets: int = 10,
         score_range: tuple[float, float] = DEFAULT_SCORE_RANGE,
     ) -> None:
-        self.rate = _check_exceedable_rate("rate", rate)
+        self.rate = check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(rate)
         self._set_score_range(score_range)
         self.threshold = self._check_bar("threshold", threshold)

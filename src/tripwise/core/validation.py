@@ -27,6 +27,17 @@ def check_rate(name: str, value: Any) -> float:
     return number
 
 
+def check_exceedable_rate(name: str, value: float) -> float:
+    """A rate in [0, 1) that a share can strictly exceed (no share exceeds 1)."""
+    rate = check_rate(name, value)
+    if rate >= 1.0:
+        raise ValueError(
+            f"{name} must be in [0, 1): a share can never exceed {value!r}, so the condition "
+            "could never trip"
+        )
+    return rate
+
+
 def check_positive(name: str, value: Any) -> float:
     """``value`` as a finite float > 0, or a TypeError/ValueError naming ``name``."""
     if not is_real(value):
