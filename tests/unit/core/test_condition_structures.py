@@ -14,6 +14,8 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tripwise
 from tripwise import CircuitBreaker, FakeClock, State
@@ -293,3 +295,36 @@ def test_windows_share_the_add_signature() -> None:
         assert window.count == 1
         window.clear()
         assert window.aggregate().count == 0
+
+
+# ------------------------------------------------------------------ lean window vs brute force
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(1, 8),
+    outcomes=st.lists(st.booleans(), max_size=40),
+    restart_at=st.none() | st.integers(0, 40),
+)
+def test_lean_error_rate_window_matches_a_brute_force_reference(
+    size: int, outcomes: list[bool], restart_at: int | None
+) -> None:
+    """Told only of failures, with the breaker's counter, the window holds what a window of
+    every call would hold; a restart (new generation, numbered from 0) empties it."""
+    cond = c.error_rate_above(0.5, window=size, min_calls=1)
+    seq = {"n": 0}
+    cond.follow_calls(lambda: seq["n"])
+    history: list[bool] = []
+    for i, failed in enumerate(outcomes):
+        if i == restart_at:
+            cond.restart(0)
+            seq["n"] = 0
+            history = []
+        seq["n"] += 1
+        history.append(failed)
+        if failed:
+            cond.observe(RuntimeError("down"), 1.0, None, 0.0, seq["n"])
+        held = history[-size:]
+        agg = cond.aggregate()
+        assert (agg.count, agg.flagged) == (len(held), sum(held))
+        assert cond.failure_count() == sum(held)
