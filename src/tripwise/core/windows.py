@@ -176,9 +176,14 @@ class Aggregate:
         return self.histogram.quantile(q)
 
 
+MAX_SIZE = 10_000_000
+"""The most calls a count window (or buckets a time window) may hold: each costs memory up
+front, and a typo like ``window=10**9`` should fail at once, not swap the machine."""
+
+
 def _check_size(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+        raise ValueError(f"{name} must be an integer in [1, {MAX_SIZE:_}], got {value!r}")
     return value
 
 

@@ -190,6 +190,8 @@ def test_reprs_rebuild_the_same_condition() -> None:
         (lambda: c.error_rate_above(0.5, window_seconds=True), TypeError, "window_seconds"),
         (lambda: c.error_rate_above(0.5, window_seconds=10, buckets=True), ValueError, "buckets"),
         (lambda: c.consecutive_failures(math.nan), ValueError, "n"),
+        (lambda: c.quality_below(0.5, window=10**9), ValueError, "window"),
+        (lambda: c.latency_above(100, window_seconds=60, buckets=10**8), ValueError, "buckets"),
     ],
 )
 def test_conditions_that_could_never_fire_or_would_drop_an_argument_are_refused(
