@@ -183,7 +183,7 @@ front, and a typo like ``window=10**9`` should fail at once, not swap the machin
 
 def _check_size(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
-        raise ValueError(f"{name} must be an integer in [1, {MAX_SIZE:_}], got {value!r}")
+        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_SIZE:_}, got {value!r}")
     return value
 
 
