@@ -46,7 +46,7 @@ class ErrorRateAbove(WindowRule):
         buckets: int = 10,
     ) -> None:
         self.rate = check_exceedable_rate("rate", rate)
-        self._rate_num, self._rate_den = _exact(rate)
+        self._rate_num, self._rate_den = _exact(self.rate)
         self._setup_window(
             window,
             window_seconds,
@@ -164,7 +164,7 @@ class SlowCallRateAbove(WindowRule):
         buckets: int = 10,
     ) -> None:
         self.rate = check_exceedable_rate("rate", rate)
-        self._rate_num, self._rate_den = _exact(rate)
+        self._rate_num, self._rate_den = _exact(self.rate)
         self.slow_ms = _check_latency("slow_ms", slow_ms)
         self._setup_window(
             window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW

@@ -224,7 +224,7 @@ class LowQualityRateAbove(ScoredCondition, WindowRule):
         score_range: tuple[float, float] = DEFAULT_SCORE_RANGE,
     ) -> None:
         self.rate = check_exceedable_rate("rate", rate)
-        self._rate_num, self._rate_den = _exact(rate)
+        self._rate_num, self._rate_den = _exact(self.rate)
         self._set_score_range(score_range)
         self.threshold = self._check_bar("threshold", threshold)
         self.score_fn = check_score_fn(score_fn)
