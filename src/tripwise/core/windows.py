@@ -16,10 +16,11 @@ Float sums are recomputed exactly once per rotation of the window, so rounding n
   when asked for, a log histogram for quantiles.
 
 Overflow safety: values beyond ``±VALUE_LIMIT`` (1e140, ±inf included) are held as
-``±VALUE_LIMIT`` (``saturated`` counts them) and NaN values count as observations without a
-value (``dropped`` counts them); each window logs one WARNING the first time. So no running
-total can become inf or NaN, exact re-sums never raise, and one absurd sample cannot poison a
-window: once it leaves the window every aggregate is exact again.
+``±VALUE_LIMIT`` (``saturated`` counts them, and the summaries given to ``add_aggregate``
+that had to be saturated) and NaN values count as observations without a value (``dropped``
+counts them); each window logs one WARNING the first time. So no running total can become inf
+or NaN, exact re-sums never raise, and one absurd sample cannot poison a window: once it leaves
+the window every aggregate is exact again.
 """
 
 from __future__ import annotations
