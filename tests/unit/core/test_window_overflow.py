@@ -191,3 +191,37 @@ def test_time_window_under_hostile_values_matches_reference(buckets: int, steps)
         inside = [(v, f) for e, v, f in held if e > head - buckets]
         check_close(window.aggregate(), reference(inside), inside)
         assert math.isfinite(window.total) and math.isfinite(window.sum_sq)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(1, 8),
+    hostile=st.lists(st.tuples(st.sampled_from(HOSTILE), st.booleans()), min_size=1, max_size=20),
+    clean=st.lists(st.tuples(DYADIC, st.booleans()), min_size=16, max_size=30),
+)
+def test_once_hostile_values_leave_every_aggregate_is_exact_again(
+    size: int, hostile: list, clean: list
+) -> None:
+    count_window = CountWindow(size)
+    time_window = TimeWindow(size, buckets=size)  # 1 s buckets
+    t = 0.0
+    for value, flag in hostile:
+        count_window.add(value, flag)
+        time_window.add(value, flag, t)
+    for value, flag in clean:
+        t += 1.0
+        count_window.add(value, flag)
+        time_window.add(value, flag, t)
+    tail = clean[-size:]
+    ref = reference(tail)
+    for agg in (count_window.aggregate(), time_window.aggregate()):
+        assert (agg.count, agg.flagged, agg.valued) == (ref.count, ref.flagged, ref.valued)
+        assert (agg.total, agg.sum_sq, agg.min, agg.max) == (
+            ref.total,
+            ref.sum_sq,
+            ref.min,
+            ref.max,
+        )
+    # a full rotation of clean values re-summed the count window: its running totals are exact
+    assert (count_window.total, count_window.sum_sq) == (ref.total, ref.sum_sq)
+    assert (time_window.total, time_window.sum_sq) == (ref.total, ref.sum_sq)
