@@ -3,6 +3,10 @@
 ml-breaker's README imports conditions from its private ``_conditions`` module; this module
 keeps that import working after a migration (change ``ml_breaker`` to ``tripwise``). New code
 imports the same names from ``tripwise``.
+
+As in ml-breaker, ``Condition`` here is the *protocol* (any object with ``__call__(record)``
+and ``reset()``), so ``isinstance`` checks and subclasses written for ml-breaker keep working;
+tripwise's base class of the built-in conditions is ``tripwise.Condition``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 from tripwise.core.conditions import (
     AllOf,
     AnyOf,
-    Condition,
     ConditionProtocol,
     ConsecutiveFailures,
     ErrorRateAbove,
@@ -24,6 +27,8 @@ from tripwise.core.conditions import (
     quality_below,
 )
 from tripwise.core.records import CallRecord
+
+Condition = ConditionProtocol
 
 __all__ = [
     "AllOf",

@@ -73,9 +73,21 @@ class _CustomCondition(Condition):
 
 
 def as_condition(obj: Any) -> Condition:
-    """Turn whatever ``trip_on`` was given into a :class:`Condition`, or raise TypeError."""
+    """Turn whatever ``trip_on`` was given into a :class:`Condition`, or raise TypeError.
+
+    A subclass of :class:`Condition` that implements only ml-breaker's ``__call__(record)``
+    (not ``observe``) is adapted like any user condition.
+    """
     if isinstance(obj, Condition):
-        return obj
+        cls = type(obj)
+        if cls.observe is not Condition.observe:
+            return obj
+        if cls.__call__ is Condition.__call__:
+            raise TypeError(
+                f"{cls.__name__} subclasses Condition but implements neither "
+                "__call__(record) -> bool nor observe(error, latency_ms, quality, now, seq)"
+            )
+        return _CustomCondition(obj)
     if callable(obj) and callable(getattr(obj, "reset", None)):
         return _CustomCondition(obj)
     raise TypeError(

@@ -330,3 +330,46 @@ def test_lean_error_rate_window_matches_a_brute_force_reference(
         agg = cond.aggregate()
         assert (agg.count, agg.flagged) == (len(held), sum(held))
         assert cond.failure_count() == sum(held)
+
+
+# ------------------------------------------------------------------ ml-breaker's Condition
+
+
+def test_ml_breaker_condition_is_the_protocol_and_subclasses_work() -> None:
+    from tripwise._conditions import CallRecord, Condition
+
+    class FailsTwice(Condition):  # written for ml-breaker: __call__ and reset only
+        def __init__(self) -> None:
+            self.failures = 0
+
+        def __call__(self, record: CallRecord) -> bool:
+            self.failures += record.error is not None
+            return self.failures >= 2
+
+        def reset(self) -> None:
+            self.failures = 0
+
+    class Halfway(c.Condition):  # tripwise's base class, ml-breaker's methods only
+        def __call__(self, record: CallRecord) -> bool:
+            return record.error is not None
+
+        def reset(self) -> None:
+            pass
+
+    for cond in (FailsTwice(), Halfway()):
+        assert isinstance(cond, Condition)
+        breaker = CircuitBreaker(cond, clock=FakeClock(), registry=None)
+        with pytest.raises((ValueError, tripwise.CircuitBreakerOpen)):
+            breaker.call(raise_value_error)
+        with pytest.raises((ValueError, tripwise.CircuitBreakerOpen)):
+            breaker.call(raise_value_error)
+        assert breaker.state is State.OPEN
+
+
+def test_a_condition_subclass_with_no_decision_is_refused() -> None:
+    class Empty(c.Condition):
+        def reset(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="neither"):
+        CircuitBreaker(Empty(), registry=None)
