@@ -373,3 +373,21 @@ def test_a_condition_subclass_with_no_decision_is_refused() -> None:
 
     with pytest.raises(TypeError, match="neither"):
         CircuitBreaker(Empty(), registry=None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(1, 6),
+    threshold=st.sampled_from([k / 16 for k in range(1, 17)]),
+    scores=st.lists(st.integers(-64, 80).map(lambda k: k / 16), max_size=30),
+)
+def test_quality_below_with_out_of_range_scores_matches_a_clamped_reference(
+    size: int, threshold: float, scores: list[float]
+) -> None:
+    cond = c.quality_below(threshold, window=size)
+    held: list[float] = []
+    for score in scores:
+        held = ([*held, min(1.0, max(0.0, score))])[-size:]
+        expected = len(held) == size and sum(held) / size < threshold
+        assert cond(ok(quality=score)) is expected
+    assert cond.clamped_scores == sum(1 for s in scores if not 0.0 <= s <= 1.0)
