@@ -29,6 +29,7 @@ from tripwise.core.conditions import (
     quality_below,
     slow_call_rate_above,
 )
+from tripwise.core.config import BreakerConfig
 from tripwise.core.decorator import circuit_breaker
 from tripwise.core.errors import (
     CircuitBreakerOpen,
@@ -39,28 +40,23 @@ from tripwise.core.errors import (
 from tripwise.core.events import Listener
 from tripwise.core.guard import NO_FALLBACK
 from tripwise.core.histogram import LogHistogram
+from tripwise.core.path import Path
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry, default_registry
 from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import report_quality
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
+from tripwise.core.streaming import AsyncGuardedStream, GuardedStream, StreamRecord
 from tripwise.core.windows import Aggregate, CountWindow, TimeWindow, Window
 
 __all__ = [
-    "Window",
-    "SlowCallRateAbove",
-    "ScoredCondition",
-    "QualityBelow",
-    "LowQualityRateAbove",
-    "LatencyQuantileAbove",
-    "LatencyAbove",
-    "ErrorRateAbove",
-    "ConsecutiveFailures",
     "NO_FALLBACK",
     "Aggregate",
     "AllOf",
     "AnyOf",
+    "AsyncGuardedStream",
+    "BreakerConfig",
     "BreakerStats",
     "CallRecord",
     "CircuitBreaker",
@@ -68,20 +64,32 @@ __all__ = [
     "Clock",
     "Condition",
     "ConditionProtocol",
+    "ConsecutiveFailures",
     "CountWindow",
+    "ErrorRateAbove",
     "FailedResult",
     "FakeClock",
+    "GuardedStream",
+    "LatencyAbove",
+    "LatencyQuantileAbove",
     "Listener",
     "LogHistogram",
+    "LowQualityRateAbove",
     "Mode",
+    "Path",
+    "QualityBelow",
     "QualitySignalMissing",
     "Registry",
+    "ScoredCondition",
     "SharedState",
+    "SlowCallRateAbove",
     "State",
     "StateLink",
     "StateStore",
+    "StreamRecord",
     "TimeWindow",
     "TripwiseError",
+    "Window",
     "all_of",
     "any_of",
     "as_condition",
