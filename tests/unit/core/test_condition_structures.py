@@ -112,9 +112,45 @@ def test_error_rate_rule_through_a_breaker_counts_calls_truthfully() -> None:
     clock = FakeClock()
     cond = c.error_rate_above(0.5, window=20)
     breaker = CircuitBreaker(cond, clock=clock, registry=None)
+    guarded = breaker(lambda: "fine")
     for _ in range(6):
-        breaker.call(lambda: "fine")
+        guarded()
     assert cond.aggregate().count == 6
+    for _ in range(30):  # past min_calls: plain successes no longer reach the condition
+        guarded()
+    with pytest.raises(ValueError):
+        breaker.call(raise_value_error)
+    for _ in range(3):
+        guarded()
+    assert (cond.aggregate().count, cond.failure_count()) == (20, 1)
+    for _ in range(20):
+        guarded()
+    assert (cond.window.count, cond.window.flagged) == (20, 0)  # the failure left the window
+
+
+def test_consecutive_failures_through_a_breaker_sees_the_unreported_success() -> None:
+    cond = c.consecutive_failures(3)
+    breaker = CircuitBreaker(cond, clock=FakeClock(), registry=None)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            breaker.call(raise_value_error)
+    assert cond.streak == 2
+    breaker(lambda: "fine")()  # a lean success: the condition is not told
+    assert cond.streak == 0
+
+
+def test_a_new_generation_empties_the_lean_window() -> None:
+    clock = FakeClock()
+    cond = c.error_rate_above(0.5, window=4)
+    breaker = CircuitBreaker(cond, clock=clock, registry=None, half_open_after=1)
+    for _ in range(4):
+        with pytest.raises((ValueError, tripwise.CircuitBreakerOpen)):
+            breaker.call(raise_value_error)
+    assert breaker.state is State.OPEN
+    breaker.reset()
+    assert (cond.aggregate().count, cond.failure_count()) == (0, 0)
+    breaker.call(lambda: "fine")
+    assert (cond.aggregate().count, cond.failure_count()) == (1, 0)
 
 
 # ------------------------------------------------------------------ constructors are the classes
