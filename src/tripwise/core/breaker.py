@@ -220,7 +220,9 @@ class CircuitBreaker:
         self._quality_count = 0
         self._last_quality: float | None = None
         self._stale_path = self._build_path(_STALE_GEN, Tally())
-        self._path: Path = self._build_path(0, Tally())
+        self._path: Path
+        self._lean: Tally | None  # path.calls when path.lean, else None (set with _path)
+        self._set_path(self._build_path(0, Tally()))
         # Lean conditions learn of successes from sequence gaps; this lets their accessors
         # (aggregate(), window.count...) count the successes since their last observation.
         follow_calls = getattr(self._root, "follow_calls", None)
@@ -528,9 +530,17 @@ class CircuitBreaker:
             calls=calls,
         )
 
+    def _set_path(self, path: Path) -> None:
+        """Swap in ``path`` (under the lock, or in the constructor). ``_lean`` mirrors it for
+        the hottest check: the generation's counter when a plain success is lean, else None;
+        the counter knows its generation's newest Path (``calls.path``)."""
+        path.calls.path = path
+        self._path = path
+        self._lean = path.calls if path.lean else None
+
     def _refresh_path_locked(self) -> None:
         """Same generation, same counter, new decisions (a setting or listener changed)."""
-        self._path = self._build_path(self._gen, self._path.calls)
+        self._set_path(self._build_path(self._gen, self._path.calls))
         self._stale_path = self._build_path(_STALE_GEN, self._stale_path.calls)
 
     def _settle_locked(self, calls: Tally) -> None:
@@ -540,11 +550,11 @@ class CircuitBreaker:
         self._retired_calls += n - calls.settled
         calls.settled = n
 
-    def _late_success(self, path: Path) -> None:
-        """A lean success completed on ``path`` after the breaker swapped it."""
+    def _late_success(self, calls: Tally) -> None:
+        """A lean success was counted on ``calls`` after the breaker swapped its path."""
         with self._lock:
-            if path.calls is not self._path.calls:
-                self._settle_locked(path.calls)
+            if calls is not self._path.calls:
+                self._settle_locked(calls)
 
     # ------------------------------------------------------------------ the state machine
 
@@ -562,7 +572,7 @@ class CircuitBreaker:
             self._root.restart(0)
             self._warming = not self._root.warm(0)
             self._failed_recoveries = 0
-        self._path = self._build_path(self._gen, Tally())
+        self._set_path(self._build_path(self._gen, Tally()))
         self._settle_locked(old_calls)
 
     def _open_locked(self, old: State, now: float) -> tuple[State, State] | None:

@@ -166,7 +166,7 @@ def run(
             return _late_stream(b, fn, result, args, kwargs)
         next(path.calls)
         if b._path is not path:
-            b._late_success(path)
+            b._late_success(path.calls)
         return result
     code = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & _GENERATOR_FLAGS:
@@ -269,7 +269,7 @@ async def arun(
             raise
         next(path.calls)
         if b._path is not path:
-            b._late_success(path)
+            b._late_success(path.calls)
         return result
     return await arun_full(b, path, fn, args, kwargs)
 
@@ -382,18 +382,19 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            path = breaker._path
-            if path.lean:
+            calls = breaker._lean  # the current generation's counter, when its path is lean
+            if calls is not None:
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    if on_exception(path, None, exc):
+                    if on_exception(calls.path, None, exc):
                         return await afallback_value(breaker, args, kwargs)
                     raise
-                next(path.calls)
-                if breaker._path is not path:
-                    late_success(path)  # a transition happened meanwhile
+                next(calls)
+                if breaker._lean is not calls:
+                    late_success(calls)  # the path changed meanwhile
                 return result
+            path = breaker._path
             if has_fallback:  # open: answer without the lock
                 until = path.open_until
                 if until is not None and (_time.monotonic() if clock is None else clock()) < until:
@@ -406,18 +407,19 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        path = breaker._path
-        if path.lean:
+        calls = breaker._lean  # the current generation's counter, when its path is lean
+        if calls is not None:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                if on_exception(path, None, exc):
+                if on_exception(calls.path, None, exc):
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
-            next(path.calls)
-            if breaker._path is not path:
-                late_success(path)  # a transition happened meanwhile
+            next(calls)
+            if breaker._lean is not calls:
+                late_success(calls)  # the path changed meanwhile (a transition, or a setting)
             return result
+        path = breaker._path
         until = path.open_until
         if until is not None:  # open: answer without the lock
             if has_fallback and (_time.monotonic() if clock is None else clock()) < until:

@@ -36,10 +36,11 @@ class Tally(_Count):
     calls both under its lock).
     """
 
-    __slots__ = ("_reads", "settled")
+    __slots__ = ("_reads", "path", "settled")
 
     _reads: int
     settled: int
+    path: Path  # the newest Path of the generation this tally counts (set by the breaker)
 
     def __new__(cls) -> Tally:
         self = cast(Tally, super().__new__(cls, 0))
