@@ -260,7 +260,10 @@ async def arun(
     path = b._path
     if path.lean:
         try:
-            result = await _awaitable(fn, args, kwargs)
+            aw = fn(*args, **kwargs)
+            if type(aw) in _STREAM_TYPES:
+                _refuse_stream(fn, aw)
+            result = await aw
         except BaseException as exc:
             if type(exc) is _StreamMisuse:
                 raise
@@ -281,13 +284,17 @@ class _StreamMisuse(TypeError):
 def _awaitable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     aw = fn(*args, **kwargs)
     if type(aw) in _STREAM_TYPES:
-        if type(aw) is GeneratorType:
-            aw.close()
-        raise _StreamMisuse(
-            f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
-            "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
-        )
+        _refuse_stream(fn, aw)
     return aw
+
+
+def _refuse_stream(fn: Callable[..., Any], aw: Any) -> None:
+    if type(aw) is GeneratorType:
+        aw.close()
+    raise _StreamMisuse(
+        f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
+        "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
+    )
 
 
 async def arun_full(
