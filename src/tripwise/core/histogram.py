@@ -10,6 +10,19 @@ from fractions import Fraction
 from itertools import repeat
 from operator import add, sub, truediv
 
+VALUE_LIMIT = 1e140
+"""Values beyond ``±VALUE_LIMIT`` (and ±inf) are held as ``±VALUE_LIMIT`` by windows and
+histograms: squares and sums of up to 10**28 such values stay finite, so no running total can
+overflow to inf or NaN and no exact re-sum can raise. Every realistic latency, score or metric
+is far below it; beyond it the only thing a threshold can learn is "huge", which it still does."""
+
+
+def saturate(value: float) -> float:
+    """``value`` clamped into ``[-VALUE_LIMIT, VALUE_LIMIT]``; NaN raises ValueError."""
+    if value != value:
+        raise ValueError("a window or histogram value must be a number, got nan")
+    return VALUE_LIMIT if value > VALUE_LIMIT else -VALUE_LIMIT if value < -VALUE_LIMIT else value
+
 
 @functools.lru_cache(maxsize=512)  # quantile reads ask for the same few q's over and over
 def exact_ratio(value: float) -> tuple[int, int]:
@@ -26,6 +39,8 @@ class LogHistogram:
     ``gamma = (1 + a) / (1 - a)``; its representative value is within a relative error ``a``
     of every value in it (the scheme of DDSketch). Zero and negative values get their own buckets.
     Adding, removing and merging are O(1) per bucket; a quantile read is O(buckets used).
+    Values beyond ``±VALUE_LIMIT`` (and ±inf) count in the bucket of ``±VALUE_LIMIT``; NaN is
+    refused with ValueError.
     """
 
     __slots__ = ("_gamma", "_log_gamma", "_neg", "_pos", "_zero", "count", "relative_accuracy")
@@ -42,6 +57,8 @@ class LogHistogram:
         self.count = 0
 
     def _key(self, value: float) -> int:
+        if not value <= VALUE_LIMIT:  # huge, inf or NaN
+            value = saturate(value)
         return math.ceil(math.log(value) / self._log_gamma)
 
     def add(self, value: float, n: int = 1) -> None:
@@ -51,6 +68,8 @@ class LogHistogram:
         elif value < -1e-12:
             k = self._key(-value)
             self._neg[k] = self._neg.get(k, 0) + n
+        elif value != value:
+            raise ValueError("a histogram value must be a number, got nan")
         else:
             self._zero += n
         self.count += n
@@ -59,7 +78,9 @@ class LogHistogram:
         """Add every value of ``values`` (same buckets as :meth:`add`, counted in bulk)."""
         if not values:
             return
-        if min(values) > 1e-12:
+        if (
+            min(values) > 1e-12 and max(values) <= VALUE_LIMIT
+        ):  # (a NaN raises ValueError either way)
             logs = map(truediv, map(math.log, values), repeat(self._log_gamma))
             _add_counts(self._pos, Counter(map(math.ceil, logs)))
             self.count += len(values)
@@ -72,6 +93,8 @@ class LogHistogram:
             buckets, k = self._pos, self._key(value)
         elif value < -1e-12:
             buckets, k = self._neg, self._key(-value)
+        elif value != value:
+            raise ValueError("a histogram value must be a number, got nan")
         else:
             self._zero -= n
             self.count -= n

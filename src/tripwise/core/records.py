@@ -39,7 +39,8 @@ class CallRecord:
 
 
 def check_score(score: float, what: str = "quality score") -> float:
-    """Validate a quality score: a finite real number in [0, 1]."""
+    """Validate a score that must be in [0, 1] (constructor arguments, scorer outputs); a
+    *reported* score goes through ``signals.check_reported_score`` instead."""
     if type(score) is float and 0.0 <= score <= 1.0:  # the common case; NaN fails the test
         return score
     if isinstance(score, bool):

@@ -63,9 +63,11 @@ class WindowSpec:
     min_calls: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"window": self.window, "buckets": self.buckets}
+        kw: dict[str, Any] = {"buckets": self.buckets}
         if self.window_seconds is not None:
-            kw["window_seconds"] = self.window_seconds
+            kw["window_seconds"] = self.window_seconds  # (window and window_seconds exclude)
+        else:
+            kw["window"] = self.window
         if self.min_calls is not None:
             kw["min_calls"] = self.min_calls
         return kw

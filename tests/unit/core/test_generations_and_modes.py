@@ -92,7 +92,7 @@ def test_call_started_before_reset_does_not_count_in_the_new_window(clock: FakeC
     "trip_on",
     [
         lambda: error_rate_above(0.4, window=2),
-        lambda: error_rate_above(0.4, window=2, window_seconds=60, min_calls=2),
+        lambda: error_rate_above(0.4, window_seconds=60, min_calls=2),
     ],
     ids=["count-window", "time-window"],
 )

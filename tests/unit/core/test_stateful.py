@@ -220,7 +220,7 @@ class BuiltinConditionBreaker(RuleBasedStateMachine):
             "consecutive": lambda: tripwise.consecutive_failures(2),
             "error_rate": lambda: tripwise.error_rate_above(0.5, window=4),
             "composite": lambda: tripwise.any_of(
-                tripwise.error_rate_above(0.5, window=4, window_seconds=20, min_calls=3),
+                tripwise.error_rate_above(0.5, window_seconds=20, min_calls=3),
                 tripwise.consecutive_failures(3),
             ),
         }[which]()
