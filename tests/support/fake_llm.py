@@ -234,7 +234,7 @@ class FakeLLMServer:
                 ]
         else:
             final["response"] = ""
-        return lines + [final]
+        return [*lines, final]
 
     @staticmethod
     def _ollama_json(lines: list[dict[str, Any]], api: str) -> dict[str, Any]:
@@ -255,6 +255,7 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms Nagle / delayed-ACK stalls on loopback
 
             def log_message(self, *args: Any) -> None:
                 pass
