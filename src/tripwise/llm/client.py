@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.conditions import consecutive_failures
@@ -246,7 +246,7 @@ class LLMClient:
         return self._ahttp
 
     def _url(self, generate: bool) -> str:
-        return self.base_url + self.wire.path(generate)
+        return self.base_url + str(self.wire.path(generate))
 
     def _http_timeout(self, t: Timeouts, stream: bool) -> Any:
         read: float | None
@@ -331,14 +331,14 @@ class LLMClient:
         """``chat`` with one user message ``prompt``."""
         return self.chat(self._messages(prompt, None), timeout=timeout, **params)
 
-    def _guarded(self, fn: Any, *args: Any) -> Any:
+    def _guarded(self, fn: Any, *args: Any) -> LLMResponse:
         try:
             result = fn(*args) if self.breaker is None else self.breaker.call(fn, *args)
         except Exception as exc:
             self.stats.count(exc)
             raise
         self.stats.count(None)
-        return result
+        return cast(LLMResponse, result)
 
     def _chat_raw(
         self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
@@ -377,7 +377,7 @@ class LLMClient:
     ) -> LLMResponse:
         return await self.achat(self._messages(prompt, None), timeout=timeout, **params)
 
-    async def _aguarded(self, fn: Any, *args: Any) -> Any:
+    async def _aguarded(self, fn: Any, *args: Any) -> LLMResponse:
         try:
             if self.breaker is None:
                 result = await fn(*args)
@@ -387,7 +387,7 @@ class LLMClient:
             self.stats.count(exc)
             raise
         self.stats.count(None)
-        return result
+        return cast(LLMResponse, result)
 
     async def _achat_raw(
         self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool

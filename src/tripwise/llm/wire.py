@@ -148,7 +148,7 @@ class OpenAIWire:
         calls = [
             ToolCall(
                 str(fn.get("name", "")),
-                fn.get("arguments") if isinstance(fn.get("arguments"), str) else "",
+                str(fn["arguments"]) if isinstance(fn.get("arguments"), str) else "",
                 tc.get("id"),
             )
             for tc in message.get("tool_calls") or ()
@@ -159,7 +159,8 @@ class OpenAIWire:
         if isinstance(lp, dict) and isinstance(lp.get("content"), list):
             values = [t.get("logprob") for t in lp["content"] if isinstance(t, dict)]
             logprobs = tuple(float(v) for v in values if isinstance(v, (int, float))) or None
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        raw_usage = data.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         return LLMResponse(
             content=str(content),
             model=data.get("model"),
