@@ -12,6 +12,7 @@ fail over invisibly.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
 import threading
 import time
@@ -77,10 +78,18 @@ class ClientStats:
         )
 
 
-def _guard_stream(breaker: CircuitBreaker | None, gen: Iterator[Any]) -> Iterator[Any]:
+def _guard_stream(breaker: CircuitBreaker | None, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` (a generator function, sync or async) as one guarded call of ``breaker``:
+    admitted at the first item, its outcome recorded when it ends (the core's guarded streams;
+    a ``with`` block spanning the stream on a core without them)."""
     if breaker is None:
-        return gen
-    return _with_breaker(breaker, gen)
+        return fn(*args)
+    stream = getattr(breaker, "stream", None)
+    if stream is not None:
+        return stream(fn, *args)
+    if inspect.isasyncgenfunction(fn):
+        return _awith_breaker(breaker, fn(*args))
+    return _with_breaker(breaker, fn(*args))
 
 
 def _with_breaker(breaker: CircuitBreaker, gen: Iterator[Any]) -> Iterator[Any]:
@@ -426,10 +435,17 @@ class LLMClient:
     ) -> ChatStream:
         """Stream a chat completion: an iterator of :class:`StreamEvent`; checked as it goes."""
         holder: dict[str, Any] = {}
-        gen = self._stream_raw(
-            self._messages(None, messages), params, self._timeouts(timeout), False, hold, holder
+        guarded = _guard_stream(
+            self.breaker,
+            self._stream_raw,
+            self._messages(None, messages),
+            params,
+            self._timeouts(timeout),
+            False,
+            hold,
+            holder,
         )
-        return ChatStream(self._counted(_guard_stream(self.breaker, gen)), holder)
+        return ChatStream(self._counted(guarded), holder)
 
     def _counted(self, gen: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -547,10 +563,16 @@ class LLMClient:
         **params: Any,
     ) -> AsyncChatStream:
         holder: dict[str, Any] = {}
-        gen = self._astream_raw(
-            self._messages(None, messages), params, self._timeouts(timeout), False, hold, holder
+        guarded = _guard_stream(
+            self.breaker,
+            self._astream_raw,
+            self._messages(None, messages),
+            params,
+            self._timeouts(timeout),
+            False,
+            hold,
+            holder,
         )
-        guarded = gen if self.breaker is None else _awith_breaker(self.breaker, gen)
         return AsyncChatStream(self._acounted(guarded), holder)
 
     async def _acounted(self, gen: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -740,14 +762,31 @@ class OllamaClient(LLMClient):
         """``/api/generate`` streamed as NDJSON."""
         self._messages(prompt, None)
         holder: dict[str, Any] = {}
-        gen = self._stream_raw(prompt, params, self._timeouts(timeout), True, hold, holder)
-        return ChatStream(self._counted(_guard_stream(self.breaker, gen)), holder)
+        guarded = _guard_stream(
+            self.breaker,
+            self._stream_raw,
+            prompt,
+            params,
+            self._timeouts(timeout),
+            True,
+            hold,
+            holder,
+        )
+        return ChatStream(self._counted(guarded), holder)
 
     def astream_generate(
         self, prompt: str, *, timeout: float | None = None, hold: bool | int = False, **params: Any
     ) -> AsyncChatStream:
         self._messages(prompt, None)
         holder: dict[str, Any] = {}
-        gen = self._astream_raw(prompt, params, self._timeouts(timeout), True, hold, holder)
-        guarded = gen if self.breaker is None else _awith_breaker(self.breaker, gen)
+        guarded = _guard_stream(
+            self.breaker,
+            self._astream_raw,
+            prompt,
+            params,
+            self._timeouts(timeout),
+            True,
+            hold,
+            holder,
+        )
         return AsyncChatStream(self._acounted(guarded), holder)

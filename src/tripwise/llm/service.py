@@ -33,7 +33,6 @@ from tripwise.llm.client import (
     LLMClient,
     OllamaClient,
     OpenAIClient,
-    _awith_breaker,
     _guard_stream,
 )
 from tripwise.llm.errors import (
@@ -410,7 +409,7 @@ class LLMService:
             t = client.timeouts.with_total(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            events = _guard_stream(breaker, client._stream_raw(msgs, params, t, False, hold, inner))
+            events = _guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
             sent = False
             try:
                 for event in events:
@@ -527,8 +526,9 @@ class LLMService:
             t = client.timeouts.with_total(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            raw = client._astream_raw(msgs, params, t, False, hold, inner)
-            events = raw if breaker is None else _awith_breaker(breaker, raw)
+            events = _guard_stream(
+                breaker, client._astream_raw, msgs, params, t, False, hold, inner
+            )
             sent = False
             try:
                 async for event in events:
