@@ -348,9 +348,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 return result
             if has_fallback:  # open: answer without the lock
                 until = path.open_until
-                if until is not None and (
-                    _time.monotonic() if clock is None else clock()
-                ) < until:
+                if until is not None and (_time.monotonic() if clock is None else clock()) < until:
                     next(rejections)
                     return await afallback_value(breaker, args, kwargs)
             return await arun_full(breaker, path, fn, args, kwargs)

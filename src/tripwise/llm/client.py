@@ -22,6 +22,7 @@ from typing import Any, cast
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.conditions import consecutive_failures
 from tripwise.core.signals import report_quality
+from tripwise.http.errors import tripped_by
 from tripwise.llm.checks import CheckSuite, build_checks
 from tripwise.llm.errors import (
     LLMHTTPError,
@@ -343,9 +344,12 @@ class LLMClient:
     def _guarded(self, fn: Any, *args: Any) -> LLMResponse:
         try:
             result = fn(*args) if self.breaker is None else self.breaker.call(fn, *args)
-        except Exception as exc:
+        except Exception as raised:
+            exc = tripped_by(raised)
             self.stats.count(exc)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         self.stats.count(None)
         return cast(LLMResponse, result)
 
@@ -392,9 +396,12 @@ class LLMClient:
                 result = await fn(*args)
             else:
                 result = await self.breaker.acall(fn, *args)
-        except Exception as exc:
+        except Exception as raised:
+            exc = tripped_by(raised)
             self.stats.count(exc)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         self.stats.count(None)
         return cast(LLMResponse, result)
 
@@ -450,9 +457,12 @@ class LLMClient:
     def _counted(self, gen: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from gen
-        except Exception as exc:
+        except Exception as raised:
+            exc = tripped_by(raised)
             self.stats.count(exc)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         self.stats.count(None)
 
     def _open_stream(
@@ -579,9 +589,12 @@ class LLMClient:
         try:
             async for item in gen:
                 yield item
-        except Exception as exc:
+        except Exception as raised:
+            exc = tripped_by(raised)
             self.stats.count(exc)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         self.stats.count(None)
 
     async def _astream_raw(

@@ -27,6 +27,7 @@ from typing import Any
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.states import State
+from tripwise.http.errors import tripped_by
 from tripwise.llm.client import (
     AsyncChatStream,
     ChatStream,
@@ -296,7 +297,7 @@ class LLMService:
         self, attempts: list[Attempt], open_errors: list[CircuitBreakerOpen]
     ) -> CircuitBreakerError:
         names = tuple(dict.fromkeys(e.name for e in open_errors))
-        retry = min((e.retry_after for e in open_errors), default=0.0)
+        retry = min((e.retry_after or 0.0 for e in open_errors), default=0.0)
         trips = max((e.trip_count for e in open_errors), default=0)
         err = CircuitBreakerError(names[0] if names else "llm", State.OPEN, trips, retry, names)
         err.attempts = attempts  # type: ignore[attr-defined]
@@ -352,7 +353,8 @@ class LLMService:
                     r = breaker.call(_unless_caller_error, client._chat_raw, msgs, params, t, False)
                     if isinstance(r, _CallerError):
                         raise r.error
-            except Exception as exc:
+            except Exception as raised:
+                exc = tripped_by(raised)
                 ms = (time.perf_counter() - start) * 1000.0
                 client.stats.count(exc)
                 kind, detail = _outcome(exc)
@@ -361,7 +363,7 @@ class LLMService:
                     opened.append(exc)
                     continue
                 if _fatal(exc):
-                    raise
+                    raise exc from None
                 last = exc
                 continue
             client.stats.count(None)
@@ -415,13 +417,14 @@ class LLMService:
                 for event in events:
                     sent = True
                     yield event
-            except Exception as exc:
+            except Exception as raised:
+                exc = tripped_by(raised)
                 ms = (time.perf_counter() - start) * 1000.0
                 client.stats.count(exc)
                 kind, detail = _outcome(exc)
                 attempts.append(Attempt(n, client.name, kind, detail, ms))
                 if sent or _fatal(exc):
-                    raise
+                    raise exc from (None if exc is raised else raised)
                 if isinstance(exc, CircuitBreakerOpen):
                     opened.append(exc)
                 else:
@@ -471,7 +474,8 @@ class LLMService:
                     )
                     if isinstance(r, _CallerError):
                         raise r.error
-            except Exception as exc:
+            except Exception as raised:
+                exc = tripped_by(raised)
                 ms = (time.perf_counter() - start) * 1000.0
                 client.stats.count(exc)
                 kind, detail = _outcome(exc)
@@ -480,7 +484,7 @@ class LLMService:
                     opened.append(exc)
                     continue
                 if _fatal(exc):
-                    raise
+                    raise exc from None
                 last = exc
                 continue
             client.stats.count(None)
@@ -534,13 +538,14 @@ class LLMService:
                 async for event in events:
                     sent = True
                     yield event
-            except Exception as exc:
+            except Exception as raised:
+                exc = tripped_by(raised)
                 ms = (time.perf_counter() - start) * 1000.0
                 client.stats.count(exc)
                 kind, detail = _outcome(exc)
                 attempts.append(Attempt(n, client.name, kind, detail, ms))
                 if sent or _fatal(exc):
-                    raise
+                    raise exc from (None if exc is raised else raised)
                 if isinstance(exc, CircuitBreakerOpen):
                     opened.append(exc)
                 else:
