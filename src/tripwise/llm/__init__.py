@@ -11,11 +11,13 @@
 from tripwise.llm.checks import (
     CHECKS,
     DEFAULT_CHECKS,
+    BodyCheck,
     CheckFailure,
     CheckReport,
     CheckSuite,
     OutputCheck,
     StreamChecker,
+    body_check,
     build_checks,
 )
 from tripwise.llm.client import (
@@ -45,6 +47,7 @@ __all__ = [
     "DEFAULT_CHECKS",
     "AllAttemptsFailed",
     "AsyncChatStream",
+    "BodyCheck",
     "Attempt",
     "ChatStream",
     "CheckFailure",
@@ -67,6 +70,7 @@ __all__ = [
     "StreamEvent",
     "Timeouts",
     "ToolCall",
+    "body_check",
     "build_checks",
     "counts_as_backend_failure",
 ]

@@ -433,3 +433,47 @@ def build_checks(spec: Any = None) -> CheckSuite:
     except TypeError:
         raise TypeError(f"checks must be a list of checks, got {spec!r}") from None
     return CheckSuite([build_check(s) for s in items])
+
+
+class BodyCheck:
+    """Output checks as a body check of a :class:`tripwise.http.BreakerTransport`: parses a
+    JSON chat answer (``api="openai"`` or ``"ollama"``) and scores it 0.0 when a check fails,
+    else its quality, so a bad 200 counts as a failure of the upstream's breaker and moves the
+    request to the fallback. ``last_report`` keeps the verdict of the latest answer."""
+
+    name = "llm_output"
+
+    def __init__(self, checks: Any = None, *, api: str = "openai") -> None:
+        from tripwise.llm.wire import OllamaWire, OpenAIWire
+
+        if api not in ("openai", "ollama"):
+            raise ValueError(f"api must be 'openai' or 'ollama', got {api!r}")
+        self.suite = build_checks(checks)
+        self.wire = OpenAIWire("upstream") if api == "openai" else OllamaWire("upstream")
+        self.last_report: CheckReport | None = None
+
+    def __call__(self, response: Any) -> float:
+        from tripwise.llm.wire import request_expectations
+
+        answer = self.wire.parse(response.json())
+        request = getattr(response, "request", None)
+        try:
+            body = json.loads(request.content) if request is not None and request.content else {}
+        except (ValueError, RuntimeError, AttributeError):
+            body = {}
+        if isinstance(body, dict):
+            expect = request_expectations(body)
+            answer.wants_json = expect["wants_json"]
+            answer.response_schema = expect["response_schema"]
+            answer.tool_schemas = expect["tool_schemas"]
+        report = self.suite.run(answer)
+        self.last_report = report
+        return report.quality if report.passed else 0.0
+
+    def __repr__(self) -> str:
+        return f"BodyCheck({self.suite!r})"
+
+
+def body_check(checks: Any = None, *, api: str = "openai") -> BodyCheck:
+    """``BreakerTransport(checks=[body_check()])``: see :class:`BodyCheck`."""
+    return BodyCheck(checks, api=api)

@@ -204,9 +204,7 @@ def test_body_checks_are_quality_failures_that_open_the_breaker(lib: Any) -> Non
 @pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
 def test_streaming_responses_pass_through_unread(lib: Any) -> None:
     def upstream(request: Any) -> Any:
-        return lib.Response(
-            200, headers={"content-type": "text/event-stream"}, stream=stream
-        )
+        return lib.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
 
     stream = TrackedStream(lib, b"data: 1\n\n")
     t = BreakerTransport(lib.MockTransport(upstream), checks=[lambda r: 0.0], registry=Registry())
