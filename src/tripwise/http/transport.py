@@ -289,6 +289,7 @@ class BreakerTransport(_Core):
         response = inner.handle_request(request)
         self._classify(response, breaker)
         if self._wants_body(response):
+            response.request = request  # checks may look at what was asked
             response.read()
             self._run_checks(response)
         return response
@@ -381,6 +382,7 @@ class AsyncBreakerTransport(_Core):
         response = await inner.handle_async_request(request)
         self._classify(response, breaker)
         if self._wants_body(response):
+            response.request = request  # checks may look at what was asked
             await response.aread()
             self._run_checks(response)
         return response

@@ -456,10 +456,10 @@ class BodyCheck:
         from tripwise.llm.wire import request_expectations
 
         answer = self.wire.parse(response.json())
-        request = getattr(response, "request", None)
         try:
-            body = json.loads(request.content) if request is not None and request.content else {}
-        except (ValueError, RuntimeError, AttributeError):
+            request = response.request
+            body = json.loads(request.content) if request.content else {}
+        except (ValueError, RuntimeError, AttributeError):  # no request set, or unread body
             body = {}
         if isinstance(body, dict):
             expect = request_expectations(body)
