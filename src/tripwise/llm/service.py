@@ -261,9 +261,12 @@ class LLMService:
             client.name,
             self.failure_threshold,
             self.recovery_timeout_seconds,
-            health_url=client.base_url + client.health_path,
-            probe=client.ahealth,
+            **self._probe_args(client),
         )
+
+    def _probe_args(self, client: LLMClient) -> dict[str, Any]:
+        """How the health checker probes ``client``'s endpoint: its own health URL."""
+        return {"health_url": client.base_url + client.health_path, "probe": client.ahealth}
 
     def _breaker(self, client: LLMClient) -> CircuitBreaker | None:
         if not self.enable_circuit_breaker or self.health_checker is None:

@@ -41,7 +41,7 @@ class Upstream:
         )
 
 
-def TrackedStream(lib: Any, data: bytes) -> Any:  # noqa: N802 - a class per library
+def TrackedStream(lib: Any, data: bytes) -> Any:
     class _Tracked(lib.SyncByteStream, lib.AsyncByteStream):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             self.closed = False
@@ -114,7 +114,7 @@ def test_5xx_429_and_connection_errors_count_other_4xx_do_not(lib: Any) -> None:
 @pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
 def test_open_breaker_answers_openai_shaped_503(lib: Any) -> None:
     up = Upstream(lib, (500, {}))
-    client, t = make(lib, up, trip_on=consecutive_failures(1), half_open_after=12.2)
+    client, _t = make(lib, up, trip_on=consecutive_failures(1), half_open_after=12.2)
     client.post("/chat/completions", json={})
     r = client.post("/chat/completions", json={})
     assert r.status_code == 503
@@ -159,7 +159,7 @@ def test_fallback_rewrites_base_url_model_and_headers(lib: Any) -> None:
     )
     r = client.post("/chat/completions", json={"model": "gpt-4o", "messages": []})
     assert r.json() == {"from": "local"}
-    first, second = up.requests
+    _first, second = up.requests
     assert str(second.url) == "http://local.test:11434/v1/chat/completions"
     assert second.headers["host"] == "local.test:11434"
     assert second.headers["x-k"] == "1"
