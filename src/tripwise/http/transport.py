@@ -229,6 +229,19 @@ class BreakerTransport(_Core):
     def handle_request(self, request: Any) -> Any:
         lib = library_of(request)
         inner = self._inner if self._inner is not None else self._default_inner(lib, False)
+        if not self._hops and self._final is None:  # one backend: the short path
+            breaker = self.breaker(self._key(request))
+            try:
+                return self._attempts(inner, lib, request, breaker)
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                    return exc.response
+                if exc is raised:
+                    raise
+                raise exc from None
         body: bytes | None = None
         last: Any = None  # the last upstream answer that failed, kept for the caller
         last_error: BaseException | None = None
@@ -321,6 +334,19 @@ class AsyncBreakerTransport(_Core):
     async def handle_async_request(self, request: Any) -> Any:
         lib = library_of(request)
         inner = self._inner if self._inner is not None else self._default_inner(lib, True)
+        if not self._hops and self._final is None:  # one backend: the short path
+            breaker = self.breaker(self._key(request))
+            try:
+                return await self._attempts(inner, request, breaker)
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                    return exc.response
+                if exc is raised:
+                    raise
+                raise exc from None
         body: bytes | None = None
         last: Any = None
         last_error: BaseException | None = None

@@ -211,6 +211,7 @@ class LLMClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = name if name is not None else f"{self.base_url}#{model}"
+        self._totals: dict[Any, Timeouts] = {}
         self.timeouts = Timeouts.of(timeouts)
         self.checks: CheckSuite = build_checks(checks)
         self.headers = dict(headers or {})
@@ -239,6 +240,17 @@ class LLMClient:
         self._own_http = http_client is None
         self._own_ahttp = async_http_client is None
         self.stats = ClientStats()
+        self._urls: dict[bool, str] = {}
+        self._http_timeouts: dict[tuple[Timeouts, bool], Any] = {}
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts_value
+
+    @timeouts.setter
+    def timeouts(self, value: Timeouts | float | dict[str, Any] | None) -> None:
+        self._timeouts_value = Timeouts.of(value)
+        self._totals.clear()
 
     def _make_wire(self) -> Any:
         return self.wire_class(self.name)
@@ -256,9 +268,21 @@ class LLMClient:
         return self._ahttp
 
     def _url(self, generate: bool) -> str:
-        return self.base_url + str(self.wire.path(generate))
+        url = self._urls.get(generate)
+        if url is None:
+            url = self._urls[generate] = self.base_url + str(self.wire.path(generate))
+        return url
 
     def _http_timeout(self, t: Timeouts, stream: bool) -> Any:
+        key = (t, stream)
+        value = self._http_timeouts.get(key)
+        if value is None:
+            if len(self._http_timeouts) > 64:
+                self._http_timeouts.clear()
+            value = self._http_timeouts[key] = self._make_http_timeout(t, stream)
+        return value
+
+    def _make_http_timeout(self, t: Timeouts, stream: bool) -> Any:
         read: float | None
         if stream:  # the socket never fires before our own first-token / stall deadlines
             limits = [x for x in (t.first_token, t.stall) if x is not None]
@@ -313,7 +337,15 @@ class LLMClient:
         )
 
     def _timeouts(self, timeout: Any) -> Timeouts:
-        return self.timeouts if timeout is None else self.timeouts.with_total(timeout)
+        """The client's timeouts, with ``timeout`` (if given) as the total (memoized)."""
+        if timeout is None:
+            return self.timeouts
+        t = self._totals.get(timeout)
+        if t is None or t.total is None:
+            if len(self._totals) > 64:
+                self._totals.clear()
+            t = self._totals[timeout] = self.timeouts.with_total(timeout)
+        return t
 
     @staticmethod
     def _messages(prompt: Any, messages: Any) -> Any:

@@ -347,7 +347,7 @@ class LLMService:
                 continue
             if wait and attempts:
                 self._sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -411,7 +411,7 @@ class LLMService:
                 continue
             if wait and attempts:
                 self._sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
             events = _guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
@@ -466,7 +466,7 @@ class LLMService:
                 continue
             if wait and attempts:
                 await self._async_sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -530,7 +530,7 @@ class LLMService:
                 continue
             if wait and attempts:
                 await self._async_sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
             events = _guard_stream(
