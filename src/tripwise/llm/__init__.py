@@ -16,9 +16,11 @@ from tripwise.llm.checks import (
     CheckReport,
     CheckSuite,
     OutputCheck,
+    StreamBodyCheck,
     StreamChecker,
     body_check,
     build_checks,
+    stream_check,
 )
 from tripwise.llm.client import (
     AsyncChatStream,
@@ -66,6 +68,7 @@ __all__ = [
     "OpenAIClient",
     "OutputCheck",
     "OutputCheckFailed",
+    "StreamBodyCheck",
     "StreamChecker",
     "StreamEvent",
     "Timeouts",
@@ -73,4 +76,5 @@ __all__ = [
     "body_check",
     "build_checks",
     "counts_as_backend_failure",
+    "stream_check",
 ]
