@@ -284,11 +284,9 @@ class LLMClient:
 
     def _make_http_timeout(self, t: Timeouts, stream: bool) -> Any:
         read: float | None
-        if stream:  # the socket never fires before our own first-token / stall deadlines
-            limits = [x for x in (t.first_token, t.stall) if x is not None]
-            read = max(limits) if limits else t.total
-            if read is not None and t.total is not None:
-                read = min(read, t.total)
+        if stream:  # a backstop only: our own first-token / stall / total deadlines fire first
+            limits = [x for x in (t.first_token, t.stall, t.total) if x is not None]
+            read = 2.0 * max(limits) + 1.0 if limits else None
         else:
             read = t.total
         return _httpx().Timeout(connect=t.connect, read=read, write=t.connect, pool=t.connect)
@@ -547,7 +545,11 @@ class LLMClient:
             if item is _END:
                 return
             if isinstance(item, BaseException):
-                if isinstance(item, Exception) and isinstance(item, _httpx().TransportError):
+                httpx = _httpx()
+                if isinstance(item, httpx.ReadTimeout):
+                    kind = "first_token" if first else "stall"
+                    raise LLMTimeout(kind, self._limit_of(kind, t), self.name) from item
+                if isinstance(item, httpx.TransportError):
                     raise self._error(item, t, first) from item
                 raise item
             first = False
