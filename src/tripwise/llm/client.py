@@ -220,16 +220,7 @@ class LLMClient:
         self.params = dict(params or {})
         self.wire = self._make_wire()
         if breaker is True:
-            kwargs: dict[str, Any] = {}
-            if registry is not _DEFAULT_REGISTRY:
-                kwargs["registry"] = registry
-            breaker = CircuitBreaker(
-                consecutive_failures(5),
-                name=f"llm:{self.name}",
-                half_open_after=30.0,
-                exception_predicate=counts_as_backend_failure,
-                **kwargs,
-            )
+            breaker = self._default_breaker(registry)
         elif breaker is False:
             breaker = None
         elif breaker is not None and not isinstance(breaker, CircuitBreaker):
@@ -242,6 +233,28 @@ class LLMClient:
         self.stats = ClientStats()
         self._urls: dict[bool, str] = {}
         self._http_timeouts: dict[tuple[Timeouts, bool], Any] = {}
+
+    def _default_breaker(self, registry: Any) -> CircuitBreaker:
+        """Opens after 5 failures in a row, probes after 30 s; clients of one backend (same
+        name) in one registry share it."""
+        name = f"llm:{self.name}"
+
+        def make(registry: Any = None) -> CircuitBreaker:
+            return CircuitBreaker(
+                consecutive_failures(5),
+                name=name,
+                half_open_after=30.0,
+                exception_predicate=counts_as_backend_failure,
+                registry=registry,
+            )
+
+        if registry is _DEFAULT_REGISTRY:
+            from tripwise.core.registry import default_registry
+
+            registry = default_registry
+        if registry is None:
+            return make()
+        return cast(CircuitBreaker, registry.get_or_create(name, make))
 
     @property
     def timeouts(self) -> Timeouts:

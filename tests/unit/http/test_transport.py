@@ -268,3 +268,14 @@ def test_transports_of_one_registry_share_breakers_by_name() -> None:
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         BreakerTransport(**kwargs)
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
+def test_a_check_that_cannot_read_the_body_is_a_failed_check(lib: Any) -> None:
+    def needs_field(response: Any) -> float:
+        return 1.0 if response.json()["answer"] else 0.0
+
+    up = Upstream(lib, (200, {"other": 1}))
+    client, t = make(lib, up, checks=[needs_field], trip_on=consecutive_failures(1))
+    assert client.get("/x").json() == {"other": 1}
+    assert t.breaker("http://api.test:80").state is State.OPEN
