@@ -280,6 +280,11 @@ class LLMClient:
             self._ahttp = _httpx().AsyncClient(headers=self.headers)
         return self._ahttp
 
+    def _extra_headers(self, client: Any, own: bool) -> dict[str, str] | None:
+        """Our headers (API key, ...) for a request on a client the caller gave us; our own
+        clients carry them already."""
+        return None if own else self.headers
+
     def _url(self, generate: bool) -> str:
         url = self._urls.get(generate)
         if url is None:
@@ -403,7 +408,10 @@ class LLMClient:
         start = time.perf_counter()
         try:
             response = self._client().post(
-                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+                self._url(generate),
+                json=body,
+                timeout=self._http_timeout(t, False),
+                headers=self._extra_headers(self._http, self._own_http),
             )
         except _httpx().TransportError as exc:
             raise self._error(exc, t, False) from exc
@@ -456,7 +464,10 @@ class LLMClient:
         httpx = _httpx()
         try:
             post = self._aclient().post(
-                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+                self._url(generate),
+                json=body,
+                timeout=self._http_timeout(t, False),
+                headers=self._extra_headers(self._ahttp, self._own_ahttp),
             )
             response = await (post if t.total is None else asyncio.wait_for(post, t.total))
         except asyncio.TimeoutError:
@@ -515,7 +526,11 @@ class LLMClient:
         client = self._client()
         start = time.perf_counter()
         request = client.build_request(
-            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+            "POST",
+            self._url(generate),
+            json=body,
+            timeout=self._http_timeout(t, True),
+            headers=self._extra_headers(client, self._own_http),
         )
         try:
             response = client.send(request, stream=True)
@@ -658,7 +673,11 @@ class LLMClient:
         client = self._aclient()
         start = time.perf_counter()
         request = client.build_request(
-            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+            "POST",
+            self._url(generate),
+            json=body,
+            timeout=self._http_timeout(t, True),
+            headers=self._extra_headers(client, self._own_ahttp),
         )
         try:
             response = await client.send(request, stream=True)
