@@ -23,8 +23,6 @@ from tripwise.llm.checks import (
     stream_check,
 )
 from tripwise.llm.client import (
-    AsyncChatStream,
-    ChatStream,
     ClientStats,
     LLMClient,
     OllamaClient,
@@ -42,6 +40,7 @@ from tripwise.llm.errors import (
 )
 from tripwise.llm.response import Attempt, LLMResponse, StreamEvent, ToolCall
 from tripwise.llm.service import LLMService
+from tripwise.llm.streams import AsyncChatStream, ChatStream
 from tripwise.llm.timeouts import Timeouts
 
 __all__ = [

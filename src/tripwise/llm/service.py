@@ -28,14 +28,7 @@ from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.states import State
 from tripwise.http.errors import tripped_by
-from tripwise.llm.client import (
-    AsyncChatStream,
-    ChatStream,
-    LLMClient,
-    OllamaClient,
-    OpenAIClient,
-    _guard_stream,
-)
+from tripwise.llm.client import LLMClient, OllamaClient, OpenAIClient
 from tripwise.llm.errors import (
     AllAttemptsFailed,
     CircuitBreakerError,
@@ -44,6 +37,7 @@ from tripwise.llm.errors import (
     OutputCheckFailed,
 )
 from tripwise.llm.response import Attempt, LLMResponse, StreamEvent
+from tripwise.llm.streams import AsyncChatStream, ChatStream, guard_stream
 from tripwise.policies.health import HealthChecker
 
 DEFAULT_TIMEOUTS = (10.0, 20.0, 30.0)
@@ -414,7 +408,7 @@ class LLMService:
             t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            events = _guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
+            events = guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
             sent = False
             try:
                 for event in events:
@@ -533,9 +527,7 @@ class LLMService:
             t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            events = _guard_stream(
-                breaker, client._astream_raw, msgs, params, t, False, hold, inner
-            )
+            events = guard_stream(breaker, client._astream_raw, msgs, params, t, False, hold, inner)
             sent = False
             try:
                 async for event in events:
