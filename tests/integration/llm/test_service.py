@@ -234,3 +234,20 @@ def test_async_stream_fails_over(server: FakeLLMServer, server2: FakeLLMServer) 
 
     text, r = asyncio.run(main())
     assert text == "The answer is 4" and r.attempt == 2
+
+
+def test_retry_after_of_the_backend_is_honoured(
+    server: FakeLLMServer, server2: FakeLLMServer
+) -> None:
+    server.script(Fault("status", status=429, retry_after=7))
+    svc, waits = service(server, server2)
+    assert svc.complete("x").attempt == 1
+    assert waits == [7.0]  # at least what the backend asked, not the default 2 s
+    server.script(Fault("status", status=429, retry_after=600))
+    waits.clear()
+    r = svc.complete("x")
+    assert r.attempt == 2 and waits == [5.0]
+    assert [(a.outcome, a.detail) for a in r.attempts][:2] == [
+        ("http", "429"),
+        ("skipped", "retry-after"),
+    ]
