@@ -16,6 +16,7 @@ Run: ``python bench/llm_http_overhead.py [--number 300] [--repeat 15]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import socket
@@ -31,7 +32,7 @@ import httpx2
 
 from tripwise import Registry, consecutive_failures
 from tripwise.http import BreakerTransport
-from tripwise.llm import LLMService
+from tripwise.llm import AllAttemptsFailed, CircuitBreakerError, LLMService
 from tripwise.policies import HealthChecker
 
 MESSAGES = [{"role": "user", "content": "What is 2+2?"}]
@@ -133,11 +134,39 @@ def run(url: str, number: int, repeat: int) -> None:
         ref = refs["httpx2" if name.startswith("httpx2") else "httpx"]
         print(f"| {name} | {wall:.0f} | {cpu:.0f} | {wall / ref[0]:.3f}x | {cpu / ref[1]:.3f}x |")
     hop = best["httpx fallback hop (500, then 2nd backend)"][0]
+    print(
+        f"\nLLMService.complete with every tier open: {fail_fast_us(url):.1f} µs per call "
+        "(CircuitBreakerError; the seed's target: < 1 ms)"
+    )
     rt = best["httpx bare"][0]
     print(
         f"\nfallback hop: {hop:.0f} µs = one round trip {rt:.0f} µs + {hop - rt:.0f} µs "
         f"(budget: one extra round trip + 1000 µs = {2 * rt + 1000:.0f} µs)"
     )
+
+
+def fail_fast_us(url: str, n: int = 20000) -> float:
+    """µs per ``complete`` when every tier's breaker is open (best of 5 rounds)."""
+    svc = LLMService(
+        base_url=url + "/fail/v1",
+        fallback_base_url=url + "/fail/local/v1",
+        health_checker=HealthChecker(registry=None),
+        failure_threshold=1,
+        waits=(0, 0),
+    )
+    with contextlib.suppress(AllAttemptsFailed):
+        svc.complete("x")  # opens both
+
+    def once() -> None:
+        try:
+            svc.complete("x")
+        except CircuitBreakerError:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError("expected every tier to be open")
+
+    once()
+    return min(timed(once, n)[0] for _ in range(5))
 
 
 if __name__ == "__main__":
