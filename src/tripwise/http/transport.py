@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -132,6 +133,7 @@ class _Core:
             registry = default_registry
         self.registry = registry
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
 
     _send_name = "handle_request"
 
@@ -141,7 +143,10 @@ class _Core:
         """The breaker of ``key`` (created on first use)."""
         b = self._breakers.get(key)
         if b is None:
-            b = self._breakers.setdefault(key, self._new_breaker(key))
+            with self._lock:  # first request of a key: one breaker even under a race
+                b = self._breakers.get(key)
+                if b is None:
+                    b = self._breakers[key] = self._new_breaker(key)
         return b
 
     def breakers(self) -> dict[str, CircuitBreaker]:
@@ -223,8 +228,11 @@ class _Core:
     def _default_inner(self, lib: Any, asynchronous: bool) -> Any:
         inner = self._inners.get(lib.__name__)
         if inner is None:
-            cls = lib.AsyncHTTPTransport if asynchronous else lib.HTTPTransport
-            inner = self._inners.setdefault(lib.__name__, cls())
+            with self._lock:
+                inner = self._inners.get(lib.__name__)
+                if inner is None:
+                    cls = lib.AsyncHTTPTransport if asynchronous else lib.HTTPTransport
+                    inner = self._inners[lib.__name__] = cls()
         return inner
 
 
@@ -293,7 +301,7 @@ class BreakerTransport(_Core):
                 exc = tripped_by(raised)
                 if isinstance(exc, CircuitBreakerOpen):
                     return open_response(lib, request, exc.name, exc.retry_after or 0.0)
-                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
                     return exc.response
                 if exc is raised:
                     raise
@@ -451,7 +459,7 @@ class AsyncBreakerTransport(_Core):
                 exc = tripped_by(raised)
                 if isinstance(exc, CircuitBreakerOpen):
                     return open_response(lib, request, exc.name, exc.retry_after or 0.0)
-                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
                     return exc.response
                 if exc is raised:
                     raise
