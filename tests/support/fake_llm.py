@@ -90,6 +90,7 @@ def _pieces(text: str) -> list[str]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # bursts of concurrent clients are not refused by the backlog
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # resets and clients that give up mid-stream are the point of this server
