@@ -279,3 +279,37 @@ def test_a_check_that_cannot_read_the_body_is_a_failed_check(lib: Any) -> None:
     client, t = make(lib, up, checks=[needs_field], trip_on=consecutive_failures(1))
     assert client.get("/x").json() == {"other": 1}
     assert t.breaker("http://api.test:80").state is State.OPEN
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
+def test_body_check_scores_reach_a_quality_condition(lib: Any) -> None:
+    from tripwise import quality_below
+
+    scores = iter([0.9, 0.7, 0.6, 0.6])
+    up = Upstream(lib, *[(200, {"n": i}) for i in range(4)])
+    client, t = make(
+        lib,
+        up,
+        checks=[lambda r: next(scores)],
+        trip_on=quality_below(0.75, window=3, min_calls=3),
+    )
+    for _ in range(3):
+        assert client.get("/x").status_code == 200  # every score passes the 0.5 threshold
+    stats = t.breaker("http://api.test:80").stats()
+    assert stats.last_quality == 0.6 and stats.quality_count == 3
+    assert stats.state is State.OPEN  # the mean quality 0.73 fell below 0.75
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
+def test_the_retry_budget_caps_retries(lib: Any) -> None:
+    from tripwise.policies import RetryBudget
+
+    clock = FakeClock()
+    budget = RetryBudget(0.0, min_retries=1, clock=clock)
+    retry, _ = fake_retry(5, budget=budget)
+    up = Upstream(lib, *[(500, {})] * 10)
+    client, _ = make(lib, up, retry=retry, trip_on=consecutive_failures(100))
+    assert client.get("/x").status_code == 500
+    assert client.get("/x").status_code == 500
+    assert len(up.requests) == 3  # 2 first attempts + the single retry the budget allowed
+    assert budget.denied == 2
