@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tripwise.llm import LLMHTTPError
 from tripwise.llm.wire import (
@@ -133,3 +135,35 @@ def test_request_expectations() -> None:
         "tool_schemas": {"f": schema},
     }
     assert request_expectations({"format": "json"})["wants_json"] is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=40),
+    crlf=st.booleans(),
+)
+def test_sse_and_ndjson_parse_any_split(texts: list[str], cuts: list[int], crlf: bool) -> None:
+    """Whatever the chunk boundaries (inside a UTF-8 sequence, a line ending, a field name),
+    the streams give back exactly the text that was sent."""
+    chunks = [{"choices": [{"index": 0, "delta": {"content": t}}]} for t in texts]
+    eol = b"\r\n" if crlf else b"\n"
+    sse_data = b"".join(
+        b"data: " + json.dumps(c, ensure_ascii=False).encode() + eol + eol for c in chunks
+    )
+    nd_data = b"".join(
+        json.dumps({"message": {"content": t}, "done": False}, ensure_ascii=False).encode() + b"\n"
+        for t in texts
+    )
+    for data, acc in (
+        (sse_data, OpenAIWire("b").accumulator()),
+        (nd_data, OllamaWire("b").accumulator()),
+    ):
+        i = 0
+        for cut in cuts * (len(data) // max(1, sum(cuts)) + 1):
+            piece, i = data[i : i + cut], i + cut
+            for frame in acc.frames(piece):
+                acc.feed(frame)
+            if i >= len(data):
+                break
+        assert acc.response().content == "".join(texts)
