@@ -220,7 +220,14 @@ class CircuitBreaker:
         self._quality_count = 0
         self._last_quality: float | None = None
         self._stale_path = self._build_path(_STALE_GEN, Tally())
-        self._path: Path = self._build_path(0, Tally())
+        self._path: Path
+        self._lean: Tally | None  # path.calls when path.lean, else None (set with _path)
+        self._set_path(self._build_path(0, Tally()))
+        # Lean conditions learn of successes from sequence gaps; this lets their accessors
+        # (aggregate(), window.count...) count the successes since their last observation.
+        follow_calls = getattr(self._root, "follow_calls", None)
+        if callable(follow_calls):
+            follow_calls(self._calls_in_generation)
 
         self.name = name if name is not None else f"breaker-{id(self):x}"
         self.registry: Registry | None = None
@@ -374,17 +381,24 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ manual control
 
-    def force_open(self) -> None:
-        """Reject every call until :meth:`reset` (a kill switch)."""
-        self._set_mode(_FORCED_OPEN, _OPEN)
+    def force_open(self, *, by: str | None = None, reason: str | None = None) -> None:
+        """Reject every call until :meth:`reset` (a kill switch). With a shared store it acts
+        on the whole fleet; ``by``/``reason`` are recorded there (who and why)."""
+        self._set_mode(_FORCED_OPEN, _OPEN, control=("force_open", by, reason))
 
-    def disable(self) -> None:
-        """Admit every call and keep recording stats, without evaluating conditions."""
-        self._set_mode(_DISABLED, _CLOSED)
+    def disable(self, *, by: str | None = None, reason: str | None = None) -> None:
+        """Admit every call and keep recording stats, without evaluating conditions (fleet-wide
+        with a shared store, like :meth:`force_open`)."""
+        self._set_mode(_DISABLED, _CLOSED, control=("disable", by, reason))
 
-    def reset(self, *, clear_stats: bool = False) -> None:
-        """Back to CLOSED in the configured mode, with empty windows."""
-        self._set_mode(self._base_mode, _CLOSED, clear_stats=clear_stats)
+    def reset(
+        self, *, clear_stats: bool = False, by: str | None = None, reason: str | None = None
+    ) -> None:
+        """Back to CLOSED in the configured mode, with empty windows (fleet-wide with a shared
+        store)."""
+        self._set_mode(
+            self._base_mode, _CLOSED, clear_stats=clear_stats, control=("reset", by, reason)
+        )
 
     def trip(self) -> bool:
         """Open the breaker now, as if its condition had fired (an external signal such as a
@@ -399,18 +413,30 @@ class CircuitBreaker:
             self._emit_state_change(*changed)
         return True
 
-    def half_open_now(self) -> bool:
+    def half_open_now(self, *, by: str | None = None, reason: str | None = None) -> bool:
         """End the cool-down of an OPEN breaker early and admit probes now (an external signal
         such as a passing health probe says the service is back). Returns True if it changed
-        state (False unless the breaker is OPEN in normal or metrics-only mode)."""
+        state (False unless the breaker is OPEN in normal or metrics-only mode). Fleet-wide with
+        a shared store."""
         with self._lock:
             if self._state is not _OPEN or self._mode in (_FORCED_OPEN, _DISABLED):
                 return False
-            self._enter_state_locked(_HALF_OPEN, self._clock())
-        self._emit_state_change(_OPEN, _HALF_OPEN)
+            now = self._clock()
+            self._enter_state_locked(_HALF_OPEN, now)
+            self._control_locked(("half_open", by, reason), now)
+            new = self._state
+        if new is not _OPEN:
+            self._emit_state_change(_OPEN, new)
         return True
 
-    def _set_mode(self, mode: Mode, state: State, *, clear_stats: bool = False) -> None:
+    def _set_mode(
+        self,
+        mode: Mode,
+        state: State,
+        *,
+        clear_stats: bool = False,
+        control: tuple[str, str | None, str | None] | None = None,
+    ) -> None:
         with self._lock:
             old = self._state
             self._mode = mode
@@ -419,11 +445,29 @@ class CircuitBreaker:
                 self._clear_stats_locked()
             now = self._clock()
             self._enter_state_locked(state, now)
-            if self._link is not None and mode is self._base_mode:
+            shared = control is not None and self._control_locked(control, now)
+            if not shared and self._link is not None and mode is self._base_mode:
                 self._share_locked(old, state, now, reset=True)  # reset() closes the fleet
             new = self._state
         if old is not new:
             self._emit_state_change(old, new)
+
+    def _control_locked(self, control: tuple[str, str | None, str | None], now: float) -> bool:
+        """Tell the fleet about a manual action, if the store shares manual control (its link
+        has ``control``); adopt its answer. False: the store does not share manual control."""
+        send = getattr(self._link, "control", None)
+        if send is None:
+            return False
+        shared = send(*control)
+        if shared is not None:
+            self._adopt_locked(shared, now)
+        return True
+
+    def _calls_in_generation(self) -> int:
+        """The newest call number of the current generation (what ``observe``'s ``seq``
+        counts), read without taking one."""
+        with self._lock:
+            return self._path.calls.value()
 
     def _calls_locked(self) -> int:
         return self._retired_calls + self._path.calls.value()
@@ -479,13 +523,24 @@ class CircuitBreaker:
             timed=timed,
             quality=quality,
             plain=not quality and config.result_predicate is None,
+            scored=(
+                quality and config.result_predicate is None and not config.require_quality_signal
+            ),
             open_until=open_until,
             calls=calls,
         )
 
+    def _set_path(self, path: Path) -> None:
+        """Swap in ``path`` (under the lock, or in the constructor). ``_lean`` mirrors it for
+        the hottest check: the generation's counter when a plain success is lean, else None;
+        the counter knows its generation's newest Path (``calls.path``)."""
+        path.calls.path = path
+        self._path = path
+        self._lean = path.calls if path.lean else None
+
     def _refresh_path_locked(self) -> None:
         """Same generation, same counter, new decisions (a setting or listener changed)."""
-        self._path = self._build_path(self._gen, self._path.calls)
+        self._set_path(self._build_path(self._gen, self._path.calls))
         self._stale_path = self._build_path(_STALE_GEN, self._stale_path.calls)
 
     def _settle_locked(self, calls: Tally) -> None:
@@ -495,11 +550,11 @@ class CircuitBreaker:
         self._retired_calls += n - calls.settled
         calls.settled = n
 
-    def _late_success(self, path: Path) -> None:
-        """A lean success completed on ``path`` after the breaker swapped it."""
+    def _late_success(self, calls: Tally) -> None:
+        """A lean success was counted on ``calls`` after the breaker swapped its path."""
         with self._lock:
-            if path.calls is not self._path.calls:
-                self._settle_locked(path.calls)
+            if calls is not self._path.calls:
+                self._settle_locked(calls)
 
     # ------------------------------------------------------------------ the state machine
 
@@ -517,7 +572,7 @@ class CircuitBreaker:
             self._root.restart(0)
             self._warming = not self._root.warm(0)
             self._failed_recoveries = 0
-        self._path = self._build_path(self._gen, Tally())
+        self._set_path(self._build_path(self._gen, Tally()))
         self._settle_locked(old_calls)
 
     def _open_locked(self, old: State, now: float) -> tuple[State, State] | None:
@@ -612,15 +667,15 @@ class CircuitBreaker:
     def apply_shared_state(self, shared: SharedState) -> None:
         """Adopt a state the fleet moved to; a store calls this when another process changed it.
 
-        Ignored while the breaker is forced open or disabled (manual modes are local), and when
-        the store's link says the news is older than what the breaker already applied.
+        Ignored when the store's link says the news is older than what the breaker already
+        applied, and while the breaker is forced open or disabled unless the store shares manual
+        control (``shared.mode`` is set).
         """
         with self._lock:
             link = self._link
             if (
                 link is None
-                or self._mode is _FORCED_OPEN
-                or self._mode is _DISABLED
+                or (shared.mode is None and self._mode in (_FORCED_OPEN, _DISABLED))
                 or not link.accept(shared)
             ):
                 return
@@ -631,8 +686,15 @@ class CircuitBreaker:
             self._emit_state_change(old, new)
 
     def _adopt_locked(self, shared: SharedState, now: float) -> None:
-        if shared.state is not self._state:
-            self._enter_state_locked(shared.state, now)
+        mode = shared.mode  # None: the store does not share manual control
+        entered = False
+        if mode is not None:
+            mode = self._base_mode if mode is Mode.NORMAL else mode
+            if mode is not self._mode:
+                self._mode = mode
+                entered = True
+        if entered or shared.state is not self._state:
+            self._enter_state_locked(shared.state, now)  # new generation (and fast path)
         self._trip_count = shared.trip_count
         self._failed_recoveries = shared.failed_recoveries
         if shared.state is _OPEN:

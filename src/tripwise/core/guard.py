@@ -166,7 +166,7 @@ def run(
             return _late_stream(b, fn, result, args, kwargs)
         next(path.calls)
         if b._path is not path:
-            b._late_success(path)
+            b._late_success(path.calls)
         return result
     code = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & _GENERATOR_FLAGS:
@@ -260,7 +260,10 @@ async def arun(
     path = b._path
     if path.lean:
         try:
-            result = await _awaitable(fn, args, kwargs)
+            aw = fn(*args, **kwargs)
+            if type(aw) in _STREAM_TYPES:
+                _refuse_stream(fn, aw)
+            result = await aw
         except BaseException as exc:
             if type(exc) is _StreamMisuse:
                 raise
@@ -269,7 +272,7 @@ async def arun(
             raise
         next(path.calls)
         if b._path is not path:
-            b._late_success(path)
+            b._late_success(path.calls)
         return result
     return await arun_full(b, path, fn, args, kwargs)
 
@@ -281,13 +284,17 @@ class _StreamMisuse(TypeError):
 def _awaitable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     aw = fn(*args, **kwargs)
     if type(aw) in _STREAM_TYPES:
-        if type(aw) is GeneratorType:
-            aw.close()
-        raise _StreamMisuse(
-            f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
-            "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
-        )
+        _refuse_stream(fn, aw)
     return aw
+
+
+def _refuse_stream(fn: Callable[..., Any], aw: Any) -> None:
+    if type(aw) is GeneratorType:
+        aw.close()
+    raise _StreamMisuse(
+        f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
+        "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
+    )
 
 
 async def arun_full(
@@ -382,18 +389,19 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            path = breaker._path
-            if path.lean:
+            calls = breaker._lean  # the current generation's counter, when its path is lean
+            if calls is not None:
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    if on_exception(path, None, exc):
+                    if on_exception(calls.path, None, exc):
                         return await afallback_value(breaker, args, kwargs)
                     raise
-                next(path.calls)
-                if breaker._path is not path:
-                    late_success(path)  # a transition happened meanwhile
+                next(calls)
+                if breaker._lean is not calls:
+                    late_success(calls)  # the path changed meanwhile
                 return result
+            path = breaker._path
             if has_fallback:  # open: answer without the lock
                 until = path.open_until
                 if until is not None and (_time.monotonic() if clock is None else clock()) < until:
@@ -406,18 +414,19 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        path = breaker._path
-        if path.lean:
+        calls = breaker._lean  # the current generation's counter, when its path is lean
+        if calls is not None:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                if on_exception(path, None, exc):
+                if on_exception(calls.path, None, exc):
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
-            next(path.calls)
-            if breaker._path is not path:
-                late_success(path)  # a transition happened meanwhile
+            next(calls)
+            if breaker._lean is not calls:
+                late_success(calls)  # the path changed meanwhile (a transition, or a setting)
             return result
+        path = breaker._path
         until = path.open_until
         if until is not None:  # open: answer without the lock
             if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
@@ -429,8 +438,9 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         # CLOSED, not lean: the latency and quality rules' paths, inlined from run_full
         start: float | None = None
         if path.quality:
-            slot: list[Any] | None = [None, breaker, path.gen, None]  # signals.new_slot
-            token = set_slot(slot)
+            quality_slot: list[Any] = [None, breaker, path.gen, None]  # signals.new_slot
+            slot: list[Any] | None = quality_slot
+            token = set_slot(quality_slot)
             if path.timed:
                 start = _time.monotonic() if clock is None else clock()
             try:
@@ -441,6 +451,13 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
             reset_slot(token)
+            if path.scored:
+                score = quality_slot[0]
+                if score is None and breaker._score_fn is not None:
+                    score = breaker._quality_of(result, None)
+                if record(path, start, None, score) and breaker._substitutes():
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                return result
         else:
             slot = None
             if path.timed:

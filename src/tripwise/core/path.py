@@ -36,10 +36,11 @@ class Tally(_Count):
     calls both under its lock).
     """
 
-    __slots__ = ("_reads", "settled")
+    __slots__ = ("_reads", "path", "settled")
 
     _reads: int
     settled: int
+    path: Path  # the newest Path of the generation this tally counts (set by the breaker)
 
     def __new__(cls) -> Tally:
         self = cast(Tally, super().__new__(cls, 0))
@@ -73,6 +74,8 @@ class Path:
       ``track_latency``).
     - ``quality``: calls get a quality slot (``report_quality``), a score_fn runs on results.
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
+    - ``scored``: quality, but no result predicate and no required signal: a returned call's
+      outcome is its score (reported, or from the score_fn).
     - ``open_until``: while not ``None``, a call before that time on the breaker's clock is
       rejected without the lock (OPEN in normal mode, or ``math.inf`` when forced open).
     - ``calls``: this generation's call counter; completed calls of the generation take their
@@ -88,6 +91,7 @@ class Path:
         "open_until",
         "plain",
         "quality",
+        "scored",
         "state",
         "timed",
     )
@@ -100,6 +104,7 @@ class Path:
     timed: bool
     quality: bool
     plain: bool
+    scored: bool
     open_until: float | None
     calls: Tally
 
@@ -114,6 +119,7 @@ class Path:
         timed: bool,
         quality: bool,
         plain: bool,
+        scored: bool,
         open_until: float | None,
         calls: Tally,
     ) -> None:
@@ -126,6 +132,7 @@ class Path:
         setter(self, "timed", timed)
         setter(self, "quality", quality)
         setter(self, "plain", plain)
+        setter(self, "scored", scored)
         setter(self, "open_until", open_until)
         setter(self, "calls", calls)
 

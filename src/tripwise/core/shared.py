@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from tripwise.core.states import State
+from tripwise.core.states import Mode, State
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -28,7 +28,8 @@ class SharedState:
 
     ``open_elapsed`` is how long ago (seconds) the breaker opened, measured by the store's clock
     so that processes need no common clock; ``generation`` is the store's version of the state,
-    opaque to the breaker.
+    opaque to the breaker. ``mode`` is the fleet's manual mode (``Mode.NORMAL`` meaning the
+    breaker's configured mode), or ``None`` when the store does not share manual control.
     """
 
     state: State
@@ -37,6 +38,7 @@ class SharedState:
     open_elapsed: float = 0.0
     open_duration: float = 0.0
     failed_recoveries: int = 0
+    mode: Mode | None = None
 
 
 class StateLink(Protocol):
@@ -60,6 +62,11 @@ class StateLink(Protocol):
 
     def accept(self, shared: SharedState) -> bool:
         """Whether a state pushed by the store is still news (not older than what was applied)."""
+
+    # Optional: ``control(action, by, reason) -> SharedState | None``. A link that has it makes
+    # ``force_open()``, ``disable()``, ``reset()`` and ``half_open_now()`` (actions
+    # ``"force_open"``, ``"disable"``, ``"reset"``, ``"half_open"``) act on the whole fleet,
+    # recording who and why; without it only ``reset()`` is published, as a trip-less reset.
 
 
 class StateStore(Protocol):

@@ -200,7 +200,7 @@ async def test_timeout_inside_the_call_is_a_failure(clock: FakeClock) -> None:
 
     with pytest.raises(CircuitBreakerOpen) as info:
         await breaker.acall(slow)
-    assert isinstance(info.value.__cause__, TimeoutError)
+    assert isinstance(info.value.__cause__, asyncio.TimeoutError)  # TimeoutError from 3.11
 
 
 async def test_concurrent_async_probes_are_limited(clock: FakeClock) -> None:

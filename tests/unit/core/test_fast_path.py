@@ -43,7 +43,7 @@ def test_a_stale_lean_success_cannot_count_in_the_new_generation(clock: FakeCloc
     assert breaker.path is not stale and breaker.path.gen > stale.gen
     next(stale.calls)  # the lean success completes on the path it started on
     if breaker.path is not stale:
-        breaker._late_success(stale)
+        breaker._late_success(stale.calls)
     for _ in range(3):
         attempt(breaker, boom)
     # 3 failures of 3 calls: the window of 4 is not full, the breaker stays closed. (Before,
@@ -160,8 +160,8 @@ def test_a_success_counted_just_before_the_swap_is_settled_once(clock: FakeClock
     next(stale.calls)  # counted on the old path...
     breaker.trip()  # ...then the thread switch: the breaker moves on
     breaker.reset()
-    breaker._late_success(stale)  # the success notices the swap and settles
-    breaker._late_success(stale)  # settling twice counts nothing twice
+    breaker._late_success(stale.calls)  # the success notices the swap and settles
+    breaker._late_success(stale.calls)  # settling twice counts nothing twice
     assert breaker.stats().successes == 5
 
 
