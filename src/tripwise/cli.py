@@ -28,6 +28,18 @@ def _serve(rest: Sequence[str]) -> int:
     return int(serve_main(list(rest)) or 0)
 
 
+def _gateway(rest: Sequence[str]) -> int:
+    try:
+        from tripwise.gateway.server import main as gateway_main
+    except ImportError as exc:
+        sys.stderr.write(
+            f"tripwise gateway needs the gateway extra ({exc.name} is missing): "
+            "pip install 'tripwise[gateway]'\n"
+        )
+        return 2
+    return int(gateway_main(list(rest)) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tripwise",
@@ -39,9 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
     # `serve` has its own parser (in tripwise.server); it is only listed here.
     sub.add_parser("serve", help="run the control plane (tripwise[server]); serve --help")
+    sub.add_parser("gateway", help="run the OpenAI-compatible gateway (tripwise[gateway])")
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
         return _serve(args_list[1:])
+    if args_list[:1] == ["gateway"]:
+        return _gateway(args_list[1:])
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
