@@ -1,0 +1,401 @@
+"""Breaker-aware transports for httpx and httpx2 clients (sync and async).
+
+``httpx.Client(transport=BreakerTransport(...))`` (or ``httpx2.Client``) puts one circuit
+breaker per key (default: scheme + host + port) in front of every request:
+
+1. The request's breaker admits it, or the request goes to the next fallback base URL, or to
+   the final fallback answer, or gets the synthetic 503 of an open breaker.
+2. The inner transport sends it. A status in ``failure_statuses`` (5xx and 429) or a transport
+   error (connection refused / reset, timeouts) is a failure of that breaker; other answers are
+   successes. Body checks, if any, read a 2xx non-streaming body and turn a low score into a
+   quality failure.
+3. With ``retry=`` (a :class:`tripwise.policies.Retry` or a number of attempts) failures are
+   retried with backoff, honouring ``Retry-After``; this is the only retry loop (give the SDK
+   on top ``max_retries=0``: :func:`tripwise.http.wrap_openai` does).
+4. When the attempts run out, the next fallback hop is tried; the caller finally receives the
+   upstream's last answer (a 500 stays a 500) or its transport error. Every response that is
+   not returned to the caller is closed.
+
+Streaming responses (SSE, NDJSON) are classified on their status and passed through unread.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tripwise.core.breaker import CircuitBreaker
+from tripwise.core.conditions import consecutive_failures
+from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.core.registry import Registry
+from tripwise.core.signals import report_quality
+from tripwise.core.validation import check_number
+from tripwise.http.errors import BodyCheckFailed, UpstreamFailure
+from tripwise.http.routing import (
+    DEFAULT_FAILURE_STATUSES,
+    Fallback,
+    KeyFn,
+    check_fallback,
+    check_statuses,
+    is_stream,
+    key_function,
+    library_of,
+    open_response,
+    retry_after_seconds,
+    rewrite,
+    static_response,
+)
+from tripwise.policies.retry import Retry
+
+logger = logging.getLogger("tripwise.http")
+
+BodyCheck = Callable[[Any], Any]
+_DEFAULT_REGISTRY: Any = object()
+
+
+def _check_name(check: Any) -> str:
+    return str(getattr(check, "name", None) or getattr(check, "__name__", None) or repr(check))
+
+
+class _Core:
+    """Configuration and breakers shared by the sync and async transports."""
+
+    def __init__(
+        self,
+        inner: Any = None,
+        *,
+        trip_on: Any = None,
+        half_open_after: float = 30.0,
+        breaker_factory: Callable[[str], CircuitBreaker] | None = None,
+        key: str | KeyFn = "origin",
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+        retry: Retry | int | None = None,
+        fallback: Any = None,
+        base_path: str = "",
+        checks: Sequence[BodyCheck] = (),
+        check_threshold: float = 0.5,
+        name_prefix: str = "http",
+        registry: Registry | None = _DEFAULT_REGISTRY,
+    ) -> None:
+        if inner is not None and not callable(getattr(inner, self._send_name, None)):
+            raise TypeError(
+                f"inner must be an {'async ' if self._send_name.startswith('handle_async') else ''}"
+                f"httpx/httpx2 transport with {self._send_name}(), got {inner!r}"
+            )
+        self._inner = inner
+        self._inners: dict[str, Any] = {}  # library name -> default inner transport
+        if trip_on is not None and not hasattr(trip_on, "walk"):
+            raise TypeError(f"trip_on must be a tripwise condition, got {trip_on!r}")
+        self._trip_on = copy.deepcopy(trip_on)  # a pristine template: each breaker gets a copy
+        self.half_open_after = check_number(
+            "half_open_after", half_open_after, low=0.0, inclusive=False
+        )
+        if breaker_factory is not None and not callable(breaker_factory):
+            raise TypeError(f"breaker_factory must be callable, got {breaker_factory!r}")
+        self._factory = breaker_factory
+        self._key = key_function(key)
+        self.failure_statuses = check_statuses(failure_statuses)
+        if isinstance(retry, int) and not isinstance(retry, bool):
+            retry = Retry(retry)
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(
+                f"retry must be a tripwise.policies.Retry or a number of attempts, got {retry!r}"
+            )
+        self.retry = retry
+        self._hops, self._final = check_fallback(fallback)
+        if not isinstance(base_path, str) or (base_path and not base_path.startswith("/")):
+            raise ValueError(f"base_path must be '' or start with '/', got {base_path!r}")
+        self.base_path = base_path.rstrip("/")
+        for c in checks:
+            if not callable(c):
+                raise TypeError(f"checks must be callables (response) -> score, got {c!r}")
+        self.checks = tuple(checks)
+        self.check_threshold = check_number(
+            "check_threshold", check_threshold, low=0.0, inclusive=True
+        )
+        if not isinstance(name_prefix, str) or not name_prefix:
+            raise ValueError(f"name_prefix must be a non-empty string, got {name_prefix!r}")
+        self.name_prefix = name_prefix
+        if registry is _DEFAULT_REGISTRY:
+            from tripwise.core.registry import default_registry
+
+            registry = default_registry
+        self.registry = registry
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    _send_name = "handle_request"
+
+    # ------------------------------------------------------------------ breakers
+
+    def breaker(self, key: str) -> CircuitBreaker:
+        """The breaker of ``key`` (created on first use)."""
+        b = self._breakers.get(key)
+        if b is None:
+            b = self._breakers.setdefault(key, self._new_breaker(key))
+        return b
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Every breaker created so far, by key."""
+        return dict(self._breakers)
+
+    def _new_breaker(self, key: str) -> CircuitBreaker:
+        if self._factory is not None:
+            b = self._factory(key)
+            if not isinstance(b, CircuitBreaker):
+                raise TypeError(f"breaker_factory must return a CircuitBreaker, got {b!r}")
+            return b
+        name = f"{self.name_prefix}:{key}"
+
+        def make(registry: Registry | None = None) -> CircuitBreaker:
+            cond = (
+                copy.deepcopy(self._trip_on)
+                if self._trip_on is not None
+                else consecutive_failures(5)
+            )
+            return CircuitBreaker(
+                cond, name=name, half_open_after=self.half_open_after, registry=registry
+            )
+
+        if self.registry is None:
+            return make()
+        return self.registry.get_or_create(name, make)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _classify(self, response: Any, breaker: CircuitBreaker) -> None:
+        """Raise the failure a response stands for (inside the breaker's guarded call)."""
+        status = response.status_code
+        if status in self.failure_statuses:
+            raise UpstreamFailure(status, response, retry_after_seconds(response.headers))
+
+    def _run_checks(self, response: Any) -> None:
+        worst = 1.0
+        for check in self.checks:
+            try:
+                raw = check(response)
+            except Exception as exc:  # a check that cannot read the body is a failed check
+                raise BodyCheckFailed(_check_name(check), 0.0, response, repr(exc)) from exc
+            score = float(raw) if raw is not None else 1.0
+            worst = min(worst, score)
+            if score < self.check_threshold:
+                report_quality(max(0.0, min(1.0, score)))
+                raise BodyCheckFailed(_check_name(check), score, response)
+        report_quality(max(0.0, min(1.0, worst)))
+
+    def _wants_body(self, response: Any) -> bool:
+        return bool(self.checks) and 200 <= response.status_code < 300 and not is_stream(response)
+
+    def _targets(self, request: Any) -> list[tuple[Any, Fallback | None]]:
+        return [(request, None), *((None, hop) for hop in self._hops)]
+
+    def _final_answer(self, lib: Any, request: Any) -> Any:
+        final = self._final
+        if final is None:
+            return None
+        if isinstance(final, tuple):
+            return static_response(lib, request, final)
+        return final(request)
+
+    def _default_inner(self, lib: Any, asynchronous: bool) -> Any:
+        inner = self._inners.get(lib.__name__)
+        if inner is None:
+            cls = lib.AsyncHTTPTransport if asynchronous else lib.HTTPTransport
+            inner = self._inners.setdefault(lib.__name__, cls())
+        return inner
+
+
+def _close_quietly(response: Any) -> None:
+    try:
+        response.close()
+    except Exception:  # closing a discarded answer must never hide the real outcome
+        logger.debug("closing a discarded response failed", exc_info=True)
+
+
+async def _aclose_quietly(response: Any) -> None:
+    try:
+        await response.aclose()
+    except Exception:
+        logger.debug("closing a discarded response failed", exc_info=True)
+
+
+class BreakerTransport(_Core):
+    """A sync transport for ``httpx.Client`` / ``httpx2.Client`` with per-key breakers,
+    status classification, optional retry, fallback and body checks (see the module doc)."""
+
+    _send_name = "handle_request"
+
+    def handle_request(self, request: Any) -> Any:
+        lib = library_of(request)
+        inner = self._inner if self._inner is not None else self._default_inner(lib, False)
+        body: bytes | None = None
+        last: Any = None  # the last upstream answer that failed, kept for the caller
+        last_error: BaseException | None = None
+        open_breaker: CircuitBreakerOpen | None = None
+        for req, hop in self._targets(request):
+            if hop is not None:
+                if body is None:
+                    body = request.read()
+                req = rewrite(lib, request, self.base_path, hop, body)
+            breaker = self.breaker(self._key(req))
+            try:
+                response = self._attempts(inner, lib, req, breaker)
+            except CircuitBreakerOpen as exc:
+                open_breaker = open_breaker or exc
+                continue
+            except (UpstreamFailure, BodyCheckFailed) as exc:
+                if last is not None:
+                    _close_quietly(last)
+                last, last_error = exc.response, None
+                continue
+            except Exception as exc:
+                if not isinstance(exc, lib.TransportError):
+                    raise
+                last_error = exc
+                continue
+            if last is not None:
+                _close_quietly(last)
+            return response
+        final = self._final_answer(lib, request)
+        if final is not None:
+            if last is not None:
+                _close_quietly(last)
+            return final
+        if last is not None:
+            return last
+        if last_error is not None:
+            raise last_error
+        assert open_breaker is not None
+        return open_response(lib, request, open_breaker.name, open_breaker.retry_after)
+
+    def _attempts(self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        if self.retry is None:
+            return breaker.call(self._send, inner, request, breaker)
+        return self.retry.call(self._retried_send, inner, request, breaker)
+
+    def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        try:
+            return breaker.call(self._send, inner, request, breaker)
+        except (UpstreamFailure, BodyCheckFailed) as exc:
+            if exc.response is not None and self.retry is not None:
+                # a retry discards it; the last one is re-read by the caller from exc.response
+                exc.response.read()
+                exc.response.close()
+            raise
+
+    def _send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        response = inner.handle_request(request)
+        self._classify(response, breaker)
+        if self._wants_body(response):
+            response.read()
+            self._run_checks(response)
+        return response
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+        for inner in self._inners.values():
+            inner.close()
+
+    def __enter__(self) -> BreakerTransport:
+        if self._inner is not None:
+            self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BreakerTransport(inner={self._inner!r}, breakers={len(self._breakers)})"
+
+
+class AsyncBreakerTransport(_Core):
+    """The async twin of :class:`BreakerTransport` for ``httpx.AsyncClient`` /
+    ``httpx2.AsyncClient``: same arguments, same behaviour."""
+
+    _send_name = "handle_async_request"
+
+    async def handle_async_request(self, request: Any) -> Any:
+        lib = library_of(request)
+        inner = self._inner if self._inner is not None else self._default_inner(lib, True)
+        body: bytes | None = None
+        last: Any = None
+        last_error: BaseException | None = None
+        open_breaker: CircuitBreakerOpen | None = None
+        for req, hop in self._targets(request):
+            if hop is not None:
+                if body is None:
+                    body = await request.aread()
+                req = rewrite(lib, request, self.base_path, hop, body)
+            breaker = self.breaker(self._key(req))
+            try:
+                response = await self._attempts(inner, req, breaker)
+            except CircuitBreakerOpen as exc:
+                open_breaker = open_breaker or exc
+                continue
+            except (UpstreamFailure, BodyCheckFailed) as exc:
+                if last is not None:
+                    await _aclose_quietly(last)
+                last, last_error = exc.response, None
+                continue
+            except Exception as exc:
+                if not isinstance(exc, lib.TransportError):
+                    raise
+                last_error = exc
+                continue
+            if last is not None:
+                await _aclose_quietly(last)
+            return response
+        final = self._final_answer(lib, request)
+        if final is not None:
+            if last is not None:
+                await _aclose_quietly(last)
+            if hasattr(final, "__await__"):
+                final = await final
+            return final
+        if last is not None:
+            return last
+        if last_error is not None:
+            raise last_error
+        assert open_breaker is not None
+        return open_response(lib, request, open_breaker.name, open_breaker.retry_after)
+
+    async def _attempts(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        if self.retry is None:
+            return await breaker.acall(self._send, inner, request, breaker)
+        return await self.retry.acall(self._retried_send, inner, request, breaker)
+
+    async def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        try:
+            return await breaker.acall(self._send, inner, request, breaker)
+        except (UpstreamFailure, BodyCheckFailed) as exc:
+            if exc.response is not None:
+                await exc.response.aread()
+                await exc.response.aclose()
+            raise
+
+    async def _send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        response = await inner.handle_async_request(request)
+        self._classify(response, breaker)
+        if self._wants_body(response):
+            await response.aread()
+            self._run_checks(response)
+        return response
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+        for inner in self._inners.values():
+            await inner.aclose()
+
+    async def __aenter__(self) -> AsyncBreakerTransport:
+        if self._inner is not None:
+            await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncBreakerTransport(inner={self._inner!r}, breakers={len(self._breakers)})"
