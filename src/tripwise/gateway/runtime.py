@@ -95,7 +95,7 @@ class LiveBackend:
         b = self.breaker
         if b.mode is Mode.FORCED_OPEN:
             return True
-        return b.mode is Mode.NORMAL and b.state is State.OPEN and b.retry_after > 0
+        return b.mode is Mode.NORMAL and b.state is State.OPEN and b.retry_after() > 0
 
     def retry_after(self) -> float:
         """Seconds until this backend may be tried again (forced open: until its TTL)."""
@@ -104,7 +104,7 @@ class LiveBackend:
             if ov is not None and ov.until is not None:
                 return max(0.0, ov.until - time.time())
             return math.inf
-        return max(0.0, self.breaker.retry_after)
+        return max(0.0, self.breaker.retry_after())
 
 
 class CacheBackend:

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call otherwise
     try:
         return asyncio.run(serve(args.config, host=args.host, port=args.port))
     except ConfigError as exc:
