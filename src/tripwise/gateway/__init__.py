@@ -8,4 +8,11 @@ Needs ``pip install 'tripwise[gateway]'``.
 from tripwise.gateway.app import GatewayApp, create_app
 from tripwise.gateway.config import ConfigError, GatewayConfig, load_config, parse_config
 
-__all__ = ["ConfigError", "GatewayApp", "GatewayConfig", "create_app", "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "GatewayApp",
+    "GatewayConfig",
+    "create_app",
+    "load_config",
+    "parse_config",
+]

@@ -12,6 +12,7 @@ Endpoints: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
@@ -24,7 +25,7 @@ from typing import Any
 from tripwise.core.registry import Registry
 from tripwise.core.states import Mode
 from tripwise.gateway.config import GatewayConfig, load_config
-from tripwise.gateway.engine import Engine, Outcome, Audit, openai_error, send_json
+from tripwise.gateway.engine import Audit, Engine, Outcome, openai_error, send_json
 from tripwise.gateway.jsonio import dumps
 from tripwise.gateway.runtime import LiveBackend, Override, Runtime
 from tripwise.gateway.validate import (
@@ -80,6 +81,7 @@ class GatewayApp:
             from tripwise.stores.redis import RedisStore
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("redis: in the config needs pip install 'tripwise[redis]'") from exc
+        assert config.redis_url is not None
         self.redis_client = aredis.Redis.from_url(config.redis_url)
         self.store = RedisStore(config.redis_url, namespace=f"{config.redis_prefix}:breakers")
 
@@ -186,7 +188,7 @@ class GatewayApp:
             await _error(send, 500, "internal gateway error", "server_error", "internal_error")
         if self.config.access_log:
             access_logger.info(
-                '%s %s %d %.1fms', method, path, status, (time.perf_counter() - start) * 1000
+                "%s %s %d %.1fms", method, path, status, (time.perf_counter() - start) * 1000
             )
 
     async def _dispatch(
@@ -226,6 +228,7 @@ class GatewayApp:
         if method not in ("GET", "HEAD"):
             await _error(send, 405, f"{path} accepts GET", "invalid_request_error", "method")
             return
+        body: dict[str, Any]
         if path == "/health/live":
             status, body = 200, {"status": "alive"}
         elif path == "/health/startup":
@@ -324,10 +327,8 @@ class GatewayApp:
                 if resp.status_code >= 500:
                     raise _Status(resp.status_code)
             except Exception as exc:
-                try:
+                with contextlib.suppress(Exception):
                     await b.breaker.__aexit__(type(exc), exc, None)
-                except Exception:
-                    pass
                 reason = getattr(exc, "reason", None) or f"error:{getattr(exc, 'status', 'x')}"
                 audit.skip(b.name, reason)
                 continue
@@ -367,7 +368,9 @@ class GatewayApp:
             entry["trip_on"] = repr(b.breaker.trip_on)
             wait = entry.get("retry_after_seconds")
             entry["next_probe_at"] = (
-                now + wait if wait and b.breaker.mode is Mode.NORMAL and math.isfinite(wait) else None
+                now + wait
+                if wait and b.breaker.mode is Mode.NORMAL and math.isfinite(wait)
+                else None
             )
         snap.pop("fallback_chains", None)
         stats = self.engine.stats
@@ -417,7 +420,9 @@ class GatewayApp:
             )
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise BadRequest("reason must be a non-empty string (at most 500 chars)", param="reason")
+            raise BadRequest(
+                "reason must be a non-empty string (at most 500 chars)", param="reason"
+            )
         ttl = body.get("ttl_seconds")
         if ttl is not None and (
             isinstance(ttl, bool)
@@ -493,7 +498,9 @@ def _with_redis(config: GatewayConfig, old: GatewayConfig) -> GatewayConfig:
 def _method(method: str, allowed: str) -> None:
     if method != allowed:
         raise BadRequest(
-            f"method {method} is not allowed here; use {allowed}", status=405, code="method_not_allowed"
+            f"method {method} is not allowed here; use {allowed}",
+            status=405,
+            code="method_not_allowed",
         )
 
 
@@ -557,9 +564,7 @@ async def _abort_stream(send: Send) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": False})
     except Exception:
         # Not committed yet: the status line was never sent.
-        body = openai_error(
-            "the gateway is shutting down", "service_unavailable", "draining"
-        )
+        body = openai_error("the gateway is shutting down", "service_unavailable", "draining")
         try:
             await send(
                 {

@@ -31,9 +31,8 @@ def first_choice(completion: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def text_of(completion: Mapping[str, Any]) -> str:
     msg = first_choice(completion).get("message")
-    if isinstance(msg, Mapping) and isinstance(msg.get("content"), str):
-        return msg["content"]
-    return ""
+    content = msg.get("content") if isinstance(msg, Mapping) else None
+    return content if isinstance(content, str) else ""
 
 
 def looks_like_refusal(text: str) -> bool:
@@ -50,7 +49,8 @@ def wants_json(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema")
         if isinstance(spec, Mapping) and isinstance(spec.get("schema"), Mapping):
-            return spec["schema"]
+            found: Mapping[str, Any] = spec["schema"]
+            return found
         return {}
     return None
 
@@ -83,9 +83,11 @@ def check_completion(
     choice = first_choice(completion)
     if not choice:
         return "quality:no_choices"
-    msg = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
+    raw_msg = choice.get("message")
+    msg: Mapping[str, Any] = raw_msg if isinstance(raw_msg, Mapping) else {}
+    content = msg.get("content")
     has_tools = bool(msg.get("tool_calls"))
-    text = msg.get("content") if isinstance(msg.get("content"), str) else ""
+    text: str = content if isinstance(content, str) else ""
     finish = choice.get("finish_reason")
     if "empty" in checks and not has_tools and not text.strip():
         return "quality:empty"
@@ -94,7 +96,6 @@ def check_completion(
     if "refusal" in checks and (msg.get("refusal") or looks_like_refusal(text)):
         return "quality:refusal"
     asked = wants_json(request)
-    if ("json_schema" in checks or asked is not None) and not has_tools:
-        if asked is not None or schema is not None:
-            return check_json(text, asked or schema)
+    if not has_tools and (asked is not None or ("json_schema" in checks and schema is not None)):
+        return check_json(text, asked or schema)
     return None

@@ -171,8 +171,9 @@ class _Located:
             for k_node, v_node in node.value:
                 k = k_node.value if isinstance(k_node, yaml.ScalarNode) else None
                 if not isinstance(k, str):
-                    self.lines[key + ("?",)] = k_node.start_mark.line + 1
-                    self.problem(key + ("?",), "keys must be strings")
+                    bad = (*key, "?")
+                    self.lines[bad] = k_node.start_mark.line + 1
+                    self.problem(bad, "keys must be strings")
                     continue
                 sub = (*key, k)
                 self.lines[sub] = k_node.start_mark.line + 1
@@ -306,10 +307,8 @@ def build_condition(spec: Any) -> Any:
     import tripwise.core.conditions as cond
 
     if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise ValueError(
-            "a condition is a mapping with one key, one of " + ", ".join(CONDITIONS)
-        )
-    (kind, args), = spec.items()
+        raise ValueError("a condition is a mapping with one key, one of " + ", ".join(CONDITIONS))
+    ((kind, args),) = spec.items()
     if kind not in CONDITIONS:
         raise ValueError(f"unknown condition {kind!r} (known: {', '.join(CONDITIONS)})")
     factory = getattr(cond, kind)

@@ -271,7 +271,9 @@ class Engine:
             delay = max(delay, min(exc.retry_after, backend.cfg.retry.backoff_max))
         return delay
 
-    async def _store(self, chain: tuple[Backend, ...], key: str, completion: dict[str, Any]) -> None:
+    async def _store(
+        self, chain: tuple[Backend, ...], key: str, completion: dict[str, Any]
+    ) -> None:
         for b in chain:
             if isinstance(b, CacheBackend):
                 await b.set(key, completion)
@@ -289,7 +291,9 @@ class Engine:
             return Outcome(
                 503,
                 openai_error(
-                    "every backend of this route is open", "service_unavailable", "all_backends_open"
+                    "every backend of this route is open",
+                    "service_unavailable",
+                    "all_backends_open",
                 ),
                 audit,
                 [(b"retry-after", b"1")],
@@ -298,7 +302,9 @@ class Engine:
         return Outcome(
             502,
             openai_error(
-                f"no backend gave a usable answer ({detail})", "upstream_error", "all_backends_failed"
+                f"no backend gave a usable answer ({detail})",
+                "upstream_error",
+                "all_backends_failed",
             ),
             audit,
         )
@@ -520,8 +526,10 @@ class Engine:
                             continue
                         held.append(line)
                         if hold is not None:
-                            if "refusal" in b.cfg.checks and chars and looks_like_refusal(
-                                "".join(parts)
+                            if (
+                                "refusal" in b.cfg.checks
+                                and chars
+                                and looks_like_refusal("".join(parts))
                             ):
                                 raise QualityFailed("quality:refusal")
                             if not (
@@ -535,7 +543,7 @@ class Engine:
                         await _send_body(send, b"".join(held))
                         held = []
                 finally:
-                    await agen.aclose()
+                    await agen.aclose()  # type: ignore[attr-defined]
                 completion = _assemble(last, parts, finish, tool_calls, body)
                 if not committed or hold is None:
                     reason = check_completion(

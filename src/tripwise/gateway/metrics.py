@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from tripwise.observe.prometheus import TripwiseCollector
@@ -42,6 +47,9 @@ class _GatewayCollector(Collector):
         served = dict(stats.served)
         families = [f for c in self._collectors for f in c.collect()]
         for family in families:
+            if not isinstance(family, (CounterMetricFamily, UnknownMetricFamily)):
+                yield family
+                continue
             if family.name in ("fallback_chain_tier_usage", "tripwise_fallback_tier_usage"):
                 for (route, tier), n in sorted(served.items()):
                     family.add_metric([route, tier], n)
@@ -57,7 +65,9 @@ class _GatewayCollector(Collector):
         for (route, kind), n in sorted(stats.fallbacks.items()):
             fallbacks.add_metric([route, kind], n)
         responses = CounterMetricFamily(
-            "tripwise_gateway_responses", "Responses by route and HTTP status", labels=["route", "status"]
+            "tripwise_gateway_responses",
+            "Responses by route and HTTP status",
+            labels=["route", "status"],
         )
         for (route, code), n in sorted(stats.requests.items()):
             responses.add_metric([route, str(code)], n)

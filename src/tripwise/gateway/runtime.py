@@ -75,9 +75,7 @@ class LiveBackend:
         self.backoff = Backoff(
             cfg.retry.backoff_initial, cfg.retry.backoff_multiplier, cfg.retry.backoff_max
         )
-        self.budget = RetryBudget(
-            cfg.retry.budget_ratio, min_retries=cfg.retry.budget_min_retries
-        )
+        self.budget = RetryBudget(cfg.retry.budget_ratio, min_retries=cfg.retry.budget_min_retries)
         self.timeouts = 0
         self.override: Override | None = None
 
@@ -85,7 +83,10 @@ class LiveBackend:
         ov = self.override
         if ov is not None and ov.until is not None and (now or time.time()) >= ov.until:
             logger.warning(
-                "override %s on breaker %r expired (reason was: %s)", ov.action, self.name, ov.reason
+                "override %s on breaker %r expired (reason was: %s)",
+                ov.action,
+                self.name,
+                ov.reason,
             )
             self.override = None
             self.breaker.reset()
@@ -123,6 +124,7 @@ class CacheBackend:
     async def get(self, key: str) -> tuple[dict[str, Any], float] | None:
         if self._memory is not None:
             return self._memory.get(key)
+        assert self._redis is not None
         try:
             raw = await self._redis.get(self._prefix + key)
         except Exception as exc:  # a cache outage is a miss, never an error
@@ -141,6 +143,7 @@ class CacheBackend:
         if self._memory is not None:
             self._memory.set(key, value, now, self.ttl)
             return
+        assert self._redis is not None
         try:
             await self._redis.set(
                 self._prefix + key, dumps({"v": value, "t": now}), ex=max(1, int(self.ttl))

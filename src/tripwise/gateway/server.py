@@ -82,7 +82,11 @@ async def serve(
             return
         app.reload(new)
 
-    for sig, handler in ((signal.SIGTERM, on_term), (signal.SIGINT, on_term), (signal.SIGHUP, on_hup)):
+    for sig, handler in (
+        (signal.SIGTERM, on_term),
+        (signal.SIGINT, on_term),
+        (signal.SIGHUP, on_hup),
+    ):
         loop.add_signal_handler(sig, handler)
     try:
         await server.serve(sockets=[sock] if sock is not None else None)

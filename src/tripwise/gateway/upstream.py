@@ -261,7 +261,8 @@ def _finish(data: Mapping[str, Any]) -> str | None:
 
 
 def _from_ollama(data: Mapping[str, Any], model: str) -> dict[str, Any]:
-    msg = data.get("message") if isinstance(data.get("message"), Mapping) else {}
+    raw_msg = data.get("message")
+    msg: Mapping[str, Any] = raw_msg if isinstance(raw_msg, Mapping) else {}
     message: dict[str, Any] = {"role": "assistant", "content": msg.get("content", "")}
     finish = _finish(data) or "stop"
     if msg.get("tool_calls"):
@@ -301,7 +302,8 @@ def _ollama_chunk(line: str, model: str, created: int) -> dict[str, Any]:
         raise UpstreamError("error:invalid_json", "invalid Ollama stream line")
     if "error" in data:
         raise UpstreamError("error:stream_error", f"Ollama error: {str(data['error'])[:300]}")
-    msg = data.get("message") if isinstance(data.get("message"), Mapping) else {}
+    raw_msg = data.get("message")
+    msg: Mapping[str, Any] = raw_msg if isinstance(raw_msg, Mapping) else {}
     delta: dict[str, Any] = {}
     if msg.get("content"):
         delta["content"] = msg["content"]

@@ -41,7 +41,9 @@ def _reject_constant(name: str) -> Any:
 
 def _depth(value: Any, level: int = 0) -> None:
     if level > _MAX_DEPTH:
-        raise BadRequest(f"the JSON body nests deeper than {_MAX_DEPTH} levels", code="invalid_json")
+        raise BadRequest(
+            f"the JSON body nests deeper than {_MAX_DEPTH} levels", code="invalid_json"
+        )
     if isinstance(value, dict):
         for v in value.values():
             _depth(v, level + 1)
@@ -63,7 +65,9 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     except RecursionError:
         raise BadRequest("the JSON body nests too deep", code="invalid_json") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
     if not isinstance(value, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
     _depth(value)
@@ -121,7 +125,8 @@ def check_chat(body: Mapping[str, Any]) -> None:
         role = m.get("role")
         if role not in ROLES:
             raise BadRequest(
-                f"{where}.role must be one of {', '.join(ROLES)}, got {role!r}", param=f"{where}.role"
+                f"{where}.role must be one of {', '.join(ROLES)}, got {role!r}",
+                param=f"{where}.role",
             )
         content = m.get("content")
         if content is not None and not isinstance(content, (str, list)):
@@ -162,8 +167,11 @@ def check_embeddings(body: Mapping[str, Any]) -> None:
     ok = isinstance(value, str) or (
         isinstance(value, list)
         and value
-        and (all(isinstance(v, str) for v in value) or all(isinstance(v, int) for v in value)
-             or all(isinstance(v, list) for v in value))
+        and (
+            all(isinstance(v, str) for v in value)
+            or all(isinstance(v, int) for v in value)
+            or all(isinstance(v, list) for v in value)
+        )
     )
     if not ok:
         raise BadRequest(

@@ -168,8 +168,7 @@ def test_metrics_serve_the_seed_queries_and_native_names(primary, secondary, gat
     assert samples[("fallback_chain_tier_usage", (("chain", "*"), ("tier", "max_gpu")))] == 1
     assert samples[("tripwise_breaker_state", (("name", "max_gpu"),))] == 0.0
     assert (
-        samples[("tripwise_fallback_tier_usage_total", (("chain", "*"), ("tier", "max_gpu")))]
-        == 1
+        samples[("tripwise_fallback_tier_usage_total", (("chain", "*"), ("tier", "max_gpu")))] == 1
     )
 
 

@@ -54,9 +54,7 @@ def test_all_open_fail_fast_is_503_with_retry_after(primary, secondary, gateway)
     assert len(primary.requests) + len(secondary.requests) == calls
 
 
-def test_all_open_wait_holds_the_request_for_the_soonest_probe(
-    primary, secondary, gateway
-) -> None:
+def test_all_open_wait_holds_the_request_for_the_soonest_probe(primary, secondary, gateway) -> None:
     g = gateway(
         chain_config(
             primary,
@@ -100,9 +98,10 @@ def test_force_open_with_ttl_then_back_to_normal(primary, secondary, gateway) ->
     assert status["overrides_log"][-1]["action"] == "force_open"
     time.sleep(1.2)
     assert ask(g.url).headers["x-tripwise-backend"] == "max_gpu"
-    assert httpx.get(g.url + "/circuit-breakers").json()["circuit_breakers"]["max_gpu"][
-        "override"
-    ] is None
+    assert (
+        httpx.get(g.url + "/circuit-breakers").json()["circuit_breakers"]["max_gpu"]["override"]
+        is None
+    )
     assert "operator override: force_open on breaker 'max_gpu'" in g.log()
 
 

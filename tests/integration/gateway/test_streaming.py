@@ -21,9 +21,7 @@ def stream(url: str, body: dict) -> tuple[httpx.Response, list[str]]:
     with httpx.stream(
         "POST", url + "/v1/chat/completions", json={**body, "stream": True}, timeout=15
     ) as resp:
-        events = [
-            line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")
-        ]
+        events = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
     return resp, events
 
 
@@ -96,13 +94,11 @@ def test_failure_after_commit_ends_with_an_error_event_and_no_done(
 
 
 def test_single_backend_route_commits_on_the_first_chunk(primary, secondary, gateway) -> None:
-    extra = (
-        "  solo:\n    chain: [max_gpu]\n"
-    )
+    extra = "  solo:\n    chain: [max_gpu]\n"
     g = gateway(chain_config(primary, secondary, extra_routes=extra))
     # a stall right after the first chunk: no next tier, so no hold window: the first chunk
     # was already sent, and the stall ends the stream with an error event
-    primary.script(Fault("stall", after=1, delay=3))
+    primary.script(Fault("stall", after=2, delay=3))  # after the role chunk and "The"
     resp, events = stream(g.url, {"model": "solo", "messages": HELLO})
     assert resp.headers["x-tripwise-backend"] == "max_gpu"
     assert text_of(events[:-1]) == "The"
