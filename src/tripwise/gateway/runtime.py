@@ -9,6 +9,7 @@ they started with.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import math
 import time
@@ -126,7 +127,9 @@ class CacheBackend:
             return self._memory.get(key)
         assert self._redis is not None
         try:
-            raw = await self._redis.get(self._prefix + key)
+            raw = self._redis.get(self._prefix + key)
+            if inspect.isawaitable(raw):  # redis.asyncio, or a sync redis.Redis
+                raw = await raw
         except Exception as exc:  # a cache outage is a miss, never an error
             logger.warning("cache %r unavailable: %r", self.name, exc)
             return None
@@ -145,9 +148,11 @@ class CacheBackend:
             return
         assert self._redis is not None
         try:
-            await self._redis.set(
+            done = self._redis.set(
                 self._prefix + key, dumps({"v": value, "t": now}), ex=max(1, int(self.ttl))
             )
+            if inspect.isawaitable(done):
+                await done
         except Exception as exc:
             logger.warning("cache %r unavailable: %r", self.name, exc)
 
