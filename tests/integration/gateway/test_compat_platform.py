@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.support.fake_llm import Fault, FakeLLMServer
+from tests.support.fake_llm import FakeLLMServer, Fault
 from tests.support.redis_service import redis_url
 from tripwise.compat import CircuitBreakerConfig, FallbackChain
 
