@@ -88,6 +88,13 @@ def _pieces(text: str) -> list[str]:
     return [w if i == 0 else " " + w for i, w in enumerate(words)] if text else []
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # resets and clients that give up mid-stream are the point of this server
+
+
 class FakeLLMServer:
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
@@ -96,8 +103,7 @@ class FakeLLMServer:
         self.requests: list[tuple[str, Any]] = []
         self._script: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -121,7 +127,9 @@ class FakeLLMServer:
             return self._script.popleft() if self._script else self.default
 
     def start(self) -> FakeLLMServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -234,7 +242,7 @@ class FakeLLMServer:
                 ]
         else:
             final["response"] = ""
-        return lines + [final]
+        return [*lines, final]
 
     @staticmethod
     def _ollama_json(lines: list[dict[str, Any]], api: str) -> dict[str, Any]:
@@ -255,6 +263,7 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms Nagle / delayed-ACK stalls on loopback
 
             def log_message(self, *args: Any) -> None:
                 pass

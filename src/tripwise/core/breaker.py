@@ -1,23 +1,26 @@
 """The circuit breaker: a state machine driven by one decision path.
 
-Every way of guarding a call (decorator, ``call``/``acall``, ``with``/``async with``) runs the
-same three steps:
+Every way of guarding a call (decorator, ``call``/``acall``, streams, ``with``/``async with``)
+runs the same three steps (the code around the user's call is in :mod:`tripwise.core.guard`):
 
-1. ``_admit()`` asks for a permit. In CLOSED this is one attribute read, no lock. Otherwise the
-   slow path decides under the lock (open → half-open after the cool-down, probe slots...) and
-   either returns a permit or raises :class:`CircuitBreakerOpen`.
+1. Admission. The caller reads ``breaker.path``, the immutable :class:`~tripwise.core.path.Path`
+   of the current generation. When it says ``admit`` the call runs with no lock taken;
+   otherwise ``_admit_slow()`` decides under the lock (open -> half-open after the cool-down,
+   probe slots, the shared store...) and returns the permit (the Path the call runs in) or
+   raises :class:`CircuitBreakerOpen`.
 2. The user's function runs with no lock held.
-3. ``_record()`` completes the permit with the outcome under the lock, once per call.
+3. The outcome. A lean success (``path.lean``) is one ``next(path.calls)``; anything else is
+   ``_record()`` under the lock. Each guarded call completes its permit exactly once, with an
+   outcome (``_record``) or without one (``_release``: an ignored exception, cancellation).
 
-A permit is the generation number of the state it was issued in. Every transition starts a new
-generation, so the outcome of a call that began before a transition still counts in the stats
-but can never close, open or re-open the breaker. In HALF_OPEN a permit of the current
-generation is a probe.
+Every transition builds a new Path with its own call counter, so the outcome of a call that
+began before a transition still counts in the stats but can never fill the new generation's
+windows, close, open or re-open the breaker. In HALF_OPEN a permit of the current generation
+is a probe. Settings live in a frozen :class:`~tripwise.core.config.BreakerConfig`.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import math
@@ -30,17 +33,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tripwise.core import guard
-from tripwise.core.clock import Clock, monotonic
+from tripwise.core.clock import Clock
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
+from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
 from tripwise.core.events import Listener, dispatch_call, dispatch_rejection, dispatch_state_change
-from tripwise.core.guard import NO_FALLBACK
-from tripwise.core.records import CallRecord, check_score
+from tripwise.core.guard import NO_FALLBACK, check_fallback
+from tripwise.core.path import Path, Tally
+from tripwise.core.records import CallRecord
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import QualitySlot
+from tripwise.core.signals import QualitySlot, check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
-from tripwise.core.validation import check_exception_types, check_int, check_number
+from tripwise.core.validation import check_exception_types
 
 if TYPE_CHECKING:
     from tripwise.core.registry import Registry
@@ -57,24 +62,24 @@ _NORMAL, _FORCED_OPEN, _DISABLED, _METRICS_ONLY = (
     Mode.DISABLED,
     Mode.METRICS_ONLY,
 )
-_STALE = -1  # a permit that can never match a generation: stats only
+_STALE_GEN = -1  # the generation of a permit that counts in the stats only
 
 StateChangeCallback = Callable[["CircuitBreaker", State, State], Any]
 
-
 _DEFAULT_REGISTRY: Any = object()  # sentinel: "use the process-wide registry"
-
-
-def _current(counter: itertools.count[int]) -> int:
-    """How many numbers an ``itertools.count(1)`` has handed out (it has no public getter)."""
-    return int(repr(counter)[6:-1]) - 1
 
 
 class CircuitBreaker:
     """A circuit breaker that trips on errors, latency and model-output quality.
 
-    Use it as a decorator (``@breaker``), with ``breaker.call(fn, ...)`` /
-    ``await breaker.acall(fn, ...)``, or as a (async) context manager.
+    Use it as a decorator (``@breaker``, also on generator and async generator functions),
+    with ``breaker.call(fn, ...)`` / ``await breaker.acall(fn, ...)`` / ``breaker.stream(...)``,
+    or as a (async) context manager.
+
+    Defaults: ``trip_on=consecutive_failures(5)``, ``half_open_after=60.0`` s,
+    ``half_open_max_calls=1``, ``recovery_threshold=2``. ``fallback`` is a value, a callable
+    taking the guarded function's arguments, ``None`` or ``"raise"`` (both: a rejected call
+    raises :class:`CircuitBreakerOpen`).
     """
 
     def __init__(
@@ -104,80 +109,67 @@ class CircuitBreaker:
         registry: Registry | None = _DEFAULT_REGISTRY,
         store: StateStore | None = None,
     ) -> None:
-        for flag, value in (
-            ("require_quality_signal", require_quality_signal),
-            ("metrics_only", metrics_only),
-            ("track_latency", track_latency),
-        ):
-            if not isinstance(value, bool):
-                raise TypeError(f"{flag} must be True or False, got {value!r}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
+        if name is not None and not name.strip():
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         if rng is not None and not callable(getattr(rng, "random", None)):
             raise TypeError(f"rng must be a random.Random-like object, got {rng!r}")
-        if (
-            registry is not None
-            and registry is not _DEFAULT_REGISTRY
-            and not (callable(getattr(registry, "add", None)) and hasattr(registry, "all"))
+        if on_state_change is not None and not callable(on_state_change):
+            raise TypeError(f"on_state_change must be callable, got {on_state_change!r}")
+        if registry is _DEFAULT_REGISTRY:
+            from tripwise.core.registry import default_registry
+
+            registry = default_registry
+        if registry is not None and not (
+            callable(getattr(registry, "add", None)) and hasattr(registry, "all")
         ):
             raise TypeError(f"registry must be a tripwise.Registry or None, got {registry!r}")
+        if store is None and registry is not None:
+            store = registry.default_store  # the one place a registry's default store applies
+        if store is not None and not callable(getattr(store, "attach", None)):
+            raise TypeError(f"store must be a state store (e.g. RedisStore), got {store!r}")
+        if store is not None and name is None and getattr(store, "shared", True):
+            raise ValueError(
+                f"a breaker sharing its state through {store!r} needs a name= (the name is the "
+                "key other processes share; a generated name would share nothing)"
+            )
         try:
             listeners = list(listeners)
         except TypeError:
             raise TypeError(
                 f"listeners must be an iterable of listener objects, got {listeners!r}"
             ) from None
+
         self._root: Condition = as_condition(
             consecutive_failures(5) if trip_on is None else trip_on
         )
-        self.trip_on = self._root
-        self.half_open_after = check_number(
-            "half_open_after", half_open_after, low=0.0, inclusive=False
+        self._config = BreakerConfig(
+            half_open_after=half_open_after,
+            half_open_max_calls=half_open_max_calls,
+            recovery_threshold=recovery_threshold,
+            half_open_backoff=half_open_backoff,
+            max_half_open_after=max_half_open_after,
+            half_open_jitter=half_open_jitter,
+            require_quality_signal=require_quality_signal,
+            record_exceptions=check_exception_types("record_exceptions", record_exceptions),
+            ignore_exceptions=check_exception_types("ignore_exceptions", ignore_exceptions),
+            exception_predicate=exception_predicate,
+            result_predicate=result_predicate,
+            metrics_only=metrics_only,
+            track_latency=track_latency,
+            score_fn=score_fn,
         )
-        self.half_open_max_calls = check_int("half_open_max_calls", half_open_max_calls)
-        self.recovery_threshold = check_int("recovery_threshold", recovery_threshold)
-        self.half_open_backoff = check_number(
-            "half_open_backoff", half_open_backoff, low=1.0, inclusive=True
-        )
-        if max_half_open_after is not None:
-            max_half_open_after = check_number(
-                "max_half_open_after",
-                max_half_open_after,
-                low=self.half_open_after,
-                inclusive=True,
-            )
-        self.max_half_open_after = max_half_open_after
-        self.half_open_jitter = check_number(
-            "half_open_jitter", half_open_jitter, low=0.0, inclusive=True
-        )
-        if self.half_open_jitter > 1.0:
-            raise ValueError(f"half_open_jitter must be in [0, 1], got {half_open_jitter!r}")
-
-        self._fallback = self._check_fallback(fallback)
-        self._record_exceptions = check_exception_types("record_exceptions", record_exceptions)
-        self._ignore_exceptions = check_exception_types("ignore_exceptions", ignore_exceptions)
-        for label, fn in (
-            ("exception_predicate", exception_predicate),
-            ("result_predicate", result_predicate),
-            ("on_state_change", on_state_change),
-            ("score_fn", score_fn),
-        ):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{label} must be callable, got {fn!r}")
-        self._exception_predicate = exception_predicate
-        self._result_predicate = result_predicate
+        self._fallback = check_fallback(fallback)
         self._score_fn = self._pick_score_fn(score_fn)
-        self.require_quality_signal = bool(require_quality_signal)
-        self._uses_quality = (
-            self.require_quality_signal
-            or self._score_fn is not None
-            or any(c.uses_quality for c in self._root.walk())
-        )
 
-        self.track_latency = bool(track_latency)
-        self._clock: Clock = clock if clock is not None else monotonic
+        # The default clock looks time.monotonic up at every read, so that mock.patch,
+        # freezegun and time-machine move breakers; _clock_fn is None for it (the hot paths
+        # then call time.monotonic() inline, which costs ~10 ns more than a bound reference).
+        self._clock_fn: Clock | None = clock
+        self._clock: Clock = clock if clock is not None else _monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
@@ -188,7 +180,7 @@ class CircuitBreaker:
             self._state_callbacks.append(on_state_change)
 
         for cond in self._root.walk():
-            owner = getattr(cond, "_tripwise_owner", None)
+            owner = cond.__dict__.get("_tripwise_owner") if hasattr(cond, "__dict__") else None
             if owner is not None:
                 raise ValueError(
                     f"condition {cond!r} already belongs to breaker {owner!r}; every breaker "
@@ -196,22 +188,17 @@ class CircuitBreaker:
                 )
             cond._tripwise_owner = name if name is not None else "unnamed"  # type: ignore[attr-defined]
 
-        # Calls are numbered; a plain success in CLOSED only takes a number (see _lean_gen).
-        self._seq = itertools.count(1)
-
-        # State machine (guarded by _lock; _epoch is also read without it, atomically).
+        # State machine (guarded by _lock; _path is also read without it, atomically).
         self._base_mode = _METRICS_ONLY if metrics_only else _NORMAL
         self._mode = self._base_mode
         self._state = _CLOSED
         self._gen = 0
-        self._epoch: tuple[bool, int] = (True, 0)  # (admit without the slow path, generation)
-        self._timed = False  # read the clock around calls (latency / time windows)
-        # Conditions still need to hear of successes (see Condition.warm).
-        self._warming = not self._root.warm(0)
-        self._lean_gen = -1  # >= 0: the generation, when a plain success needs no lock
+        self._root.restart(0)
+        self._warming = not self._root.warm(0)  # conditions still need to hear of successes
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
-        self._open_duration = self.half_open_after
+        self._last_trip_at: float | None = None
+        self._open_duration = self._config.half_open_after
         self._failed_recoveries = 0
         self._probes_in_flight = 0
         self._probe_successes = 0
@@ -219,58 +206,36 @@ class CircuitBreaker:
         self._state_changed_wall = time.time()
         self._created_wall = self._state_changed_wall
 
-        # Counters (under _lock).
-        self._timed_calls = 0
-        self._stale_calls = 0
-        self._failures = 0
-        self._seq_offset = 0  # sequence numbers taken before the last clear_stats
-        self._ignored = 0
-        self._rejections = itertools.count(1)  # rejected calls (lock-free, like _seq)
+        # Counters (under _lock, except the Tallies, which are bumped lock-free).
+        self._retired_calls = 0  # calls counted on the Tallies of retired generations
+        self._calls_offset = 0  # calls before the last clear_stats
+        self._rejections = Tally()
         self._rejected_offset = 0
+        self._timed_calls = 0
+        self._failures = 0
+        self._ignored = 0
         self._latency_sum = 0.0
         self._latency_max = 0.0
         self._quality_sum = 0.0
         self._quality_count = 0
         self._last_quality: float | None = None
+        self._stale_path = self._build_path(_STALE_GEN, Tally())
+        self._path: Path = self._build_path(0, Tally())
 
         self.name = name if name is not None else f"breaker-{id(self):x}"
         self.registry: Registry | None = None
-        if registry is _DEFAULT_REGISTRY:
-            from tripwise.core.registry import default_registry
-
-            registry = default_registry
         if registry is not None:
             registry.add(self)
             self.registry = registry
-        self._refresh_fast_path()
 
         # Shared state (see tripwise.core.shared): consulted on the slow path only.
         self._link: StateLink | None = None
-        if store is None and registry is not None:
-            store = registry.default_store
         if store is not None:
-            if not callable(getattr(store, "attach", None)):
-                raise TypeError(f"store must be a state store (e.g. RedisStore), got {store!r}")
             self._link = store.attach(self)
             if self._link is not None:
                 self._link.sync()
 
     # ------------------------------------------------------------------ construction helpers
-
-    @staticmethod
-    def _check_fallback(fallback: Any) -> Any:
-        if fallback is None:
-            return NO_FALLBACK
-        if inspect.iscoroutine(fallback) or inspect.isawaitable(fallback):
-            raise TypeError(
-                "fallback must be a callable, a static value or None; got an awaitable "
-                f"({fallback!r}): pass the async function itself, not a call of it"
-            )
-        if inspect.isgenerator(fallback):
-            raise TypeError(
-                f"fallback must be a callable, a static value or None, got {fallback!r}"
-            )
-        return fallback
 
     def _pick_score_fn(self, score_fn: ScoreFn | None) -> ScoreFn | None:
         if score_fn is not None:
@@ -283,6 +248,39 @@ class CircuitBreaker:
             )
         return next(iter(found.values()), None)
 
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def config(self) -> BreakerConfig:
+        """The breaker's settings (frozen; change them with :meth:`configure`)."""
+        return self._config
+
+    def configure(self, **changes: Any) -> BreakerConfig:
+        """Change settings at runtime: ``breaker.configure(track_latency=True)``.
+
+        Takes any :class:`BreakerConfig` field; validates the new configuration as a whole,
+        swaps it in and re-derives the fast path, so the change applies from the next call.
+        ``metrics_only`` takes effect at the next :meth:`reset`. Returns the new config.
+        """
+        if "record_exceptions" in changes:
+            changes["record_exceptions"] = check_exception_types(
+                "record_exceptions", changes["record_exceptions"]
+            )
+        if "ignore_exceptions" in changes:
+            changes["ignore_exceptions"] = check_exception_types(
+                "ignore_exceptions", changes["ignore_exceptions"]
+            )
+        config = self._config.replace(**changes)
+        score_fn = self._pick_score_fn(config.score_fn) if "score_fn" in changes else None
+        with self._lock:
+            self._config = config
+            if "score_fn" in changes:
+                self._score_fn = score_fn
+            if "metrics_only" in changes:
+                self._base_mode = _METRICS_ONLY if config.metrics_only else _NORMAL
+            self._refresh_path_locked()
+        return config
+
     # ------------------------------------------------------------------ public state
 
     @property
@@ -294,6 +292,20 @@ class CircuitBreaker:
         return self._mode
 
     @property
+    def trip_on(self) -> Condition:
+        return self._root
+
+    @property
+    def path(self) -> Path:
+        """The current generation's fast path (immutable; replaced on every transition)."""
+        return self._path
+
+    @property
+    def shares_state(self) -> bool:
+        """Whether a store links this breaker's state to other processes."""
+        return self._link is not None
+
+    @property
     def trip_count(self) -> int:
         return self._trip_count
 
@@ -303,12 +315,22 @@ class CircuitBreaker:
         return self._opened_at
 
     @property
+    def last_trip_at(self) -> float | None:
+        """When the breaker last tripped, on its clock (``time.monotonic()`` by default;
+        ``None`` if it never did), as in ml-breaker."""
+        return self._last_trip_at
+
+    @property
     def uses_quality(self) -> bool:
-        return self._uses_quality
+        return self._path.quality
 
     @property
     def fallback(self) -> Any:
         return None if self._fallback is NO_FALLBACK else self._fallback
+
+    @property
+    def has_fallback(self) -> bool:
+        return self._fallback is not NO_FALLBACK
 
     def retry_after(self) -> float:
         """Seconds until the breaker admits a probe (0.0 when it admits calls now)."""
@@ -322,6 +344,10 @@ class CircuitBreaker:
             return max(0.0, self._opened_at + self._open_duration - now)
         return 0.0
 
+    def rejection(self) -> CircuitBreakerOpen:
+        """The CircuitBreakerOpen error describing the breaker now (not raised)."""
+        return CircuitBreakerOpen(self.name, self._state, self._trip_count, self.retry_after())
+
     # ------------------------------------------------------------------ listeners
 
     def add_listener(self, listener: Listener) -> None:
@@ -329,12 +355,16 @@ class CircuitBreaker:
         ``on_call(breaker, record, outcome)``, ``on_rejection(breaker, error)``."""
         with self._lock:
             self._listeners = [*self._listeners, listener]
-            self._refresh_fast_path()
+            self._refresh_path_locked()
 
     def remove_listener(self, listener: Listener) -> None:
         with self._lock:
             self._listeners = [x for x in self._listeners if x is not listener]
-            self._refresh_fast_path()
+            self._refresh_path_locked()
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return tuple(self._listeners)
 
     def on_state_change(self, callback: StateChangeCallback) -> StateChangeCallback:
         """Register ``callback(breaker, old, new)``; usable as a decorator."""
@@ -384,9 +414,6 @@ class CircuitBreaker:
         with self._lock:
             old = self._state
             self._mode = mode
-            seq = self._completed_calls()
-            self._root.restart(seq)
-            self._warming = not self._root.warm(seq)
             self._failed_recoveries = 0
             if clear_stats:
                 self._clear_stats_locked()
@@ -398,21 +425,85 @@ class CircuitBreaker:
         if old is not new:
             self._emit_state_change(old, new)
 
-    def _completed_calls(self) -> int:
-        return _current(self._seq)
+    def _calls_locked(self) -> int:
+        return self._retired_calls + self._path.calls.value()
 
     def _clear_stats_locked(self) -> None:
-        self._seq_offset = self._completed_calls()
-        self._rejected_offset = _current(self._rejections)
-        self._failures = self._ignored = self._timed_calls = self._stale_calls = 0
+        self._calls_offset = self._calls_locked()
+        self._rejected_offset = self._rejections.value()
+        self._failures = self._ignored = self._timed_calls = 0
         self._latency_sum = self._latency_max = self._quality_sum = 0.0
         self._quality_count = 0
         self._last_quality = None
         self._trip_count = 0
+        self._last_trip_at = None
+
+    # ------------------------------------------------------------------ the fast path
+
+    def _build_path(self, gen: int, calls: Tally) -> Path:
+        mode, state = self._mode, self._state
+        admit = mode is _DISABLED or (state is _CLOSED and mode is not _FORCED_OPEN)
+        config = self._config
+        timed = (
+            config.track_latency
+            or bool(self._listeners)
+            or any(c.uses_clock for c in self._root.walk())
+        )
+        quality = (
+            config.require_quality_signal
+            or self._score_fn is not None
+            or any(c.uses_quality for c in self._root.walk())
+        )
+        lean = (
+            admit
+            and not timed
+            and not quality
+            and config.result_predicate is None
+            and (mode is _DISABLED or (self._root.lean and not self._warming))
+        )
+        # While open, a rejection is decided without the lock: "is the clock before this?"
+        # (Not when a listener wants to hear of rejections: those go through the slow path.)
+        open_until: float | None = None
+        if self._listeners:
+            open_until = None
+        elif mode is _FORCED_OPEN:
+            open_until = math.inf
+        elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
+            open_until = self._opened_at + self._open_duration
+        return Path(
+            gen=gen,
+            state=state,
+            mode=mode,
+            admit=admit,
+            lean=lean,
+            timed=timed,
+            quality=quality,
+            open_until=open_until,
+            calls=calls,
+        )
+
+    def _refresh_path_locked(self) -> None:
+        """Same generation, same counter, new decisions (a setting or listener changed)."""
+        self._path = self._build_path(self._gen, self._path.calls)
+        self._stale_path = self._build_path(_STALE_GEN, self._stale_path.calls)
+
+    def _settle_locked(self, calls: Tally) -> None:
+        """Add what a retired generation's counter counted since it was last settled (a call
+        admitted in that generation may complete lock-free after the swap)."""
+        n = calls.value()
+        self._retired_calls += n - calls.settled
+        calls.settled = n
+
+    def _late_success(self, path: Path) -> None:
+        """A lean success completed on ``path`` after the breaker swapped it."""
+        with self._lock:
+            if path.calls is not self._path.calls:
+                self._settle_locked(path.calls)
 
     # ------------------------------------------------------------------ the state machine
 
     def _enter_state_locked(self, state: State, now: float) -> None:
+        old_calls = self._path.calls
         self._state = state
         self._gen += 1
         self._probes_in_flight = 0
@@ -422,41 +513,11 @@ class CircuitBreaker:
             self._opened_at = now
             self._opened_at_wall = self._state_changed_wall
         elif state is _CLOSED:
-            seq = self._completed_calls()
-            self._root.restart(seq)
-            self._warming = not self._root.warm(seq)
+            self._root.restart(0)
+            self._warming = not self._root.warm(0)
             self._failed_recoveries = 0
-        self._refresh_fast_path()
-
-    def _refresh_fast_path(self) -> None:
-        """Recompute what the lock-free paths may do (after any change of state or setup)."""
-        mode, state = self._mode, self._state
-        fast = mode is _DISABLED or (state is _CLOSED and mode is not _FORCED_OPEN)
-        self._epoch = (fast, self._gen)
-        self._timed = (
-            self.track_latency
-            or bool(self._listeners)
-            or any(c.uses_clock for c in self._root.walk())
-        )
-        lean = (
-            fast
-            and not self._timed
-            and not self._uses_quality
-            and self._result_predicate is None
-            and (mode is _DISABLED or (self._root.lean and not self._warming))
-        )
-        self._lean_gen = self._gen if lean else -1
-        # While open, a rejection is decided without the lock: "is the clock before this?"
-        # (Not when a listener wants to hear of rejections: those go through the slow path.)
-        self._open_until: float | None
-        if self._listeners:
-            self._open_until = None
-        elif mode is _FORCED_OPEN:
-            self._open_until = math.inf
-        elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
-            self._open_until = self._opened_at + self._open_duration
-        else:
-            self._open_until = None
+        self._path = self._build_path(self._gen, Tally())
+        self._settle_locked(old_calls)
 
     def _open_locked(self, old: State, now: float) -> tuple[State, State] | None:
         """Trip from ``old`` and tell the fleet, if the breaker shares its state; returns the
@@ -467,31 +528,33 @@ class CircuitBreaker:
         return (old, _OPEN)
 
     def _trip_locked(self, now: float) -> None:
-        duration = self.half_open_after * self.half_open_backoff**self._failed_recoveries
-        if self.half_open_jitter:
-            duration *= 1.0 + self.half_open_jitter * self._rng.random()
-        if self.max_half_open_after is not None:
-            duration = min(duration, self.max_half_open_after)
+        config = self._config
+        duration = config.half_open_after * config.half_open_backoff**self._failed_recoveries
+        if config.half_open_jitter:
+            duration *= 1.0 + config.half_open_jitter * self._rng.random()
+        if config.max_half_open_after is not None:
+            duration = min(duration, config.max_half_open_after)
         self._open_duration = duration
         self._trip_count += 1
+        self._last_trip_at = now
         self._enter_state_locked(_OPEN, now)
 
-    def _admit(self) -> int:
-        """Step 1: a permit (the generation), or CircuitBreakerOpen."""
-        fast, gen = self._epoch
-        if fast:
-            return gen
+    def _admit(self) -> Path:
+        """Step 1: a permit (the Path the call runs in), or CircuitBreakerOpen."""
+        path = self._path
+        if path.admit:
+            return path
         return self._admit_slow()
 
-    def _admit_slow(self) -> int:
+    def _admit_slow(self) -> Path:
         changed: tuple[State, State] | None = None
         rejection: CircuitBreakerOpen | None = None
-        permit = _STALE
+        permit = self._stale_path
         with self._lock:
             now = self._clock()
             mode, state = self._mode, self._state
             if mode is _DISABLED or (state is _CLOSED and mode is not _FORCED_OPEN):
-                permit = self._gen
+                permit = self._path
             elif mode is _FORCED_OPEN:
                 rejection = self._reject_locked(math.inf)
             elif self._link is not None and (answer := self._ask_probe_locked(now)) is not None:
@@ -502,7 +565,7 @@ class CircuitBreaker:
                     remaining = self._opened_at + self._open_duration - now
                     if remaining > 0:
                         if mode is _METRICS_ONLY:
-                            permit = self._gen
+                            permit = self._path
                         else:
                             rejection = self._reject_locked(remaining)
                     else:
@@ -510,11 +573,11 @@ class CircuitBreaker:
                         changed = (_OPEN, _HALF_OPEN)
                         state = _HALF_OPEN
                 if state is _HALF_OPEN:
-                    if self._probes_in_flight < self.half_open_max_calls:
+                    if self._probes_in_flight < self._config.half_open_max_calls:
                         self._probes_in_flight += 1
-                        permit = self._gen
+                        permit = self._path
                     elif mode is _METRICS_ONLY:
-                        permit = _STALE
+                        permit = self._stale_path
                     else:
                         rejection = self._reject_locked(0.0)
         if changed is not None:
@@ -528,11 +591,11 @@ class CircuitBreaker:
                 rejection = None  # no exception -> traceback -> frame -> exception cycle
         return permit
 
-    def _reject_fast(self) -> bool:
-        """The open breaker's lock-free rejection: True means "answer with the fallback";
-        raises CircuitBreakerOpen when there is none; False means "take the slow path" (the
-        cool-down is over, or a listener wants to hear of rejections)."""
-        until = self._open_until
+    def _reject_fast(self, path: Path) -> bool:
+        """The open breaker's lock-free rejection on ``path``: True means "answer with the
+        fallback"; raises CircuitBreakerOpen when there is none; False means "take the slow
+        path" (the cool-down is over, or a listener wants to hear of rejections)."""
+        until = path.open_until
         if until is None:
             return False
         now = self._clock()
@@ -575,7 +638,7 @@ class CircuitBreaker:
             self._open_duration = shared.open_duration
             self._opened_at = now - shared.open_elapsed
             self._opened_at_wall = time.time() - shared.open_elapsed
-            self._refresh_fast_path()  # the lock-free rejection deadline moved
+            self._refresh_path_locked()  # the lock-free rejection deadline moved
 
     def _share_locked(
         self, old: State, new: State, now: float, *, reset: bool = False
@@ -595,43 +658,53 @@ class CircuitBreaker:
             if self._opened_at + self._open_duration > now:
                 return None  # the local path rejects without a round trip
         assert self._link is not None
-        return self._link.acquire_probe(self.half_open_max_calls)
+        return self._link.acquire_probe(self._config.half_open_max_calls)
 
     def _admit_shared_locked(
         self, answer: tuple[SharedState, bool], now: float
-    ) -> tuple[int, CircuitBreakerOpen | None, tuple[State, State] | None]:
+    ) -> tuple[Path, CircuitBreakerOpen | None, tuple[State, State] | None]:
         shared, granted = answer
         old = self._state
         self._adopt_locked(shared, now)
         state = self._state
         changed = (old, state) if state is not old else None
         if state is _CLOSED:
-            return self._gen, None, changed
+            return self._path, None, changed
         if granted and state is _HALF_OPEN:
             self._probes_in_flight += 1
-            return self._gen, None, changed
+            return self._path, None, changed
         if self._mode is _METRICS_ONLY:
-            return (self._gen if state is _OPEN else _STALE), None, changed
-        return _STALE, self._reject_locked(self._retry_after_locked(now)), changed
+            return (self._path if state is _OPEN else self._stale_path), None, changed
+        return self._stale_path, self._reject_locked(self._retry_after_locked(now)), changed
 
     def _reject_locked(self, retry_after: float) -> CircuitBreakerOpen:
         next(self._rejections)
         return CircuitBreakerOpen(self.name, self._state, self._trip_count, retry_after)
 
+    # ------------------------------------------------------------------ step 3: the outcome
+
     def _record(
         self,
-        gen: int,
+        permit: Path,
         start: float | None,
         error: BaseException | None,
         quality: float | None,
+        latency_ms: float | None = None,
+        record: CallRecord | None = None,
     ) -> bool:
-        """Step 3: complete a permit with the outcome. Returns True if this call tripped it."""
-        timed = start is not None
+        """Complete ``permit`` with the outcome. Returns True if this call opened the breaker.
+
+        ``start`` is the clock reading at admission (``None``: not timed); a stream passes its
+        own ``latency_ms`` (to the first item) and listener ``record`` instead.
+        """
+        now = 0.0
+        timed = start is not None or latency_ms is not None
         if start is not None:
             now = self._clock()
             latency_ms = (now - start) * 1000.0
-        else:
-            now = latency_ms = 0.0
+        elif latency_ms is not None:
+            now = self._clock()
+        lat = latency_ms if latency_ms is not None else 0.0
         changed: tuple[State, State] | None = None
         self._lock.acquire()
         try:
@@ -639,67 +712,84 @@ class CircuitBreaker:
                 self._failures += 1
             if timed:
                 self._timed_calls += 1
-                self._latency_sum += latency_ms
-                if latency_ms > self._latency_max:
-                    self._latency_max = latency_ms
+                self._latency_sum += lat
+                if lat > self._latency_max:
+                    self._latency_max = lat
             if quality is not None:
                 self._quality_sum += quality
                 self._quality_count += 1
                 self._last_quality = quality
-            if gen != self._gen:
-                # Started before a transition: it counts in the stats, but takes no place in
-                # the call sequence, so it cannot fill the new generation's windows.
-                self._stale_calls += 1
+            if permit.gen != self._gen:
+                # Started before a transition: it counts in the stats, on its own generation's
+                # counter, so it cannot fill the new generation's windows.
+                next(permit.calls)
+                if permit.calls is not self._path.calls:
+                    self._settle_locked(permit.calls)
             elif self._mode is _DISABLED:
-                next(self._seq)
+                next(self._path.calls)
             else:
-                seq = next(self._seq)
+                seq = self._path.calls.take()
                 state = self._state
                 if state is _CLOSED:
-                    if self._root.observe(error, latency_ms, quality, now, seq):
+                    if self._root.observe(error, lat, quality, now, seq):
                         changed = self._open_locked(_CLOSED, now if timed else self._clock())
                     elif self._warming and self._root.warm(seq):
                         self._warming = False
-                        self._refresh_fast_path()
+                        self._refresh_path_locked()
                 elif state is _HALF_OPEN:
                     self._probes_in_flight -= 1
-                    if self._root.judge(error, latency_ms, quality):
+                    if self._root.judge(error, lat, quality):
                         self._failed_recoveries += 1
                         changed = self._open_locked(_HALF_OPEN, now if timed else self._clock())
                     elif self._link is not None and (
-                        shared := self._link.probe_done(True, self.recovery_threshold)
+                        shared := self._link.probe_done(True, self._config.recovery_threshold)
                     ):
                         self._adopt_locked(shared, self._clock())
                         if self._state is not _HALF_OPEN:
                             changed = (_HALF_OPEN, self._state)
                     else:
                         self._probe_successes += 1
-                        if self._probe_successes >= self.recovery_threshold:
+                        if self._probe_successes >= self._config.recovery_threshold:
                             self._enter_state_locked(_CLOSED, self._clock())
                             changed = (_HALF_OPEN, _CLOSED)
         finally:
             self._lock.release()
         if self._listeners:
-            record = CallRecord(latency_ms, error, quality, now)
+            if record is None:
+                record = CallRecord(lat, error, quality, now)
             dispatch_call(self, self._listeners, record, "success" if error is None else "failure")
         if changed is not None:
             self._emit_state_change(*changed)
             return changed[1] is _OPEN
         return False
 
-    def _release(self, gen: int) -> None:
+    def _release(self, permit: Path) -> None:
         """Complete a permit without an outcome (ignored exception, cancellation)."""
         with self._lock:
             self._ignored += 1
-            if gen == self._gen and self._state is _HALF_OPEN:
+            if permit.gen == self._gen and self._state is _HALF_OPEN:
                 self._probes_in_flight -= 1
                 if self._link is not None:
-                    self._link.probe_done(None, self.recovery_threshold)
+                    self._link.probe_done(None, self._config.recovery_threshold)
         if self._listeners:
             dispatch_call(self, self._listeners, None, "ignored")
 
+    def _return_permit(self, permit: Path) -> None:
+        """Give a permit back unused (``call(genfn)``: the stream is admitted when it starts)."""
+        if permit.gen == self._gen and self._state is _HALF_OPEN:
+            with self._lock:
+                if permit.gen == self._gen and self._state is _HALF_OPEN:
+                    self._probes_in_flight -= 1
+                    if self._link is not None:
+                        self._link.probe_done(None, self._config.recovery_threshold)
+
     def _emit_state_change(self, old: State, new: State) -> None:
-        logger.info("circuit breaker %r: %s -> %s", self.name, old.value, new.value)
+        if new is _OPEN:
+            logger.warning("Circuit breaker '%s' opened (trip #%d)", self.name, self._trip_count)
+        elif new is _CLOSED:
+            logger.info("Circuit breaker '%s' closed (was %s)", self.name, old.value)
+        else:
+            logger.info("Circuit breaker '%s' probing (half-open)", self.name)
         dispatch_state_change(self, self._state_callbacks, self._listeners, old, new)
 
     # ------------------------------------------------------------------ late quality scores
@@ -733,7 +823,7 @@ class CircuitBreaker:
         for a call from before a transition counts in the stats only. Returns False when the
         id is unknown, already scored, or was forgotten (see ``late_quality_capacity``).
         """
-        quality = check_score(score, "late quality score")
+        quality = check_reported_score(score, "late quality score")
         changed: tuple[State, State] | None = None
         with self._lock:
             gen = self._late_calls.pop(call_id, None) if self._late_calls else None
@@ -756,14 +846,15 @@ class CircuitBreaker:
     def _counts_as_failure(self, exc: BaseException) -> bool:
         if not isinstance(exc, Exception):  # KeyboardInterrupt, CancelledError, SystemExit
             return False
-        if self._ignore_exceptions and isinstance(exc, self._ignore_exceptions):
+        config = self._config
+        if config.ignore_exceptions and isinstance(exc, config.ignore_exceptions):
             return False
-        if not isinstance(exc, self._record_exceptions):
+        if not isinstance(exc, config.record_exceptions):
             return False
-        if self._exception_predicate is None:
+        if config.exception_predicate is None:
             return True
         try:
-            return bool(self._exception_predicate(exc))
+            return bool(config.exception_predicate(exc))
         except Exception:
             logger.exception(
                 "exception_predicate of breaker %r failed; the call counts as neither success "
@@ -777,7 +868,7 @@ class CircuitBreaker:
             return slot.score
         if self._score_fn is not None:
             try:
-                return check_score(self._score_fn(result), "score_fn result")
+                return check_reported_score(self._score_fn(result), "score_fn result")
             except Exception:
                 logger.exception(
                     "score_fn of breaker %r failed; call counted without a score", self.name
@@ -786,46 +877,52 @@ class CircuitBreaker:
 
     def _finish(
         self,
-        gen: int,
+        permit: Path,
         start: float | None,
         result: Any,
         slot: QualitySlot | None,
         has_result: bool = True,
-    ) -> None:
-        """Record a call that returned ``result`` (a ``with`` block has none to judge)."""
+    ) -> bool:
+        """Record a call that returned ``result`` (a ``with`` block has none to judge).
+
+        Returns True when the caller should answer with the fallback instead: this call's own
+        outcome (its quality, latency or rejected result) opened the breaker and a fallback
+        exists (never in metrics-only mode)."""
         error: BaseException | None = None
-        if has_result and self._result_predicate is not None:
+        predicate = self._config.result_predicate
+        if has_result and predicate is not None:
             try:
-                rejected = self._result_predicate(result)
+                rejected = predicate(result)
             except Exception:
                 logger.exception(
                     "result_predicate of breaker %r failed; the call counts as neither success "
                     "nor failure",
                     self.name,
                 )
-                self._release(gen)
-                return
+                self._release(permit)
+                return False
             if rejected:
                 error = FailedResult(result)
         quality = None
-        if self._uses_quality:
+        if permit.quality:
             if has_result:
                 quality = self._quality_of(result, slot)
             elif slot is not None:
                 quality = slot.score
-        if quality is None and self.require_quality_signal:
-            self._release(gen)
-            raise QualitySignalMissing(self.name)
-        self._record(gen, start, error, quality)
+            if quality is None and self._config.require_quality_signal:
+                self._release(permit)
+                raise QualitySignalMissing(self.name)
+        tripped = self._record(permit, start, error, quality)
+        return tripped and self._fallback is not NO_FALLBACK and self._mode is not _METRICS_ONLY
 
-    def _on_exception(self, gen: int, start: float | None, exc: BaseException) -> bool:
+    def _on_exception(self, permit: Path, start: float | None, exc: BaseException) -> bool:
         """Record a call that raised ``exc``. Returns True when the caller should answer with
         the fallback; raises CircuitBreakerOpen (chained to ``exc``) when this call tripped the
         breaker and there is no fallback; returns False when ``exc`` should propagate."""
         if not self._counts_as_failure(exc):
-            self._release(gen)
+            self._release(permit)
             return False
-        if not self._record(gen, start, exc, None) or self._mode is _METRICS_ONLY:
+        if not self._record(permit, start, exc, None) or self._mode is _METRICS_ONLY:
             return False  # (shadow mode never changes what the caller sees)
         if self._fallback is not NO_FALLBACK:
             return True
@@ -836,22 +933,34 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ guarding calls
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` under the breaker."""
+        """Run ``fn(*args, **kwargs)`` under the breaker. For a generator function (or an
+        async generator function) this returns the guarded stream, see :meth:`stream`."""
         return guard.run(self, fn, args, kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` under the breaker."""
         return await guard.arun(self, fn, args, kwargs)
 
+    def stream(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Guard the stream ``fn(*args, **kwargs)`` (a generator function, sync or async):
+        admission at the first item, the outcome when it ends (see :mod:`tripwise.core.streaming`)."""
+        from tripwise.core import streaming
+
+        return streaming.open_stream(self, fn, args, kwargs)
+
     def __call__(self, fn: F) -> F:
-        """Decorate a sync or async function; the wrapper exposes ``.breaker``."""
+        """Decorate a sync or async function, or a (async) generator function; the wrapper
+        exposes ``.breaker``."""
         return guard.decorate(self, fn)
 
     def decorate(self, fn: F) -> F:
-        """Wrap ``fn`` (sync or async); the wrapper exposes the breaker as ``.breaker``."""
+        """Wrap ``fn`` (sync or async, or a generator function); the wrapper exposes the breaker
+        as ``.breaker``."""
         return guard.decorate(self, fn)
 
     def __enter__(self) -> CircuitBreaker:
+        """Guard a block. A rejected block raises CircuitBreakerOpen even when the breaker has
+        a fallback: a block has no value to substitute (use ``call()`` or the decorator)."""
         guard.enter(self)
         return self
 
@@ -882,7 +991,7 @@ class CircuitBreaker:
     def stats(self) -> BreakerStats:
         """A consistent snapshot of the breaker's counters and state."""
         with self._lock:
-            calls = self._completed_calls() - self._seq_offset + self._stale_calls
+            calls = self._calls_locked() - self._calls_offset
             timed = self._timed_calls
             return BreakerStats(
                 name=self.name,
@@ -892,7 +1001,7 @@ class CircuitBreaker:
                 successes=calls - self._failures,
                 failures=self._failures,
                 ignored=self._ignored,
-                rejected=_current(self._rejections) - self._rejected_offset,
+                rejected=self._rejections.value() - self._rejected_offset,
                 avg_latency_ms=self._latency_sum / timed if timed else None,
                 max_latency_ms=self._latency_max if timed else None,
                 avg_quality=(
@@ -921,8 +1030,29 @@ class CircuitBreaker:
 
         return default_registry.all()
 
+    def __str__(self) -> str:
+        return self.name
+
     def __repr__(self) -> str:
         return (
             f"CircuitBreaker(name={self.name!r}, state={self._state.value}, "
             f"mode={self._mode.value}, trip_on={self._root!r})"
         )
+
+
+def _config_view(field: str) -> property:
+    def get(self: CircuitBreaker) -> Any:
+        return getattr(self._config, field)
+
+    get.__doc__ = f"``config.{field}`` (read-only; change it with ``configure({field}=...)``)."
+    return property(get)
+
+
+for _field in BreakerConfig.__dataclass_fields__:
+    if _field != "score_fn":
+        setattr(CircuitBreaker, _field, _config_view(_field))
+del _field
+
+
+def _monotonic() -> float:
+    return time.monotonic()  # looked up per call: mock.patch("time.monotonic") applies

@@ -15,10 +15,14 @@ class CircuitBreakerOpen(TripwiseError):
     """A call was rejected because the breaker does not admit it.
 
     ``retry_after`` is the number of seconds until the breaker will admit a probe
-    (0.0 when it is half-open and waiting for the running probes to finish).
+    (0.0 when it is half-open and waiting for the running probes to finish; ``None`` when
+    the error was built without it, as ml-breaker's ``CircuitBreakerOpen(name, state,
+    trip_count)``).
     """
 
-    def __init__(self, name: str, state: State, trip_count: int, retry_after: float) -> None:
+    def __init__(
+        self, name: str, state: State, trip_count: int, retry_after: float | None = None
+    ) -> None:
         self.name = name
         self.state = state
         self.trip_count = trip_count
@@ -26,8 +30,11 @@ class CircuitBreakerOpen(TripwiseError):
         super().__init__(name)  # the message is built only when someone reads it
 
     def __str__(self) -> str:
+        state = getattr(self.state, "value", self.state)
+        if self.retry_after is None:
+            return f"circuit breaker {self.name!r} is {state} (tripped {self.trip_count} times)"
         return (
-            f"circuit breaker {self.name!r} is {State(self.state).value}; "
+            f"circuit breaker {self.name!r} is {state}; "
             f"retry after {self.retry_after:.3f}s (tripped {self.trip_count} times)"
         )
 

@@ -1,17 +1,28 @@
-"""How a call is guarded: the full decision path for sync and async calls, the decorator's
-wrappers with their lean paths, and ``with``/``async with`` blocks.
+"""How a call is guarded: the entry points around the user's call.
 
-Every way in runs the breaker's three steps: a permit (``_admit``), the user's function with
-no lock held, and the outcome (``_record``). This module holds the code around the user's call;
-the state machine it drives lives in :mod:`tripwise.core.breaker`.
+Every entry reads the breaker's current :class:`~tripwise.core.path.Path` once and carries it
+to the end of the call (see :mod:`tripwise.core.breaker` for the three steps):
+
+- the lean path (``path.lean``): the function runs, a success is ``next(path.calls)``;
+- the lock-free rejection (``path.open_until``): an open breaker with a fallback answers
+  without its lock;
+- :func:`run_full` / :func:`arun_full`: everything else (admission under the lock, the clock
+  around the call, the quality slot, the outcome under the lock).
+
+The decorator's wrappers inline the first two (a Python call costs ~30 ns, a third of the whole
+lean path) and hand everything else to the one sync and the one async full path; ``call()`` and
+``acall()`` run the same three steps. Generators and async generators are guarded by
+:mod:`tripwise.core.streaming`.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import time as _time
 from collections.abc import Awaitable, Callable
 from contextvars import Token
+from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
@@ -19,6 +30,7 @@ from tripwise.core.signals import QualitySlot, current_slot
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
+    from tripwise.core.path import Path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,34 +43,101 @@ class _NoFallback:
 NO_FALLBACK: Any = _NoFallback()
 """The breaker has no fallback: a rejected call raises CircuitBreakerOpen."""
 
+RAISE = "raise"
+"""``fallback="raise"`` (ml-breaker's default): a rejected call raises CircuitBreakerOpen."""
 
-class Frame:
-    """One ``with breaker:`` block in progress (kept in a context variable, so nesting and
-    concurrent threads/tasks each see their own)."""
 
-    __slots__ = ("gen", "prev", "slot", "start", "token")
+# ---------------------------------------------------------------------------- fallbacks
 
-    def __init__(
-        self,
-        gen: int,
-        start: float | None,
-        slot: QualitySlot | None,
-        token: Token[QualitySlot | None] | None,
-        prev: Frame | None,
-    ) -> None:
-        self.gen = gen
-        self.start = start
-        self.slot = slot
-        self.token = token
-        self.prev = prev
+
+def check_fallback(fallback: Any) -> Any:
+    """The breaker's fallback as stored (``NO_FALLBACK`` for ``None``/``"raise"``), or a
+    TypeError for a fallback that can only be a mistake."""
+    if fallback is None or (isinstance(fallback, str) and fallback == RAISE):
+        return NO_FALLBACK
+    if inspect.iscoroutine(fallback) or inspect.isawaitable(fallback):
+        raise TypeError(
+            "fallback must be a callable, a static value or None; got an awaitable "
+            f"({fallback!r}): pass the async function itself, not a call of it"
+        )
+    if inspect.isgenerator(fallback) or inspect.isasyncgen(fallback):
+        raise TypeError(
+            f"fallback must be a callable, a static value or None, got the generator {fallback!r}"
+            " (it could answer only once): pass the generator function itself"
+        )
+    if isinstance(fallback, type) and issubclass(fallback, BaseException):
+        raise TypeError(
+            f"fallback={fallback.__name__} would return the exception class as the answer; "
+            "to raise CircuitBreakerOpen on a rejected call use fallback='raise' (or None)"
+        )
+    if isinstance(fallback, BaseException):
+        raise TypeError(
+            f"fallback={fallback!r} would return the exception as the answer; to raise "
+            "CircuitBreakerOpen on a rejected call use fallback='raise' (or None)"
+        )
+    return fallback
+
+
+def _is_async_callable(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+def check_fallback_for(fn: Callable[..., Any], fallback: Any, kind: str) -> None:
+    """Refuse, at decoration, a callable fallback that cannot answer for ``fn``: an async
+    fallback for a sync function or generator, or one that does not accept ``fn``'s arguments.
+
+    ``kind`` is ``"sync"``, ``"async"``, ``"stream"`` or ``"astream"``.
+    """
+    if fallback is NO_FALLBACK or not callable(fallback):
+        return
+    name = getattr(fn, "__qualname__", repr(fn))
+    if kind in ("sync", "stream") and (
+        _is_async_callable(fallback) or inspect.isasyncgenfunction(fallback)
+    ):
+        raise TypeError(
+            f"fallback {fallback!r} is async but {name} is not: it would return an un-awaited "
+            "coroutine; give a sync fallback (or make the function async)"
+        )
+    try:
+        fn_sig = inspect.signature(fn)
+        fb_sig = inspect.signature(fallback)
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    for p in fn_sig.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            positional.append(None)
+        elif p.kind is p.KEYWORD_ONLY:
+            keywords[p.name] = None
+    try:
+        fb_sig.bind(*positional, **keywords)
+    except TypeError as exc:
+        raise TypeError(
+            f"fallback {fallback!r} is called with the arguments of {name}{fn_sig} but its "
+            f"signature is {fb_sig}: {exc}"
+        ) from None
 
 
 def fallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The fallback's answer for a sync call."""
     fb = b._fallback
-    return fb(*args, **kwargs) if callable(fb) else fb
+    if not callable(fb):
+        return fb
+    value = fb(*args, **kwargs)
+    if inspect.iscoroutine(value):
+        value.close()
+        raise TypeError(
+            f"the fallback {fb!r} of breaker {b.name!r} is async but the call is sync; "
+            "use acall() or a sync fallback"
+        )
+    return value
 
 
 async def afallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The fallback's answer for an async call (a sync or async fallback)."""
     fb = b._fallback
     if not callable(fb):
         return fb
@@ -68,59 +147,88 @@ async def afallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict
     return value
 
 
+# ---------------------------------------------------------------------------- sync
+
+
 def run(
     b: CircuitBreaker, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """Run ``fn(*args, **kwargs)`` under ``b``: the full decision path of a sync call."""
-    gen = b._lean_gen
-    if gen >= 0:  # the lean path, as in the decorator's wrapper
+    """``breaker.call(fn, ...)``: the lean path, else :func:`run_full`."""
+    path = b._path
+    if path.lean:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            if b._on_exception(gen, None, exc):
+            if b._on_exception(path, None, exc):
                 return fallback_value(b, args, kwargs)
             raise
-        if b._lean_gen == gen:
-            next(b._seq)
-        else:
-            b._record(gen, None, None, None)
+        if type(result) in _STREAM_TYPES:  # fn is a generator function: guard the stream
+            return _late_stream(b, None, fn, result, args, kwargs)
+        next(path.calls)
+        if b._path is not path:
+            b._late_success(path)
         return result
-    if b._open_until is not None and b._reject_fast():
-        return fallback_value(b, args, kwargs)
-    fast, gen = b._epoch  # _admit(), inlined: this is the path of every timed call
-    if not fast:
+    return run_full(b, path, fn, args, kwargs)
+
+
+def run_full(
+    b: CircuitBreaker,
+    path: Path,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The full decision path of a sync call that started on ``path``."""
+    if not path.admit:
+        if path.open_until is not None and b._reject_fast(path):
+            return fallback_value(b, args, kwargs)
         try:
-            gen = b._admit_slow()
+            path = b._admit_slow()
         except CircuitBreakerOpen:
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
-    if not b._uses_quality:
-        start = b._clock() if b._timed else None
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if b._on_exception(gen, start, exc):
-                return fallback_value(b, args, kwargs)
-            raise
-        if b._result_predicate is None:
-            b._record(gen, start, None, None)
-        else:
-            b._finish(gen, start, result, None)
-        return result
-    slot = QualitySlot(b, gen)
-    token = current_slot.set(slot)
-    start = b._clock() if b._timed else None
+    clock = b._clock_fn
+    slot = token = None
+    if path.quality:
+        slot = QualitySlot(b, path.gen)
+        token = current_slot.set(slot)
+    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        current_slot.reset(token)
-        if b._on_exception(gen, start, exc):
+        if token is not None:
+            current_slot.reset(token)
+        if b._on_exception(path, start, exc):
             return fallback_value(b, args, kwargs)
         raise
-    current_slot.reset(token)
-    b._finish(gen, start, result, slot)
+    if token is not None:
+        current_slot.reset(token)
+    if type(result) in _STREAM_TYPES:
+        return _late_stream(b, path, fn, result, args, kwargs)
+    if b._finish(path, start, result, slot):
+        return fallback_value(b, args, kwargs)
     return result
+
+
+def _late_stream(
+    b: CircuitBreaker,
+    permit: Path | None,
+    fn: Callable[..., Any],
+    gen: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``call(fn)`` returned a generator: hand back its permit and guard the stream (admission
+    happens at its first item)."""
+    from tripwise.core import streaming
+
+    if permit is not None:
+        b._return_permit(permit)
+    return streaming.guard_created(b, gen, args, kwargs)
+
+
+# ---------------------------------------------------------------------------- async
 
 
 async def arun(
@@ -129,132 +237,189 @@ async def arun(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """Await ``fn(*args, **kwargs)`` under ``b``: the full decision path of an async call."""
-    gen = b._lean_gen
-    if gen >= 0:  # the lean path, as in the decorator's wrapper
+    """``await breaker.acall(fn, ...)``: the lean path, else :func:`arun_full`."""
+    path = b._path
+    if path.lean:
         try:
-            result = await fn(*args, **kwargs)
+            result = await _awaitable(fn, args, kwargs)
         except BaseException as exc:
-            if b._on_exception(gen, None, exc):
+            if b._on_exception(path, None, exc):
                 return await afallback_value(b, args, kwargs)
             raise
-        if b._lean_gen == gen:
-            next(b._seq)
-        else:
-            b._record(gen, None, None, None)
+        next(path.calls)
+        if b._path is not path:
+            b._late_success(path)
         return result
-    if b._open_until is not None and b._reject_fast():
-        return await afallback_value(b, args, kwargs)
-    try:
-        gen = b._admit()
-    except CircuitBreakerOpen:
-        if b._fallback is NO_FALLBACK:
-            raise
-        return await afallback_value(b, args, kwargs)
+    return await arun_full(b, path, fn, args, kwargs)
+
+
+def _awaitable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    aw = fn(*args, **kwargs)
+    if type(aw) in _STREAM_TYPES:
+        if type(aw) is GeneratorType:
+            aw.close()
+        raise TypeError(
+            f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
+            "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
+        )
+    return aw
+
+
+async def arun_full(
+    b: CircuitBreaker,
+    path: Path,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The full decision path of an async call that started on ``path``."""
+    if not path.admit:
+        if path.open_until is not None and b._reject_fast(path):
+            return await afallback_value(b, args, kwargs)
+        try:
+            path = b._admit_slow()
+        except CircuitBreakerOpen:
+            if b._fallback is NO_FALLBACK:
+                raise
+            return await afallback_value(b, args, kwargs)
+    clock = b._clock_fn
     slot = token = None
-    if b._uses_quality:
-        slot = QualitySlot(b, gen)
+    if path.quality:
+        slot = QualitySlot(b, path.gen)
         token = current_slot.set(slot)
-    start = b._clock() if b._timed else None
+    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
     try:
-        result = await fn(*args, **kwargs)
+        result = await _awaitable(fn, args, kwargs)
     except BaseException as exc:
         if token is not None:
             current_slot.reset(token)
-        if b._on_exception(gen, start, exc):
+        if b._on_exception(path, start, exc):
             return await afallback_value(b, args, kwargs)
         raise
     if token is not None:
         current_slot.reset(token)
-    b._finish(gen, start, result, slot)
+    if b._finish(path, start, result, slot):
+        return await afallback_value(b, args, kwargs)
     return result
 
 
-def decorate(b: CircuitBreaker, fn: F) -> F:
-    """Wrap ``fn`` (sync or async). The wrapper exposes the breaker as ``.breaker``.
+# ---------------------------------------------------------------------------- the decorator
 
-    The wrappers inline the lean path: while ``_lean_gen`` says a plain success needs no
-    lock, a success costs one atomic ``next()`` on the call sequence. Everything else goes
-    through :func:`run` / :func:`arun`, the one full decision path.
+
+def decorate(b: CircuitBreaker, fn: F) -> F:
+    """Wrap ``fn`` (sync or async, or a generator function). The wrapper exposes the breaker
+    as ``.breaker``.
+
+    The wrappers inline the lean path and the lock-free rejection; everything else goes through
+    :func:`run_full` / :func:`arun_full`.
     """
     if not callable(fn):
         raise TypeError(f"a circuit breaker decorates a callable, got {fn!r}")
     if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-        raise TypeError(
-            f"cannot guard generator function {fn!r}: a breaker needs one outcome per call"
-        )
+        from tripwise.core import streaming
+
+        return streaming.decorate_stream(b, fn)
+    is_async = inspect.iscoroutinefunction(fn)
+    check_fallback_for(fn, b._fallback, "async" if is_async else "sync")
     breaker = b
-    seq = b._seq
     on_exception = b._on_exception
-    record = b._record
-    clock = b._clock
+    late_success = b._late_success
+    clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
     has_fallback = fallback is not NO_FALLBACK
     fallback_is_callable = callable(fallback)
 
-    if inspect.iscoroutinefunction(fn):
+    if is_async:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            gen = breaker._lean_gen
-            if gen < 0:
-                if has_fallback:  # open: answer without the lock (see _reject_fast)
-                    until = breaker._open_until
-                    if until is not None and clock() < until:
-                        next(rejections)
+            path = breaker._path
+            if path.lean:
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    if on_exception(path, None, exc):
                         return await afallback_value(breaker, args, kwargs)
-                return await arun(breaker, fn, args, kwargs)
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                if on_exception(gen, None, exc):
+                    raise
+                next(path.calls)
+                if breaker._path is not path:
+                    late_success(path)  # a transition happened meanwhile
+                return result
+            if has_fallback:  # open: answer without the lock
+                until = path.open_until
+                if until is not None and (_time.monotonic() if clock is None else clock()) < until:
+                    next(rejections)
                     return await afallback_value(breaker, args, kwargs)
-                raise
-            if breaker._lean_gen == gen:
-                next(seq)
-            else:
-                record(gen, None, None, None)  # a transition happened meanwhile
-            return result
+            return await arun_full(breaker, path, fn, args, kwargs)
 
         async_wrapper.breaker = b  # type: ignore[attr-defined]
         return cast(F, async_wrapper)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        gen = breaker._lean_gen
-        if gen < 0:
-            if has_fallback:  # open: answer without the lock (see _reject_fast)
-                until = breaker._open_until
-                if until is not None and clock() < until:
-                    next(rejections)
+        path = breaker._path
+        if path.lean:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if on_exception(path, None, exc):
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
-            return run(breaker, fn, args, kwargs)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if on_exception(gen, None, exc):
-                return fallback_value(breaker, args, kwargs)
-            raise
-        if breaker._lean_gen == gen:
-            next(seq)
-        else:
-            record(gen, None, None, None)  # a transition happened meanwhile
-        return result
+                raise
+            next(path.calls)
+            if breaker._path is not path:
+                late_success(path)  # a transition happened meanwhile
+            return result
+        if has_fallback:  # open: answer without the lock
+            until = path.open_until
+            if until is not None and (_time.monotonic() if clock is None else clock()) < until:
+                next(rejections)
+                return fallback(*args, **kwargs) if fallback_is_callable else fallback
+        return run_full(breaker, path, fn, args, kwargs)
 
     wrapper.breaker = b  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
 
+_STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
+
+
+# ---------------------------------------------------------------------------- with blocks
+
+
+class Frame:
+    """One ``with breaker:`` block in progress (kept in a context variable, so nesting and
+    concurrent threads/tasks each see their own)."""
+
+    __slots__ = ("path", "prev", "slot", "start", "token")
+
+    def __init__(
+        self,
+        path: Path,
+        start: float | None,
+        slot: QualitySlot | None,
+        token: Token[QualitySlot | None] | None,
+        prev: Frame | None,
+    ) -> None:
+        self.path = path
+        self.start = start
+        self.slot = slot
+        self.token = token
+        self.prev = prev
+
+
 def enter(b: CircuitBreaker) -> None:
-    """Start a ``with b:`` block: a permit (or CircuitBreakerOpen), kept in a context variable."""
-    gen = b._admit()
+    """Start a ``with b:`` block: a permit (or CircuitBreakerOpen), kept in a context variable.
+
+    A rejected block raises CircuitBreakerOpen even when the breaker has a fallback: a block
+    has no value the fallback could replace."""
+    path = b._admit()
     slot = token = None
-    if b._uses_quality:
-        slot = QualitySlot(b, gen)
+    if path.quality:
+        slot = QualitySlot(b, path.gen)
         token = current_slot.set(slot)
-    start = b._clock() if b._timed else None
-    b._frames.set(Frame(gen, start, slot, token, b._frames.get()))
+    start = b._clock() if path.timed else None
+    b._frames.set(Frame(path, start, slot, token, b._frames.get()))
 
 
 def exit_block(b: CircuitBreaker, exc: BaseException | None) -> None:
@@ -266,9 +431,7 @@ def exit_block(b: CircuitBreaker, exc: BaseException | None) -> None:
     if frame.token is not None:
         current_slot.reset(frame.token)
     if exc is None:
-        b._finish(frame.gen, frame.start, None, frame.slot, has_result=False)
+        b._finish(frame.path, frame.start, None, frame.slot, has_result=False)
         return
-    if b._on_exception(frame.gen, frame.start, exc):
-        raise CircuitBreakerOpen(
-            b.name, b._state, b._trip_count, b._retry_after_locked(b._clock())
-        ) from exc
+    if b._on_exception(frame.path, frame.start, exc):
+        raise b.rejection() from exc

@@ -7,10 +7,10 @@ writes its score there. Context variables keep interleaved asyncio tasks and thr
 
 from __future__ import annotations
 
+import math
 from contextvars import ContextVar
-from typing import Protocol
-
-from tripwise.core.records import check_score
+from numbers import Real
+from typing import Any, Protocol
 
 
 class LateScoreOwner(Protocol):
@@ -34,14 +34,39 @@ class QualitySlot:
 current_slot: ContextVar[QualitySlot | None] = ContextVar("tripwise_quality_slot", default=None)
 
 
+def check_reported_score(score: Any, what: str = "quality score") -> float:
+    """A reported score as a float: any finite real number (int, float, numpy scalar...).
+
+    Scores are not clamped or refused for being outside [0, 1]: cosine similarities,
+    log-probabilities and 0-100 ratings are recorded as they are, and each quality condition
+    decides what a value outside the range it assumes means. A string, a bool or None is a
+    TypeError (as in ml-breaker); NaN and infinities are a ValueError.
+    """
+    if type(score) is float:
+        if math.isfinite(score):
+            return score
+    elif isinstance(score, bool) or not isinstance(score, Real):
+        if isinstance(score, bool) or not hasattr(score, "__float__") or isinstance(score, str):
+            raise TypeError(
+                f"{what} must be a real number (int or float), not {type(score).__name__}: "
+                f"{score!r}"
+            )
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {score!r}")
+    return value
+
+
 def report_quality(score: float) -> bool:
-    """Report the quality (in [0, 1], higher is better) of the current guarded call.
+    """Report the quality (higher is better) of the current guarded call.
 
     Returns True when a guarded call that uses quality was there to receive it, False when
-    there is none (the score is then dropped). A score outside [0, 1] or NaN raises ValueError.
-    The last report of a call wins, and it wins over the breaker's ``score_fn``.
+    there is none (the score is then dropped). Any finite real number is accepted and recorded
+    as it is (see :func:`check_reported_score`): it never turns the call into a failure. A
+    non-number raises TypeError, NaN or an infinity ValueError. The last report of a call
+    wins, and it wins over the breaker's ``score_fn``.
     """
-    value = check_score(score)
+    value = check_reported_score(score)
     slot = current_slot.get()
     if slot is None:
         return False

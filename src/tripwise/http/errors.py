@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwise.core.errors import TripwiseError
+from tripwise.core.errors import CircuitBreakerOpen, TripwiseError
 
 
 class UpstreamFailure(TripwiseError):
@@ -36,3 +36,11 @@ class BodyCheckFailed(TripwiseError):
         self.response = response
         self.reason = reason
         super().__init__(f"response body failed check {check!r} (score {score:.3f}) {reason}")
+
+
+def tripped_by(exc: BaseException) -> BaseException:
+    """The failure behind ``exc``: a call that trips its breaker raises CircuitBreakerOpen
+    chained to its own error; the caller is owed that error (or that upstream answer)."""
+    if isinstance(exc, CircuitBreakerOpen) and isinstance(exc.__cause__, Exception):
+        return exc.__cause__
+    return exc

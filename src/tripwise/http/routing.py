@@ -40,7 +40,7 @@ def by_origin(request: Any) -> str:
 
 def by_path(request: Any) -> str:
     """Origin plus path: one breaker per endpoint (``.../v1/chat/completions``)."""
-    return by_origin(request) + request.url.path
+    return by_origin(request) + str(request.url.path)
 
 
 def by_model(request: Any) -> str:
@@ -112,7 +112,7 @@ STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl"
 
 def is_stream(response: Any) -> bool:
     """True for SSE / NDJSON responses: passed through unread unless a stream check is set."""
-    ctype = response.headers.get("content-type", "")
+    ctype = str(response.headers.get("content-type", ""))
     return ctype.startswith(STREAM_TYPES)
 
 

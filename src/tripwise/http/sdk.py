@@ -8,6 +8,7 @@ and a breaker-open 503 says ``x-should-retry: false`` anyway.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from tripwise.http.transport import AsyncBreakerTransport, BreakerTransport
@@ -68,7 +69,7 @@ def wrap_ollama(
     """An ``ollama.Client`` / ``ollama.AsyncClient`` for ``host`` whose requests go through a
     breaker transport (the ollama client has no retries of its own)."""
     try:
-        import ollama
+        ollama = importlib.import_module("ollama")
     except ImportError:
         raise ImportError("wrap_ollama needs the ollama client: pip install ollama") from None
     if asynchronous:

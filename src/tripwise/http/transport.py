@@ -32,7 +32,7 @@ from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.registry import Registry
 from tripwise.core.signals import report_quality
 from tripwise.core.validation import check_number
-from tripwise.http.errors import BodyCheckFailed, UpstreamFailure
+from tripwise.http.errors import BodyCheckFailed, UpstreamFailure, tripped_by
 from tripwise.http.routing import (
     DEFAULT_FAILURE_STATUSES,
     Fallback,
@@ -241,18 +241,18 @@ class BreakerTransport(_Core):
             breaker = self.breaker(self._key(req))
             try:
                 response = self._attempts(inner, lib, req, breaker)
-            except CircuitBreakerOpen as exc:
-                open_breaker = open_breaker or exc
-                continue
-            except (UpstreamFailure, BodyCheckFailed) as exc:
-                if last is not None:
-                    _close_quietly(last)
-                last, last_error = exc.response, None
-                continue
-            except Exception as exc:
-                if not isinstance(exc, lib.TransportError):
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    open_breaker = open_breaker or exc
+                elif isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                    if last is not None:
+                        _close_quietly(last)
+                    last, last_error = exc.response, None
+                elif isinstance(exc, lib.TransportError):
+                    last_error = exc
+                else:
                     raise
-                last_error = exc
                 continue
             if last is not None:
                 _close_quietly(last)
@@ -267,7 +267,7 @@ class BreakerTransport(_Core):
         if last_error is not None:
             raise last_error
         assert open_breaker is not None
-        return open_response(lib, request, open_breaker.name, open_breaker.retry_after)
+        return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
 
     def _attempts(self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker) -> Any:
         if self.retry is None:
@@ -277,9 +277,10 @@ class BreakerTransport(_Core):
     def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:
             return breaker.call(self._send, inner, request, breaker)
-        except (UpstreamFailure, BodyCheckFailed) as exc:
-            if exc.response is not None and self.retry is not None:
-                # a retry discards it; the last one is re-read by the caller from exc.response
+        except Exception as raised:
+            exc = tripped_by(raised)
+            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                # a retry discards it; the last one reaches the caller read, from exc.response
                 exc.response.read()
                 exc.response.close()
             raise
@@ -288,6 +289,7 @@ class BreakerTransport(_Core):
         response = inner.handle_request(request)
         self._classify(response, breaker)
         if self._wants_body(response):
+            response.request = request  # checks may look at what was asked
             response.read()
             self._run_checks(response)
         return response
@@ -331,18 +333,18 @@ class AsyncBreakerTransport(_Core):
             breaker = self.breaker(self._key(req))
             try:
                 response = await self._attempts(inner, req, breaker)
-            except CircuitBreakerOpen as exc:
-                open_breaker = open_breaker or exc
-                continue
-            except (UpstreamFailure, BodyCheckFailed) as exc:
-                if last is not None:
-                    await _aclose_quietly(last)
-                last, last_error = exc.response, None
-                continue
-            except Exception as exc:
-                if not isinstance(exc, lib.TransportError):
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    open_breaker = open_breaker or exc
+                elif isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                    if last is not None:
+                        await _aclose_quietly(last)
+                    last, last_error = exc.response, None
+                elif isinstance(exc, lib.TransportError):
+                    last_error = exc
+                else:
                     raise
-                last_error = exc
                 continue
             if last is not None:
                 await _aclose_quietly(last)
@@ -359,7 +361,7 @@ class AsyncBreakerTransport(_Core):
         if last_error is not None:
             raise last_error
         assert open_breaker is not None
-        return open_response(lib, request, open_breaker.name, open_breaker.retry_after)
+        return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
 
     async def _attempts(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         if self.retry is None:
@@ -369,8 +371,9 @@ class AsyncBreakerTransport(_Core):
     async def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:
             return await breaker.acall(self._send, inner, request, breaker)
-        except (UpstreamFailure, BodyCheckFailed) as exc:
-            if exc.response is not None:
+        except Exception as raised:
+            exc = tripped_by(raised)
+            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
                 await exc.response.aread()
                 await exc.response.aclose()
             raise
@@ -379,6 +382,7 @@ class AsyncBreakerTransport(_Core):
         response = await inner.handle_async_request(request)
         self._classify(response, breaker)
         if self._wants_body(response):
+            response.request = request  # checks may look at what was asked
             await response.aread()
             self._run_checks(response)
         return response

@@ -75,14 +75,14 @@ def test_registry_default_store_applies_to_breakers_and_decorators(
 
     assert guarded() == 1
     assert store.stats()["breakers"] == 2
-    assert breaker._link is not None and guarded.breaker._link is not None  # type: ignore[attr-defined]
+    assert breaker.shares_state and guarded.breaker.shares_state  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="store must be a state store"):
         registry.set_default_store("redis://localhost")  # type: ignore[arg-type]
 
 
 def test_memory_store_is_the_plain_in_memory_breaker() -> None:
     breaker = CircuitBreaker(consecutive_failures(2), registry=None, store=MemoryStore())
-    assert breaker._link is None
+    assert not breaker.shares_state
     _trip(breaker)
     assert breaker.state is State.OPEN
 

@@ -17,7 +17,9 @@ from tripwise import (
     QualitySignalMissing,
     State,
     TripwiseError,
+    any_of,
     consecutive_failures,
+    error_rate_above,
     low_quality_rate_above,
     quality_below,
     report_quality,
@@ -68,10 +70,29 @@ def test_last_report_of_a_call_wins(clock: FakeClock) -> None:
     assert breaker.stats().last_quality == 0.9
 
 
-@pytest.mark.parametrize("score", [1.01, -0.01, math.nan, math.inf, -math.inf])
-def test_report_quality_rejects_out_of_range(score: float) -> None:
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+@pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
+def test_report_quality_rejects_non_finite_numbers(score: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
         report_quality(score)
+
+
+@pytest.mark.parametrize("score", [1.2, -0.05, 87.0, -3.5])
+def test_finite_scores_outside_0_1_are_recorded_and_never_fail_the_call(
+    clock: FakeClock, score: float
+) -> None:
+    breaker = CircuitBreaker(
+        any_of(quality_below(0.5, window=2), error_rate_above(0.5, window=2)),
+        registry=None,
+        clock=clock,
+    )
+
+    def answer() -> str:
+        report_quality(score)
+        return "ok"
+
+    assert breaker.call(answer) == "ok"
+    stats = breaker.stats()
+    assert (stats.successes, stats.failures, stats.last_quality) == (1, 0, score)
 
 
 @pytest.mark.parametrize("score", ["high", None, object()])
@@ -185,7 +206,15 @@ def test_score_fn_is_not_called_for_failed_calls(clock: FakeClock) -> None:
     assert seen == []
 
 
-@pytest.mark.parametrize("bad_score_fn", [lambda r: 1 / 0, lambda r: 7.0, lambda r: None])
+def test_a_score_fn_result_outside_0_1_is_recorded_as_it_is(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        quality_below(0.5, window=1), score_fn=lambda r: 7.0, registry=None, clock=clock
+    )
+    assert breaker.call(lambda: "result") == "result"
+    assert breaker.stats().last_quality == 7.0
+
+
+@pytest.mark.parametrize("bad_score_fn", [lambda r: 1 / 0, lambda r: "0.5", lambda r: None])
 def test_broken_score_fn_is_logged_and_the_call_counts_without_score(
     clock: FakeClock, caplog: pytest.LogCaptureFixture, bad_score_fn: object
 ) -> None:

@@ -213,20 +213,6 @@ async def test_async_method(clock: FakeClock) -> None:
     assert await Client().ask("hi") == "HI"
 
 
-def test_decorating_a_generator_function_is_refused() -> None:
-    def gen():  # type: ignore[no-untyped-def]
-        yield 1
-
-    async def agen():  # type: ignore[no-untyped-def]
-        yield 1
-
-    breaker = CircuitBreaker(registry=None)
-    with pytest.raises(TypeError, match="generator"):
-        breaker(gen)
-    with pytest.raises(TypeError, match="generator"):
-        breaker(agen)
-
-
 def test_decorating_a_non_callable_is_refused() -> None:
     with pytest.raises(TypeError, match="callable"):
         CircuitBreaker(registry=None)(42)  # type: ignore[arg-type]

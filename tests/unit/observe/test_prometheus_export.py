@@ -151,7 +151,7 @@ def test_without_histograms_breakers_keep_their_lean_path() -> None:
     registry, preg = Registry(), CollectorRegistry()
     breaker = CircuitBreaker(name="lean", registry=registry)
     register_metrics(registry, prometheus_registry=preg, histograms=False)
-    assert breaker._lean_gen >= 0
+    assert breaker.path.lean
     assert "tripwise_breaker_latency_ms" not in scrape(preg)
 
 

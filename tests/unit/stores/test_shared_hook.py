@@ -97,6 +97,7 @@ class FakeFleet:
 
 def _breaker(fleet: FakeFleet, **options: Any) -> CircuitBreaker:
     options.setdefault("half_open_after", 10.0)
+    options.setdefault("name", "shared")  # a shared store needs a name
     return CircuitBreaker(
         consecutive_failures(2), registry=None, clock=fleet.clock, store=fleet, **options
     )
@@ -191,7 +192,7 @@ def test_state_change_listeners_hear_remote_transitions() -> None:
 
 def test_memory_store_attaches_nothing() -> None:
     breaker = CircuitBreaker(registry=None, store=MemoryStore())
-    assert breaker._link is None
+    assert not breaker.shares_state
 
 
 def test_a_non_store_is_rejected_by_name() -> None:

@@ -1,0 +1,805 @@
+"""Clients for OpenAI-compatible chat completions and Ollama's native API, sync and async,
+JSON and streaming, whose output checks count as outcomes of the backend's breaker.
+
+A call raises a transport error (:class:`LLMTransportError`, :class:`LLMTimeout`,
+:class:`LLMHTTPError`) or, when the answer fails a check, :class:`OutputCheckFailed` (a
+quality failure); both are counted by the backend's breaker (a backend that keeps answering
+empty opens). A stream is checked incrementally; with ``hold=True`` nothing reaches the caller
+until the whole answer passed (``hold=N`` holds the first N characters), so a caller can still
+fail over invisibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
+
+from tripwise.core.breaker import CircuitBreaker
+from tripwise.core.conditions import consecutive_failures
+from tripwise.core.signals import report_quality
+from tripwise.http.errors import tripped_by
+from tripwise.llm.checks import CheckSuite, build_checks
+from tripwise.llm.errors import (
+    LLMHTTPError,
+    LLMTimeout,
+    LLMTransportError,
+    OutputCheckFailed,
+    counts_as_backend_failure,
+)
+from tripwise.llm.response import LLMResponse, StreamEvent
+from tripwise.llm.timeouts import Timeouts
+from tripwise.llm.wire import OllamaWire, OpenAIWire, request_expectations
+
+_DEFAULT_REGISTRY: Any = object()
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:
+        raise ImportError("tripwise.llm needs httpx: pip install 'tripwise[llm]'") from None
+    return httpx
+
+
+def _retry_after(headers: Any) -> float | None:
+    from tripwise.http.routing import retry_after_seconds
+
+    return retry_after_seconds(headers)
+
+
+class ClientStats:
+    """Outcome counters of one client: transport and quality failures apart."""
+
+    __slots__ = ("_lock", "by_check", "ok", "quality_failures", "rejected", "transport_failures")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ok = self.transport_failures = self.quality_failures = self.rejected = 0
+        self.by_check: dict[str, int] = {}
+
+    def count(self, exc: BaseException | None) -> None:
+        with self._lock:
+            if exc is None:
+                self.ok += 1
+            elif isinstance(exc, OutputCheckFailed):
+                self.quality_failures += 1
+                self.by_check[exc.check] = self.by_check.get(exc.check, 0) + 1
+            elif isinstance(exc, (LLMTransportError, LLMHTTPError)):
+                self.transport_failures += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientStats(ok={self.ok}, transport_failures={self.transport_failures}, "
+            f"quality_failures={self.quality_failures}, by_check={self.by_check})"
+        )
+
+
+def _guard_stream(breaker: CircuitBreaker | None, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` (a generator function, sync or async) as one guarded call of ``breaker``:
+    admitted at the first item, its outcome recorded when it ends (the core's guarded streams;
+    a ``with`` block spanning the stream on a core without them)."""
+    if breaker is None:
+        return fn(*args)
+    stream = getattr(breaker, "stream", None)
+    if stream is not None:
+        return stream(fn, *args)
+    if inspect.isasyncgenfunction(fn):
+        return _awith_breaker(breaker, fn(*args))
+    return _with_breaker(breaker, fn(*args))
+
+
+def _with_breaker(breaker: CircuitBreaker, gen: Iterator[Any]) -> Iterator[Any]:
+    with breaker:  # one permit for the whole stream: admitted at the first next()
+        yield from gen
+
+
+async def _awith_breaker(breaker: CircuitBreaker, gen: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async with breaker:
+        async for item in gen:
+            yield item
+
+
+class ChatStream:
+    """A streamed answer: iterate for :class:`StreamEvent` items; ``response`` is the checked
+    :class:`LLMResponse` once the stream is exhausted. ``close()`` ends it early."""
+
+    def __init__(self, events: Iterator[StreamEvent], holder: dict[str, Any]) -> None:
+        self._events = events
+        self._holder = holder
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        return next(self._events)
+
+    @property
+    def response(self) -> LLMResponse | None:
+        return self._holder.get("response")
+
+    def text(self) -> str:
+        """Consume the rest of the stream; the whole answer's text."""
+        for _ in self:
+            pass
+        r = self.response
+        return r.content if r is not None else ""
+
+    def close(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncChatStream:
+    """The async twin of :class:`ChatStream` (``async for``)."""
+
+    def __init__(self, events: AsyncIterator[StreamEvent], holder: dict[str, Any]) -> None:
+        self._events = events
+        self._holder = holder
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._events.__anext__()
+
+    @property
+    def response(self) -> LLMResponse | None:
+        return self._holder.get("response")
+
+    async def text(self) -> str:
+        async for _ in self:
+            pass
+        r = self.response
+        return r.content if r is not None else ""
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+_END = object()
+
+
+class LLMClient:
+    """Shared machinery of :class:`OpenAIClient` and :class:`OllamaClient`.
+
+    - ``base_url``, ``model``: the backend; ``api_key`` is sent as a Bearer token.
+    - ``timeouts``: a :class:`Timeouts`, a number (the total) or a dict.
+    - ``checks``: output checks (see :func:`tripwise.llm.checks.build_checks`); None = defaults.
+    - ``breaker``: True (a breaker that opens after 5 failures in a row, probes after 30 s),
+      False/None (none) or your own :class:`~tripwise.CircuitBreaker`.
+    - ``http_client`` / ``async_http_client``: httpx clients to use (e.g. with a
+      :class:`tripwise.http.BreakerTransport`); made on first use otherwise.
+    - ``params``: default request parameters (temperature, max_tokens, ...).
+    """
+
+    wire_class: Any = OpenAIWire
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        name: str | None = None,
+        timeouts: Timeouts | float | dict[str, Any] | None = None,
+        checks: Any = None,
+        breaker: CircuitBreaker | bool | None = True,
+        http_client: Any = None,
+        async_http_client: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        registry: Any = _DEFAULT_REGISTRY,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty string, got {model!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = name if name is not None else f"{self.base_url}#{model}"
+        self.timeouts = Timeouts.of(timeouts)
+        self.checks: CheckSuite = build_checks(checks)
+        self.headers = dict(headers or {})
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.params = dict(params or {})
+        self.wire = self._make_wire()
+        if breaker is True:
+            kwargs: dict[str, Any] = {}
+            if registry is not _DEFAULT_REGISTRY:
+                kwargs["registry"] = registry
+            breaker = CircuitBreaker(
+                consecutive_failures(5),
+                name=f"llm:{self.name}",
+                half_open_after=30.0,
+                exception_predicate=counts_as_backend_failure,
+                **kwargs,
+            )
+        elif breaker is False:
+            breaker = None
+        elif breaker is not None and not isinstance(breaker, CircuitBreaker):
+            raise TypeError(f"breaker must be True, False or a CircuitBreaker, got {breaker!r}")
+        self.breaker: CircuitBreaker | None = breaker
+        self._http = http_client
+        self._ahttp = async_http_client
+        self._own_http = http_client is None
+        self._own_ahttp = async_http_client is None
+        self.stats = ClientStats()
+
+    def _make_wire(self) -> Any:
+        return self.wire_class(self.name)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _client(self) -> Any:
+        if self._http is None:
+            self._http = _httpx().Client(headers=self.headers)
+        return self._http
+
+    def _aclient(self) -> Any:
+        if self._ahttp is None:
+            self._ahttp = _httpx().AsyncClient(headers=self.headers)
+        return self._ahttp
+
+    def _url(self, generate: bool) -> str:
+        return self.base_url + str(self.wire.path(generate))
+
+    def _http_timeout(self, t: Timeouts, stream: bool) -> Any:
+        read: float | None
+        if stream:  # the socket never fires before our own first-token / stall deadlines
+            limits = [x for x in (t.first_token, t.stall) if x is not None]
+            read = max(limits) if limits else t.total
+            if read is not None and t.total is not None:
+                read = min(read, t.total)
+        else:
+            read = t.total
+        return _httpx().Timeout(connect=t.connect, read=read, write=t.connect, pool=t.connect)
+
+    def _prepare(
+        self, messages: Any, params: dict[str, Any], stream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        body = self.wire.body(self.model, messages, {**self.params, **params}, stream)
+        return body, request_expectations(body)
+
+    def _finish(
+        self, r: LLMResponse, expect: dict[str, Any], start: float, check: bool = True
+    ) -> LLMResponse:
+        r.backend = self.name
+        r.response_time_ms = (time.perf_counter() - start) * 1000.0
+        r.wants_json = expect["wants_json"]
+        r.response_schema = expect["response_schema"]
+        r.tool_schemas = expect["tool_schemas"]
+        if r.model is None:
+            r.model = self.model
+        if check and self.checks:
+            report = self.checks.run(r)
+            r.quality = report.quality
+            report_quality(report.quality)
+            if not report.passed:
+                f = report.failures[0]
+                raise OutputCheckFailed(f.check, f.reason, f.score, r)
+        return r
+
+    def _error(self, exc: Exception, t: Timeouts, first: bool) -> Exception:
+        httpx = _httpx()
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return LLMTimeout("connect", t.connect or 0.0, self.name)
+        if isinstance(exc, httpx.TimeoutException):
+            if t.first_token is not None and first:
+                return LLMTimeout("first_token", t.first_token, self.name)
+            return LLMTimeout("total", t.total or 0.0, self.name)
+        return LLMTransportError(f"{self.name}: {type(exc).__name__}: {exc}")
+
+    def _status_error(self, response: Any) -> LLMHTTPError:
+        return LLMHTTPError(
+            response.status_code,
+            response.text,
+            self.name,
+            _retry_after(response.headers),
+        )
+
+    def _timeouts(self, timeout: Any) -> Timeouts:
+        return self.timeouts if timeout is None else self.timeouts.with_total(timeout)
+
+    @staticmethod
+    def _messages(prompt: Any, messages: Any) -> Any:
+        if messages is not None:
+            if prompt is not None:
+                raise TypeError("pass a prompt or messages=, not both")
+            if not isinstance(messages, list) or not messages:
+                raise ValueError(f"messages must be a non-empty list, got {messages!r}")
+            return messages
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a string, got {prompt!r}")
+        return [{"role": "user", "content": prompt}]
+
+    # ------------------------------------------------------------------ sync JSON
+
+    def chat(
+        self, messages: list[Any], *, timeout: float | None = None, **params: Any
+    ) -> LLMResponse:
+        """One chat completion (JSON), checked and counted by the breaker."""
+        return self._guarded(
+            self._chat_raw, self._messages(None, messages), params, self._timeouts(timeout), False
+        )
+
+    def complete(self, prompt: str, *, timeout: float | None = None, **params: Any) -> LLMResponse:
+        """``chat`` with one user message ``prompt``."""
+        return self.chat(self._messages(prompt, None), timeout=timeout, **params)
+
+    def _guarded(self, fn: Any, *args: Any) -> LLMResponse:
+        try:
+            result = fn(*args) if self.breaker is None else self.breaker.call(fn, *args)
+        except Exception as raised:
+            exc = tripped_by(raised)
+            self.stats.count(exc)
+            if exc is raised:
+                raise
+            raise exc from raised
+        self.stats.count(None)
+        return cast(LLMResponse, result)
+
+    def _chat_raw(
+        self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
+    ) -> LLMResponse:
+        body, expect = self._prepare(messages, params, False)
+        start = time.perf_counter()
+        try:
+            response = self._client().post(
+                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+            )
+        except _httpx().TransportError as exc:
+            raise self._error(exc, t, False) from exc
+        if t.total is not None and time.perf_counter() - start > t.total:
+            raise LLMTimeout("total", t.total, self.name)
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise LLMHTTPError(
+                502, f"answer is not JSON: {response.text[:200]!r}", self.name
+            ) from None
+        return self._finish(self.wire.parse(data), expect, start)
+
+    # ------------------------------------------------------------------ async JSON
+
+    async def achat(
+        self, messages: list[Any], *, timeout: float | None = None, **params: Any
+    ) -> LLMResponse:
+        return await self._aguarded(
+            self._achat_raw, self._messages(None, messages), params, self._timeouts(timeout), False
+        )
+
+    async def acomplete(
+        self, prompt: str, *, timeout: float | None = None, **params: Any
+    ) -> LLMResponse:
+        return await self.achat(self._messages(prompt, None), timeout=timeout, **params)
+
+    async def _aguarded(self, fn: Any, *args: Any) -> LLMResponse:
+        try:
+            if self.breaker is None:
+                result = await fn(*args)
+            else:
+                result = await self.breaker.acall(fn, *args)
+        except Exception as raised:
+            exc = tripped_by(raised)
+            self.stats.count(exc)
+            if exc is raised:
+                raise
+            raise exc from raised
+        self.stats.count(None)
+        return cast(LLMResponse, result)
+
+    async def _achat_raw(
+        self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
+    ) -> LLMResponse:
+        body, expect = self._prepare(messages, params, False)
+        start = time.perf_counter()
+        httpx = _httpx()
+        try:
+            post = self._aclient().post(
+                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+            )
+            response = await (post if t.total is None else asyncio.wait_for(post, t.total))
+        except asyncio.TimeoutError:
+            raise LLMTimeout("total", t.total or 0.0, self.name) from None
+        except httpx.TransportError as exc:
+            raise self._error(exc, t, False) from exc
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise LLMHTTPError(
+                502, f"answer is not JSON: {response.text[:200]!r}", self.name
+            ) from None
+        return self._finish(self.wire.parse(data), expect, start)
+
+    # ------------------------------------------------------------------ sync streaming
+
+    def stream(
+        self,
+        messages: list[Any],
+        *,
+        timeout: float | None = None,
+        hold: bool | int = False,
+        **params: Any,
+    ) -> ChatStream:
+        """Stream a chat completion: an iterator of :class:`StreamEvent`; checked as it goes."""
+        holder: dict[str, Any] = {}
+        guarded = _guard_stream(
+            self.breaker,
+            self._stream_raw,
+            self._messages(None, messages),
+            params,
+            self._timeouts(timeout),
+            False,
+            hold,
+            holder,
+        )
+        return ChatStream(self._counted(guarded), holder)
+
+    def _counted(self, gen: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from gen
+        except Exception as raised:
+            exc = tripped_by(raised)
+            self.stats.count(exc)
+            if exc is raised:
+                raise
+            raise exc from raised
+        self.stats.count(None)
+
+    def _open_stream(
+        self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
+    ) -> tuple[Any, dict[str, Any], float]:
+        body, expect = self._prepare(messages, params, True)
+        client = self._client()
+        start = time.perf_counter()
+        request = client.build_request(
+            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+        )
+        try:
+            response = client.send(request, stream=True)
+        except _httpx().TransportError as exc:
+            raise self._error(exc, t, True) from exc
+        if not 200 <= response.status_code < 300:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise self._status_error(response)
+        return response, expect, start
+
+    def _chunks(self, response: Any, t: Timeouts, start: float) -> Iterator[bytes]:
+        """The body's chunks, with the first-token, stall and total deadlines enforced by a
+        reader thread (a blocking socket read cannot be given a new deadline mid-body)."""
+        q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def pump() -> None:
+            try:
+                for chunk in response.iter_bytes():
+                    q.put(chunk)
+                q.put(_END)
+            except BaseException as exc:
+                q.put(exc)
+
+        threading.Thread(target=pump, name="tripwise-llm-stream", daemon=True).start()
+        first = True
+        while True:
+            limit, kind = (t.first_token, "first_token") if first else (t.stall, "stall")
+            if t.total is not None:
+                remaining = t.total - (time.perf_counter() - start)
+                if limit is None or remaining < limit:
+                    limit, kind = max(0.0, remaining), "total"
+            try:
+                item = q.get(timeout=limit)
+            except queue.Empty:
+                response.close()
+                raise LLMTimeout(kind, self._limit_of(kind, t), self.name) from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                if isinstance(item, Exception) and isinstance(item, _httpx().TransportError):
+                    raise self._error(item, t, first) from item
+                raise item
+            first = False
+            yield item
+
+    @staticmethod
+    def _limit_of(kind: str, t: Timeouts) -> float:
+        return float(getattr(t, kind) or 0.0)
+
+    def _stream_raw(
+        self,
+        messages: Any,
+        params: dict[str, Any],
+        t: Timeouts,
+        generate: bool,
+        hold: bool | int,
+        holder: dict[str, Any],
+    ) -> Iterator[StreamEvent]:
+        response, expect, start = self._open_stream(messages, params, t, generate)
+        acc = self.wire.accumulator()
+        checker = self.checks.stream_checker()
+        held: list[StreamEvent] | None = [] if hold else None
+        try:
+            for chunk in self._chunks(response, t, start):
+                for frame in acc.frames(chunk):
+                    delta, raw = acc.feed(frame)
+                    failure = checker.feed(delta)
+                    if failure is not None:
+                        report_quality(0.0)
+                        raise OutputCheckFailed(failure.check, failure.reason, failure.score)
+                    event = StreamEvent(delta, raw)
+                    if held is None:
+                        yield event
+                    else:
+                        held.append(event)
+                        if hold is not True and len(checker.text) >= hold:
+                            yield from held
+                            held = None
+                if acc.done:
+                    break
+        finally:
+            response.close()
+        holder["response"] = self._finish(acc.response(), expect, start)
+        if held:
+            yield from held
+
+    # ------------------------------------------------------------------ async streaming
+
+    def astream(
+        self,
+        messages: list[Any],
+        *,
+        timeout: float | None = None,
+        hold: bool | int = False,
+        **params: Any,
+    ) -> AsyncChatStream:
+        holder: dict[str, Any] = {}
+        guarded = _guard_stream(
+            self.breaker,
+            self._astream_raw,
+            self._messages(None, messages),
+            params,
+            self._timeouts(timeout),
+            False,
+            hold,
+            holder,
+        )
+        return AsyncChatStream(self._acounted(guarded), holder)
+
+    async def _acounted(self, gen: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for item in gen:
+                yield item
+        except Exception as raised:
+            exc = tripped_by(raised)
+            self.stats.count(exc)
+            if exc is raised:
+                raise
+            raise exc from raised
+        self.stats.count(None)
+
+    async def _astream_raw(
+        self,
+        messages: Any,
+        params: dict[str, Any],
+        t: Timeouts,
+        generate: bool,
+        hold: bool | int,
+        holder: dict[str, Any],
+    ) -> AsyncIterator[StreamEvent]:
+        httpx = _httpx()
+        body, expect = self._prepare(messages, params, True)
+        client = self._aclient()
+        start = time.perf_counter()
+        request = client.build_request(
+            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise self._error(exc, t, True) from exc
+        try:
+            if not 200 <= response.status_code < 300:
+                await response.aread()
+                raise self._status_error(response)
+            acc = self.wire.accumulator()
+            checker = self.checks.stream_checker()
+            held: list[StreamEvent] | None = [] if hold else None
+            chunks = response.aiter_bytes().__aiter__()
+            first = True
+            while not acc.done:
+                limit, kind = (t.first_token, "first_token") if first else (t.stall, "stall")
+                if t.total is not None:
+                    remaining = t.total - (time.perf_counter() - start)
+                    if limit is None or remaining < limit:
+                        limit, kind = max(0.0, remaining), "total"
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), limit)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise LLMTimeout(kind, self._limit_of(kind, t), self.name) from None
+                except httpx.TransportError as exc:
+                    raise self._error(exc, t, first) from exc
+                first = False
+                for frame in acc.frames(chunk):
+                    delta, raw = acc.feed(frame)
+                    failure = checker.feed(delta)
+                    if failure is not None:
+                        report_quality(0.0)
+                        raise OutputCheckFailed(failure.check, failure.reason, failure.score)
+                    event = StreamEvent(delta, raw)
+                    if held is None:
+                        yield event
+                    else:
+                        held.append(event)
+                        if hold is not True and len(checker.text) >= hold:
+                            for e in held:
+                                yield e
+                            held = None
+        finally:
+            await response.aclose()
+        holder["response"] = self._finish(acc.response(), expect, start)
+        for e in held or ():
+            yield e
+
+    # ------------------------------------------------------------------ health, lifecycle
+
+    health_path = "/models"
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """True when the backend answers its health URL with a 2xx."""
+        try:
+            r = self._client().get(self.base_url + self.health_path, timeout=timeout)
+        except _httpx().TransportError:
+            return False
+        return bool(200 <= r.status_code < 300)
+
+    async def ahealth(self, timeout: float = 5.0) -> bool:
+        try:
+            r = await self._aclient().get(self.base_url + self.health_path, timeout=timeout)
+        except _httpx().TransportError:
+            return False
+        return bool(200 <= r.status_code < 300)
+
+    def close(self) -> None:
+        if self._own_http and self._http is not None:
+            self._http.close()
+            self._http = None
+
+    async def aclose(self) -> None:
+        if self._own_ahttp and self._ahttp is not None:
+            await self._ahttp.aclose()
+            self._ahttp = None
+        self.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r}, model={self.model!r})"
+
+
+class OpenAIClient(LLMClient):
+    """OpenAI-compatible chat completions (OpenAI, vLLM, Modular MAX, Ollama's ``/v1``):
+    ``base_url`` includes the version prefix (``http://localhost:8000/v1``)."""
+
+    wire_class = OpenAIWire
+    health_path = "/models"
+
+
+class OllamaClient(LLMClient):
+    """Ollama's native API: ``/api/chat`` (``chat``, ``stream``), ``/api/generate``
+    (``generate``, ``stream_generate``, and ``complete`` with ``api="generate"``); health via
+    ``/api/tags`` (or ``health_path="/api/health"``). A ``base_url`` ending in ``/v1`` is
+    taken as the server's root."""
+
+    wire_class = OllamaWire
+
+    def __init__(
+        self,
+        base_url: str = "http://localhost:11434",
+        model: str = "llama3.2",
+        *,
+        api: str = "chat",
+        health_path: str = "/api/tags",
+        **kwargs: Any,
+    ) -> None:
+        if api not in ("chat", "generate"):
+            raise ValueError(f"api must be 'chat' or 'generate', got {api!r}")
+        if isinstance(base_url, str) and base_url.rstrip("/").endswith("/v1"):
+            base_url = base_url.rstrip("/")[:-3]
+        self.api = api
+        if not isinstance(health_path, str) or not health_path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {health_path!r}")
+        self.health_path = health_path
+        super().__init__(base_url, model, **kwargs)
+
+    def _make_wire(self) -> Any:
+        return OllamaWire(self.name, self.api)
+
+    def complete(self, prompt: str, *, timeout: float | None = None, **params: Any) -> LLMResponse:
+        if self.api == "generate":
+            return self.generate(prompt, timeout=timeout, **params)
+        return super().complete(prompt, timeout=timeout, **params)
+
+    async def acomplete(
+        self, prompt: str, *, timeout: float | None = None, **params: Any
+    ) -> LLMResponse:
+        if self.api == "generate":
+            return await self.agenerate(prompt, timeout=timeout, **params)
+        return await super().acomplete(prompt, timeout=timeout, **params)
+
+    def generate(self, prompt: str, *, timeout: float | None = None, **params: Any) -> LLMResponse:
+        """``/api/generate`` with ``prompt`` (JSON)."""
+        self._messages(prompt, None)
+        return self._guarded(self._chat_raw, prompt, params, self._timeouts(timeout), True)
+
+    async def agenerate(
+        self, prompt: str, *, timeout: float | None = None, **params: Any
+    ) -> LLMResponse:
+        self._messages(prompt, None)
+        return await self._aguarded(self._achat_raw, prompt, params, self._timeouts(timeout), True)
+
+    def stream_generate(
+        self, prompt: str, *, timeout: float | None = None, hold: bool | int = False, **params: Any
+    ) -> ChatStream:
+        """``/api/generate`` streamed as NDJSON."""
+        self._messages(prompt, None)
+        holder: dict[str, Any] = {}
+        guarded = _guard_stream(
+            self.breaker,
+            self._stream_raw,
+            prompt,
+            params,
+            self._timeouts(timeout),
+            True,
+            hold,
+            holder,
+        )
+        return ChatStream(self._counted(guarded), holder)
+
+    def astream_generate(
+        self, prompt: str, *, timeout: float | None = None, hold: bool | int = False, **params: Any
+    ) -> AsyncChatStream:
+        self._messages(prompt, None)
+        holder: dict[str, Any] = {}
+        guarded = _guard_stream(
+            self.breaker,
+            self._astream_raw,
+            prompt,
+            params,
+            self._timeouts(timeout),
+            True,
+            hold,
+            holder,
+        )
+        return AsyncChatStream(self._acounted(guarded), holder)
