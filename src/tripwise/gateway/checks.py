@@ -1,25 +1,30 @@
-"""Which answers the gateway refuses to pass on: the output checks of a backend.
+"""Which answers the gateway refuses to pass on: the output checks of :mod:`tripwise.llm`,
+applied to the OpenAI-shaped answers the gateway forwards.
 
-A check looks at an OpenAI ``chat.completion`` (or the text of a stream so far) and returns
-None or the audit reason (``quality:empty``, ``quality:truncated``, ``quality:refusal``,
-``quality:json_schema``...). A failed check moves the request to the next backend and counts
-against the backend's breaker.
+A backend's ``checks:`` are names of :data:`tripwise.llm.CHECKS` (``non_empty``,
+``finish_reason``, ``refusal``, ``json``, ``tool_args``, ``min_tokens``, ``repetition``,
+``logprob``; ``empty`` is an alias of ``non_empty``). ``json`` and ``tool_args`` act only when
+the request asked for JSON or tools; a backend ``json_schema:`` adds a schema every answer must
+match. A failure is reported with the audit reason of the issue's vocabulary:
+``quality:empty``, ``quality:truncated``, ``quality:content_filter``, ``quality:refusal``,
+``quality:invalid_json``, ``quality:json_schema``, ``quality:tool_args``...
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tripwise.gateway.jsonio import loads
+from tripwise.llm.checks import CHECKS as LLM_CHECKS
+from tripwise.llm.checks import CheckSuite, StreamChecker, build_checks
+from tripwise.llm.response import LLMResponse
+from tripwise.llm.wire import OpenAIWire, request_expectations
 
-_REFUSAL_RE = re.compile(
-    r"^\s*(i'?m sorry|i am sorry|sorry, (but )?i|i can(no|')t (help|assist|do|provide)|"
-    r"i cannot (help|assist|do|provide)|i'?m (not able|unable) to|i am (not able|unable) to|"
-    r"as an ai( language model)?,? i (can(no|')t|am unable))",
-    re.IGNORECASE,
-)
+ALIASES = {"empty": "non_empty"}
+KNOWN = tuple(sorted({*LLM_CHECKS, *ALIASES}))
+DEFAULT = ("non_empty", "finish_reason", "refusal", "json", "tool_args")
+_WIRE = OpenAIWire("upstream")
 
 
 def first_choice(completion: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -35,41 +40,61 @@ def text_of(completion: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def looks_like_refusal(text: str) -> bool:
-    return bool(_REFUSAL_RE.match(text[:200]))
-
-
-def wants_json(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The JSON schema the client asked for (``{}`` for plain JSON mode), or None."""
-    fmt = body.get("response_format")
-    if not isinstance(fmt, Mapping):
-        return None
-    if fmt.get("type") == "json_object":
-        return {}
-    if fmt.get("type") == "json_schema":
-        spec = fmt.get("json_schema")
-        if isinstance(spec, Mapping) and isinstance(spec.get("schema"), Mapping):
-            found: Mapping[str, Any] = spec["schema"]
-            return found
-        return {}
-    return None
-
-
-def check_json(text: str, schema: Mapping[str, Any] | None) -> str | None:
-    try:
-        value = loads(text)
-    except ValueError:
-        return "quality:invalid_json"
-    if schema:
-        import jsonschema
-
+def _label(check: str, response: LLMResponse) -> str:
+    if check == "non_empty":
+        return "quality:empty"
+    if check == "finish_reason":
+        reason = response.finish_reason
+        return "quality:content_filter" if reason == "content_filter" else "quality:truncated"
+    if check in ("json", "json_schema"):
         try:
-            jsonschema.validate(value, dict(schema))
-        except jsonschema.ValidationError:
-            return "quality:json_schema"
-        except jsonschema.SchemaError:
-            return None  # the client's schema is broken; not the backend's fault
-    return None
+            json.loads(response.content)
+        except ValueError:
+            return "quality:invalid_json"
+        return "quality:json_schema"
+    return f"quality:{check}"
+
+
+def _expect(response: LLMResponse, request: Mapping[str, Any]) -> None:
+    expect = request_expectations(dict(request))
+    response.wants_json = expect["wants_json"]
+    response.response_schema = expect["response_schema"]
+    response.tool_schemas = expect["tool_schemas"]
+
+
+class BackendChecks:
+    """The checks of one backend, built once from its config."""
+
+    def __init__(self, names: Sequence[str], json_schema: Mapping[str, Any] | None = None):
+        spec: list[Any] = []
+        for name in names:
+            name = ALIASES.get(name, name)
+            if name == "json_schema":
+                continue  # needs the schema: added below
+            spec.append(name)
+        if json_schema is not None:
+            spec.append(("json_schema", {"schema": dict(json_schema)}))
+        self.suite: CheckSuite = build_checks(spec)
+
+    def check(
+        self, completion: Mapping[str, Any], request: Mapping[str, Any]
+    ) -> tuple[str | None, float]:
+        """(audit reason of the first failed check or None, quality score in [0, 1])."""
+        if not first_choice(completion):
+            return "quality:no_choices", 0.0
+        try:
+            response = _WIRE.parse(dict(completion))
+        except Exception:  # an answer the parser refuses is not an answer
+            return "quality:malformed", 0.0
+        _expect(response, request)
+        report = self.suite.run(response)
+        if report.passed:
+            return None, report.quality
+        return _label(report.failures[0].check, response), 0.0
+
+    def stream(self) -> StreamChecker:
+        """Incremental checks for a stream inside its hold window."""
+        return self.suite.stream_checker()
 
 
 def check_completion(
@@ -79,23 +104,10 @@ def check_completion(
     request: Mapping[str, Any],
     schema: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """The first failed check of a whole answer, or None when it may be served."""
-    choice = first_choice(completion)
-    if not choice:
-        return "quality:no_choices"
-    raw_msg = choice.get("message")
-    msg: Mapping[str, Any] = raw_msg if isinstance(raw_msg, Mapping) else {}
-    content = msg.get("content")
-    has_tools = bool(msg.get("tool_calls"))
-    text: str = content if isinstance(content, str) else ""
-    finish = choice.get("finish_reason")
-    if "empty" in checks and not has_tools and not text.strip():
-        return "quality:empty"
-    if "finish_reason" in checks and finish in ("length", "content_filter"):
-        return "quality:truncated" if finish == "length" else "quality:content_filter"
-    if "refusal" in checks and (msg.get("refusal") or looks_like_refusal(text)):
-        return "quality:refusal"
-    asked = wants_json(request)
-    if not has_tools and (asked is not None or ("json_schema" in checks and schema is not None)):
-        return check_json(text, asked or schema)
-    return None
+    """The audit reason of the first failed check of a whole answer, or None."""
+    return BackendChecks(checks, schema).check(completion, request)[0]
+
+
+def partial_reason(check: str) -> str:
+    """The audit reason of a check that failed on a stream's text so far."""
+    return "quality:empty" if check == "non_empty" else f"quality:{check}"

@@ -19,7 +19,19 @@ from typing import Any
 BACKEND_TYPES = ("openai", "ollama", "cache", "degraded")
 LIVE_TYPES = ("openai", "ollama")
 ALL_OPEN_POLICIES = ("degrade", "fail_fast", "wait")
-CHECKS = ("empty", "finish_reason", "refusal", "json_schema")
+CHECKS = (
+    "empty",
+    "non_empty",
+    "finish_reason",
+    "refusal",
+    "json",
+    "json_schema",
+    "tool_args",
+    "min_tokens",
+    "repetition",
+    "logprob",
+)
+DEFAULT_CHECKS = ("non_empty", "finish_reason", "refusal", "json", "tool_args")
 CONDITIONS = (
     "consecutive_failures",
     "error_rate_above",
@@ -79,7 +91,7 @@ class BackendConfig:
     stall_timeout: float = 10.0  # streaming: between two chunks
     retry: RetryConfig = field(default_factory=RetryConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    checks: tuple[str, ...] = ("empty", "finish_reason", "refusal")
+    checks: tuple[str, ...] = DEFAULT_CHECKS
     json_schema: Mapping[str, Any] | None = None
     # cache
     store: str = "memory"  # memory | redis
@@ -395,17 +407,15 @@ def _backend(loc: _Located, name: str, data: Any, key: tuple[str, ...]) -> Backe
         ):
             loc.problem((*key, "headers"), "must map header names to strings")
             headers = {}
-        checks = data.get("checks", list(BackendConfig.checks))
+        checks = data.get("checks", list(DEFAULT_CHECKS))
         if not isinstance(checks, list) or not all(c in CHECKS for c in checks):
             loc.problem((*key, "checks"), f"must be a list of {', '.join(CHECKS)}, got {checks!r}")
-            checks = list(BackendConfig.checks)
+            checks = list(DEFAULT_CHECKS)
         schema = data.get("json_schema")
-        if schema is not None:
-            if not isinstance(schema, Mapping):
-                loc.problem((*key, "json_schema"), "must be a JSON schema (a mapping)")
-                schema = None
-            elif "json_schema" not in checks:
-                checks = [*checks, "json_schema"]
+        if schema is not None and not isinstance(schema, Mapping):
+            loc.problem((*key, "json_schema"), "must be a JSON schema (a mapping)")
+            schema = None
+
         timeout = r.number("timeout", 30.0)
         return BackendConfig(
             name=name,

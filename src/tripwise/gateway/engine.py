@@ -22,7 +22,7 @@ from typing import Any
 
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.signals import report_quality
-from tripwise.gateway.checks import check_completion, looks_like_refusal
+from tripwise.gateway.checks import partial_reason
 from tripwise.gateway.config import RouteConfig
 from tripwise.gateway.jsonio import dumps
 from tripwise.gateway.runtime import (
@@ -377,9 +377,7 @@ class Engine:
             audit.attempts += 1
             try:
                 completion = await b.upstream.complete(body, min(b.cfg.timeout, remaining))
-                reason = check_completion(
-                    completion, b.cfg.checks, request=body, schema=b.cfg.json_schema
-                )
+                reason, quality = b.checks.check(completion, body)
                 if reason is not None:
                     raise QualityFailed(reason)
             except UpstreamError as exc:
@@ -398,7 +396,7 @@ class Engine:
                 await adm.fail(exc)
                 raise
             else:
-                await adm.ok(1.0)
+                await adm.ok(quality)
                 return completion
             if delay is None or not await self._sleep(delay, deadline):
                 return None
@@ -490,11 +488,12 @@ class Engine:
             n += 1
             audit.attempts += 1
             committed = False
+            checker = b.checks.stream() if hold is not None else None
             held: list[bytes] = []
             parts: list[str] = []
             chars = tokens = 0
             finish: str | None = None
-            tool_calls = False
+            tool_calls: dict[int, dict[str, Any]] = {}
             last: dict[str, Any] = {}
             started = time.monotonic()
             agen = b.upstream.stream(
@@ -516,8 +515,12 @@ class Engine:
                                     parts.append(text)
                                     chars += len(text)
                                     tokens += 1
+                                    if checker is not None and not committed:
+                                        early = checker.feed(text)
+                                        if early is not None:
+                                            raise QualityFailed(partial_reason(early.check))
                                 if delta.get("tool_calls"):
-                                    tool_calls = True
+                                    _merge_tool_calls(tool_calls, delta["tool_calls"])
                             if c0.get("finish_reason"):
                                 finish = c0["finish_reason"]
                         line = b"data: " + dumps(chunk) + b"\n\n"
@@ -525,19 +528,12 @@ class Engine:
                             await _send_body(send, line)
                             continue
                         held.append(line)
-                        if hold is not None:
-                            if (
-                                "refusal" in b.cfg.checks
-                                and chars
-                                and looks_like_refusal("".join(parts))
-                            ):
-                                raise QualityFailed("quality:refusal")
-                            if not (
-                                (hold.chars and chars >= hold.chars)
-                                or (hold.tokens and tokens >= hold.tokens)
-                                or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
-                            ):
-                                continue
+                        if hold is not None and not (
+                            (hold.chars and chars >= hold.chars)
+                            or (hold.tokens and tokens >= hold.tokens)
+                            or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
+                        ):
+                            continue
                         committed = True
                         await _start_sse(send, audit, b.name, index)
                         await _send_body(send, b"".join(held))
@@ -545,18 +541,17 @@ class Engine:
                 finally:
                     await agen.aclose()  # type: ignore[attr-defined]
                 completion = _assemble(last, parts, finish, tool_calls, body)
-                if not committed or hold is None:
-                    reason = check_completion(
-                        completion, b.cfg.checks, request=body, schema=b.cfg.json_schema
-                    )
-                    if reason is not None and not committed:
+                quality: float | None = None
+                if not committed:
+                    reason, quality = b.checks.check(completion, body)
+                    if reason is not None:
                         raise QualityFailed(reason)
                 if not committed:
                     committed = True
                     await _start_sse(send, audit, b.name, index)
                     await _send_body(send, b"".join(held))
                 await _send_body(send, b"data: [DONE]\n\n", more=False)
-                await adm.ok(1.0)
+                await adm.ok(quality)
                 self.stats.serve(route.name, b.name)
                 if key:
                     await self._store(chain, key, completion)
@@ -590,18 +585,43 @@ def _client_error_body(exc: UpstreamError) -> bytes:
     )
 
 
+def _merge_tool_calls(acc: dict[int, dict[str, Any]], deltas: Any) -> None:
+    """Accumulate streamed tool-call fragments (arguments arrive in pieces) by index."""
+    if not isinstance(deltas, list):
+        return
+    for d in deltas:
+        if not isinstance(d, dict):
+            continue
+        index = d.get("index", 0)
+        call = acc.setdefault(
+            index if isinstance(index, int) else 0,
+            {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+        )
+        if isinstance(d.get("id"), str):
+            call["id"] = d["id"]
+        fn = d.get("function")
+        if isinstance(fn, dict):
+            if isinstance(fn.get("name"), str):
+                call["function"]["name"] += fn["name"]
+            if isinstance(fn.get("arguments"), str):
+                call["function"]["arguments"] += fn["arguments"]
+
+
 def _assemble(
     last: Mapping[str, Any],
     parts: list[str],
     finish: str | None,
-    tool_calls: bool,
+    tool_calls: dict[int, dict[str, Any]],
     body: Mapping[str, Any],
 ) -> dict[str, Any]:
     completion = _completion_from_text(
         str(last.get("model") or body.get("model") or ""), "".join(parts), finish or "stop"
     )
     if tool_calls:
-        completion["choices"][0]["message"]["tool_calls"] = [{"type": "function"}]
+        message = completion["choices"][0]["message"]
+        message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
+        if not message["content"]:
+            message["content"] = None
     if finish is None:
         completion["choices"][0]["finish_reason"] = None
     return completion

@@ -20,6 +20,7 @@ from typing import Any
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.registry import Registry
 from tripwise.core.states import Mode, State
+from tripwise.gateway.checks import BackendChecks
 from tripwise.gateway.config import BackendConfig, GatewayConfig, RouteConfig, build_condition
 from tripwise.gateway.jsonio import dumps, loads
 from tripwise.gateway.upstream import Upstream
@@ -77,6 +78,7 @@ class LiveBackend:
             cfg.retry.backoff_initial, cfg.retry.backoff_multiplier, cfg.retry.backoff_max
         )
         self.budget = RetryBudget(cfg.retry.budget_ratio, min_retries=cfg.retry.budget_min_retries)
+        self.checks = BackendChecks(cfg.checks, cfg.json_schema)
         self.timeouts = 0
         self.override: Override | None = None
 

@@ -17,7 +17,8 @@ def completion(content: str | None, finish: str = "stop", **msg: object) -> dict
     }
 
 
-CHECKS = ("empty", "finish_reason", "refusal")
+CHECKS = ("empty", "finish_reason", "refusal", "json", "tool_args")
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 
 
 @pytest.mark.parametrize(
@@ -25,11 +26,10 @@ CHECKS = ("empty", "finish_reason", "refusal")
     [
         (completion("fine"), None),
         (completion("   "), "quality:empty"),
-        (completion(None, "tool_calls", tool_calls=[{"id": "1"}]), None),
+        (completion(None, "tool_calls", tool_calls=[CALL]), None),
         (completion("half", "length"), "quality:truncated"),
         (completion("x", "content_filter"), "quality:content_filter"),
         (completion("I'm sorry, but I can't help with that."), "quality:refusal"),
-        (completion("ok", refusal="no"), "quality:refusal"),
         ({"choices": []}, "quality:no_choices"),
     ],
 )
