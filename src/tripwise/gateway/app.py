@@ -321,11 +321,11 @@ class GatewayApp:
                 payload = dict(body)
                 if b.cfg.model is not None:
                     payload["model"] = b.cfg.model
-                resp = await b.upstream.passthrough(
+                status, content = await b.upstream.passthrough(
                     "POST", "/embeddings", dumps(payload), b.cfg.timeout
                 )
-                if resp.status_code >= 500:
-                    raise _Status(resp.status_code)
+                if status >= 500:
+                    raise _Status(status)
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await b.breaker.__aexit__(type(exc), exc, None)
@@ -334,8 +334,8 @@ class GatewayApp:
                 continue
             await b.breaker.__aexit__(None, None, None)
             audit.backend, audit.tier = b.name, index
-            await send_json(send, Outcome(resp.status_code, resp.content, audit))
-            return resp.status_code
+            await send_json(send, Outcome(status, content, audit))
+            return status
         out = Outcome(
             502,
             openai_error(

@@ -10,14 +10,29 @@ non-streaming call returns the upstream's ``chat.completion`` object, a stream y
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 
 from tripwise.gateway.config import BackendConfig
 from tripwise.gateway.jsonio import dumps, loads
+
+T = TypeVar("T")
+_JSON = {"content-type": "application/json"}
+
+if sys.version_info >= (3, 11):
+
+    async def _within(aw: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):  # a timer handle, no extra task
+            return await aw
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(aw: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(aw, seconds)
 
 
 class UpstreamError(Exception):
@@ -51,47 +66,54 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if 0 <= seconds < 3600 else None
 
 
-def _status_error(resp: httpx.Response, body: bytes) -> UpstreamError:
-    code = resp.status_code
+def _status_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     text = body[:300].decode("utf-8", "replace")
     # 4xx other than 408/409/429 is the request's fault: another backend will say the same.
-    retryable = code >= 500 or code in (408, 409, 429)
+    retryable = status >= 500 or status in (408, 409, 429)
     return UpstreamError(
-        f"error:{code}",
-        f"upstream answered HTTP {code}: {text}",
-        status=code,
-        retry_after=_retry_after(resp.headers),
+        f"error:{status}",
+        f"upstream answered HTTP {status}: {text}",
+        status=status,
+        retry_after=_retry_after(headers),
         retryable=retryable,
     )
 
 
-def _transport_error(exc: Exception) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError("error:timeout", f"upstream timed out: {exc!r}")
-    if isinstance(exc, httpx.ConnectError):
+def _transport_error(exc: BaseException) -> UpstreamError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamError("error:timeout", "upstream timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError("error:connect", f"cannot connect to upstream: {exc}")
     return UpstreamError("error:transport", f"upstream transport failed: {exc!r}")
 
 
 class Upstream:
-    """One live backend's HTTP side (a pooled ``httpx.AsyncClient``)."""
+    """One live backend's HTTP side: a pooled keep-alive ``aiohttp`` session (made on first
+    use, inside the running event loop)."""
 
-    def __init__(self, cfg: BackendConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
-        headers = dict(cfg.headers)
-        if cfg.api_key:
-            headers["authorization"] = f"Bearer {cfg.api_key}"
-        self._client = httpx.AsyncClient(
-            base_url=cfg.url,
-            headers=headers,
-            timeout=httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-            transport=transport,
-        )
         self.ollama = cfg.type == "ollama"
+        self._headers = dict(cfg.headers)
+        if cfg.api_key:
+            self._headers["authorization"] = f"Bearer {cfg.api_key}"
+        self._session: aiohttp.ClientSession | None = None
+        self._chat_url = cfg.url + ("/api/chat" if self.ollama else "/chat/completions")
+
+    def _client(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, auto_decompress=True
+            )
+            self._session = session
+        return session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _body(self, body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
         out = dict(body)
@@ -108,21 +130,20 @@ class Upstream:
 
     async def complete(self, body: Mapping[str, Any], timeout: float) -> dict[str, Any]:
         """The upstream's chat.completion for ``body`` within ``timeout`` seconds."""
-        path = "/api/chat" if self.ollama else "/chat/completions"
         payload = dumps(self._body(body, False))
+        limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.cfg.connect_timeout))
         try:
-            resp = await self._client.post(
-                path,
-                content=payload,
-                headers={"content-type": "application/json"},
-                timeout=httpx.Timeout(timeout, connect=min(timeout, self.cfg.connect_timeout)),
-            )
-        except httpx.HTTPError as exc:
+            async with self._client().post(
+                self._chat_url, data=payload, headers=_JSON, timeout=limit
+            ) as resp:
+                content = await resp.read()
+                status, headers = resp.status, resp.headers
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
-        if resp.status_code != 200:
-            raise _status_error(resp, resp.content)
+        if status != 200:
+            raise _status_error(status, headers, content)
         try:
-            data = loads(resp.content)
+            data = loads(content)
         except ValueError as exc:
             raise UpstreamError("error:invalid_json", "upstream sent invalid JSON") from exc
         if not isinstance(data, dict):
@@ -138,83 +159,84 @@ class Upstream:
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the upstream's chunks; raise UpstreamError on a status, a timeout or a stall.
         The stream ends normally only on ``[DONE]`` (OpenAI) or ``done: true`` (Ollama)."""
-        path = "/api/chat" if self.ollama else "/chat/completions"
-        req = self._client.build_request(
-            "POST",
-            path,
-            content=dumps(self._body(body, True)),
-            headers={"content-type": "application/json"},
-            timeout=httpx.Timeout(
-                max(first_byte_timeout, stall_timeout),
-                connect=min(first_byte_timeout, self.cfg.connect_timeout),
-            ),
+        payload = dumps(self._body(body, True))
+        limit = aiohttp.ClientTimeout(
+            total=None, connect=min(first_byte_timeout, self.cfg.connect_timeout)
         )
         try:
-            resp = await asyncio.wait_for(self._client.send(req, stream=True), first_byte_timeout)
+            resp = await _within(
+                self._client().post(self._chat_url, data=payload, headers=_JSON, timeout=limit),
+                first_byte_timeout,
+            )
         except asyncio.TimeoutError as exc:
             raise UpstreamError("error:first_byte_timeout", "no answer before first byte") from exc
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
         try:
-            if resp.status_code != 200:
-                raise _status_error(resp, await resp.aread())
-            lines = resp.aiter_lines()
-            waiting = first_byte_timeout
-            reason = "error:first_byte_timeout"
+            if resp.status != 200:
+                raise _status_error(resp.status, resp.headers, await resp.read())
             model = str(body.get("model") or "")
             created = int(time.time())
+            waiting = first_byte_timeout
+            reason = "error:first_byte_timeout"
+            buf = b""
             while True:
                 try:
-                    line = await asyncio.wait_for(lines.__anext__(), waiting)
-                except StopAsyncIteration:
-                    raise UpstreamError(
-                        "error:truncated", "upstream closed the stream before its end"
-                    ) from None
+                    data = await _within(resp.content.readany(), waiting)
                 except asyncio.TimeoutError as exc:
                     raise UpstreamError(reason, f"no data for {waiting:g}s") from exc
-                except httpx.HTTPError as exc:
+                except (aiohttp.ClientError, OSError) as exc:
                     raise _transport_error(exc) from exc
+                if not data:
+                    raise UpstreamError(
+                        "error:truncated", "upstream closed the stream before its end"
+                    )
                 waiting, reason = stall_timeout, "error:stall"
-                if not line:
-                    continue
-                if self.ollama:
-                    chunk = _ollama_chunk(line, model, created)
-                    done = chunk.pop("_done", False)
-                    yield chunk
-                    if done:
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    line = raw.strip()
+                    if not line:
+                        continue
+                    if self.ollama:
+                        chunk = _ollama_chunk(line, model, created)
+                        done = chunk.pop("_done", False)
+                        yield chunk
+                        if done:
+                            return
+                        continue
+                    if not line.startswith(b"data:"):
+                        continue  # comments, event: and id: lines
+                    text = line[5:].strip()
+                    if text == b"[DONE]":
                         return
-                    continue
-                if not line.startswith("data:"):
-                    continue  # comments, event: and id: lines
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    parsed = loads(data)
-                except ValueError as exc:
-                    raise UpstreamError("error:invalid_json", "invalid JSON in stream") from exc
-                if isinstance(parsed, dict) and "error" in parsed and "choices" not in parsed:
-                    raise UpstreamError("error:stream_error", f"upstream error event: {data[:300]}")
-                if isinstance(parsed, dict):
+                    try:
+                        parsed = loads(text)
+                    except ValueError as exc:
+                        raise UpstreamError("error:invalid_json", "invalid JSON in stream") from exc
+                    if not isinstance(parsed, dict):
+                        continue
+                    if "error" in parsed and "choices" not in parsed:
+                        raise UpstreamError(
+                            "error:stream_error", f"upstream error event: {text[:300]!r}"
+                        )
                     yield parsed
         finally:
-            await resp.aclose()
+            resp.release()
 
     # ------------------------------------------------------------------ passthrough
 
     async def passthrough(
         self, method: str, path: str, body: bytes | None, timeout: float
-    ) -> httpx.Response:
-        """Forward a request (``/models``, ``/embeddings``) as is; the caller reads the answer."""
+    ) -> tuple[int, bytes]:
+        """Forward a request (``/embeddings``) as is: (status, body)."""
+        limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.cfg.connect_timeout))
         try:
-            return await self._client.request(
-                method,
-                path,
-                content=body,
-                headers={"content-type": "application/json"} if body is not None else None,
-                timeout=httpx.Timeout(timeout, connect=min(timeout, self.cfg.connect_timeout)),
-            )
-        except httpx.HTTPError as exc:
+            async with self._client().request(
+                method, self.cfg.url + path, data=body, headers=_JSON, timeout=limit
+            ) as resp:
+                return resp.status, await resp.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
 
 
@@ -293,7 +315,7 @@ def _from_ollama(data: Mapping[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def _ollama_chunk(line: str, model: str, created: int) -> dict[str, Any]:
+def _ollama_chunk(line: bytes, model: str, created: int) -> dict[str, Any]:
     try:
         data = loads(line)
     except ValueError as exc:
