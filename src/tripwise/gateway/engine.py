@@ -325,15 +325,15 @@ class Engine:
         model = str(body.get("model") or route.name)
         for index, b in enumerate(chain, 1):
             if isinstance(b, LiveBackend):
+                if time.monotonic() >= deadline:
+                    audit.skip(b.name, "deadline")  # cache and degraded still answer
+                    continue
                 try:
                     completion = await self._complete_live(b, body, audit, deadline)
                 except ClientFault as exc:
                     audit.backend, audit.tier = b.name, index
                     return Outcome(exc.status, exc.body, audit)
                 if completion is None:
-                    if time.monotonic() >= deadline:
-                        audit.skip("route", "deadline")
-                        break
                     continue
                 audit.backend, audit.tier = b.name, index
                 self.stats.serve(route.name, b.name)
@@ -421,6 +421,9 @@ class Engine:
         for index, b in enumerate(chain, 1):
             has_next = index < len(chain)
             if isinstance(b, LiveBackend):
+                if time.monotonic() >= deadline:
+                    audit.skip(b.name, "deadline")
+                    continue
                 try:
                     done = await self._stream_live(
                         route, b, index, has_next, body, audit, deadline, send, chain, key
@@ -431,9 +434,6 @@ class Engine:
                     return exc.status
                 if done:
                     return 200
-                if time.monotonic() >= deadline:
-                    audit.skip("route", "deadline")
-                    break
                 continue
             if isinstance(b, CacheBackend):
                 hit = await b.get(key)

@@ -197,3 +197,15 @@ def test_models_lists_routes(primary, secondary, gateway) -> None:
     g = gateway(chain_config(primary, secondary, extra_routes=extra))
     models = sdk(g.url).models.list()
     assert [m.id for m in models.data] == ["llama"]
+
+
+def test_route_deadline_skips_the_remaining_live_backends(primary, secondary, gateway) -> None:
+    g = gateway(chain_config(primary, secondary, route="deadline: 0.5"))
+    primary.script(Fault("slow_first_token", delay=2))
+    r = post(g.url, {"model": "m", "messages": HELLO})
+    assert r.status_code == 200
+    assert r.headers["x-tripwise-backend"] == "degraded"
+    assert r.headers["x-tripwise-fallback-reason"] == (
+        "max_gpu=error:timeout, ollama_cpu=deadline, cache=cache_miss"
+    )
+    assert len(secondary.requests) == 0
