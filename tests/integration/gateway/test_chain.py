@@ -209,3 +209,27 @@ def test_route_deadline_skips_the_remaining_live_backends(primary, secondary, ga
         "max_gpu=error:timeout, ollama_cpu=deadline, cache=cache_miss"
     )
     assert len(secondary.requests) == 0
+
+
+def test_retry_with_backoff_on_the_same_backend(primary, secondary, gateway) -> None:
+    cfg = chain_config(primary, secondary).replace(
+        "    breaker: {failure_threshold: 3, recovery_timeout: 30}\n  ollama_cpu:",
+        "    breaker: {failure_threshold: 3, recovery_timeout: 30}\n"
+        "    retry: {attempts: 2, backoff: {initial: 0.01, max_delay: 0.05}}\n  ollama_cpu:",
+        1,
+    )
+    g = gateway(cfg)
+    primary.script(Fault("status", status=503))
+    r = post(g.url, {"model": "m", "messages": HELLO})
+    assert r.headers["x-tripwise-backend"] == "max_gpu"  # the retry answered
+    assert r.headers["x-tripwise-attempts"] == "2"
+    assert r.headers["x-tripwise-fallback-reason"] == "max_gpu=error:503"
+    # a 4xx is the request's fault: no retry, no failover, passed back as is
+    primary.script(Fault("status", status=400))
+    r = post(g.url, {"model": "m", "messages": HELLO})
+    assert r.status_code == 400
+    assert r.headers["x-tripwise-attempts"] == "1"
+    assert r.json()["error"]["code"] == "error:400"
+    assert len(secondary.requests) == 0
+    breaker = httpx.get(g.url + "/circuit-breakers/max_gpu").json()
+    assert breaker["total_failures"] == 1  # the 503 only; the 400 did not count

@@ -126,27 +126,41 @@ def test_force_closed_keeps_a_failing_backend_in_use_until_reset(
     assert r.json()["state"] == "closed" and r.json()["mode"] == "normal"
 
 
-@pytest.mark.parametrize(
-    ("headers", "body", "status", "param"),
-    [
-        ({}, {"action": "force_open", "reason": "x"}, 401, None),
-        ({"Authorization": "Bearer wrong"}, {"action": "force_open", "reason": "x"}, 401, None),
-        (ADMIN, {"action": "explode", "reason": "x"}, 400, "action"),
-        (ADMIN, {"action": "force_open"}, 400, "reason"),
-        (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": -1}, 400, "ttl_seconds"),
-        (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": 1e308}, 400, "ttl_seconds"),
-        (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": "5"}, 400, "ttl_seconds"),
-    ],
-)
-def test_override_rejects_bad_requests(
-    primary, secondary, gateway, headers, body, status, param
-) -> None:
+BAD_OVERRIDES = [
+    ({}, {"action": "force_open", "reason": "x"}, 401, None),
+    ({"Authorization": "Bearer wrong"}, {"action": "force_open", "reason": "x"}, 401, None),
+    (ADMIN, {"action": "explode", "reason": "x"}, 400, "action"),
+    (ADMIN, {"action": "force_open"}, 400, "reason"),
+    (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": -1}, 400, "ttl_seconds"),
+    (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": 1e308}, 400, "ttl_seconds"),
+    (ADMIN, {"action": "force_open", "reason": "x", "ttl_seconds": "5"}, 400, "ttl_seconds"),
+    (ADMIN, {"action": "reset", "reason": "x", "ttl_seconds": 5}, 400, "ttl_seconds"),
+]
+
+
+def test_override_rejects_bad_requests(primary, secondary, gateway) -> None:
     g = gateway(chain_config(primary, secondary))
-    r = httpx.post(g.url + "/circuit-breakers/max_gpu", json=body, headers=headers)
-    assert r.status_code == status
-    assert r.json()["error"]["param"] == param
-    assert r.json()["error"]["message"]
+    for headers, body, status, param in BAD_OVERRIDES:
+        r = httpx.post(g.url + "/circuit-breakers/max_gpu", json=body, headers=headers)
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["error"]["param"] == param
+        assert r.json()["error"]["message"]
     unknown = httpx.post(
         g.url + "/circuit-breakers/nope", json={"action": "reset", "reason": "x"}, headers=ADMIN
     )
     assert unknown.status_code == 404
+    # nothing was changed by the rejected requests
+    state = httpx.get(g.url + "/circuit-breakers/max_gpu").json()
+    assert state["mode"] == "normal" and state["override"] is None
+
+
+def test_admin_endpoints_are_off_without_an_admin_key(primary, secondary, gateway) -> None:
+    cfg = chain_config(primary, secondary).replace("admin_key: test-admin-key\n", "")
+    g = gateway(cfg)
+    r = httpx.post(
+        g.url + "/circuit-breakers/max_gpu",
+        json={"action": "force_open", "reason": "x"},
+        headers=ADMIN,
+    )
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "admin_disabled"
