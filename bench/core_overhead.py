@@ -85,6 +85,10 @@ def _score(result: Any) -> float:
     return 1.0
 
 
+def _one() -> Any:
+    yield None
+
+
 # ---------------------------------------------------------------------------- 1. CLOSED sync
 
 
@@ -127,6 +131,18 @@ def closed_sync_cases() -> list[Case]:
             "tripwise",
             "latency_above(1000 ms, window=20), decorator (reads the clock, locks)",
             dec(tw(tripwise.latency_above(1000.0, window=20))(fresh())),
+        ),
+        Case(
+            "tw_lat_bound",
+            "tripwise",
+            "latency_above(1000 ms, window=20), `clock=time.monotonic` bound (no per-read lookup)",
+            dec(tw(tripwise.latency_above(1000.0, window=20), clock=time.monotonic)(fresh())),
+        ),
+        Case(
+            "tw_stream",
+            "tripwise",
+            f"{TW_RATE}, decorated generator of one item, `list(gen())` (a whole stream)",
+            sync_loop("list(g())", {"g": tw(tripwise.error_rate_above(0.5, window=20))(_one)}),
         ),
         Case(
             "tw_q",
@@ -526,6 +542,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ):
         value = pick(results[group], "tw")["ratio_vs_circuitbreaker"]
         out.append({"target": name, "value": value, "limit": limit, "pass": value <= limit})
+    for name, key in (
+        ("CLOSED sync, latency_above (timed path), vs circuitbreaker", "tw_lat"),
+        ("CLOSED sync, quality_below (timed path), vs circuitbreaker", "tw_q"),
+    ):
+        value = pick(results["closed_sync"], key)["ratio_vs_circuitbreaker"]
+        out.append({"target": name, "value": value, "limit": 1.5, "pass": value <= 1.5})
     ratio = pick(results["concurrency"], "tw")["ratio_to_ideal"]
     out.append(
         {

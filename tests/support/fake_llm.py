@@ -16,7 +16,7 @@ the first token or the JSON answer), ``stall`` (``after=`` chunks, then ``delay=
 ``empty``, ``length`` (finish_reason "length"), ``refusal``, ``invalid_json``,
 ``bad_tool_args``, ``tool_call`` (``tool_args=``), ``repeat`` (a looping answer). ``logprob=``
 adds token logprobs (OpenAI) to any kind. Every request is logged in ``server.requests`` as
-``(path, json_body)``.
+``(path, json_body)``; ``server.last_headers`` holds the last POST's headers (lower-case).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class FakeLLMServer:
         self.default = Fault()
         self.healthy = True
         self.requests: list[tuple[str, Any]] = []
+        self.last_headers: dict[str, str] = {}
         self._script: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -330,6 +331,7 @@ class FakeLLMServer:
                     self._json(400, {"error": {"message": "invalid JSON body"}})
                     return
                 server.requests.append((path, body))
+                server.last_headers = {k.lower(): v for k, v in self.headers.items()}
                 fault = server.next_fault()
                 if fault.kind == "reset":
                     self._reset()

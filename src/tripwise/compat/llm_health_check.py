@@ -59,6 +59,14 @@ class LLMHealthChecker(HealthChecker):
             timeout=timeout,
         )
 
+    def get_metrics_summary(self, endpoint: str) -> dict[str, Any]:
+        """The seed's summary: as the native one, with ``avg_response_time_ms`` 0.0 (not
+        None) before the first request, so ``f"{summary['avg_response_time_ms']:.1f}"`` works."""
+        summary = super().get_metrics_summary(endpoint)
+        if summary.get("avg_response_time_ms") is None:
+            summary["avg_response_time_ms"] = 0.0
+        return summary
+
     def _ollama_probe(self, origin: str) -> Any:
         async def probe() -> bool:
             import httpx

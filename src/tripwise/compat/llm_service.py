@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwise.compat.llm_health_check import get_health_checker
+from tripwise.compat.llm_health_check import LLMHealthChecker, get_health_checker
 from tripwise.llm.errors import CircuitBreakerError
 from tripwise.llm.service import LLMService as _LLMService
 
@@ -27,3 +27,8 @@ class LLMService(_LLMService):
         if kwargs.get("enable_circuit_breaker", True) and kwargs.get("health_checker") is None:
             kwargs["health_checker"] = get_health_checker()
         super().__init__(*args, **kwargs)
+
+    def _probe_args(self, client: Any) -> dict[str, Any]:
+        if isinstance(self.health_checker, LLMHealthChecker):
+            return {}  # the seed's probe: <origin>/api/health, then /api/tags
+        return super()._probe_args(client)

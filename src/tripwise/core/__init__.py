@@ -21,6 +21,7 @@ from tripwise.core.conditions import (
     quality_below,
     slow_call_rate_above,
 )
+from tripwise.core.config import BreakerConfig
 from tripwise.core.decorator import circuit_breaker
 from tripwise.core.errors import (
     CircuitBreakerOpen,
@@ -31,17 +32,21 @@ from tripwise.core.errors import (
 from tripwise.core.events import Listener
 from tripwise.core.guard import NO_FALLBACK
 from tripwise.core.histogram import LogHistogram
+from tripwise.core.path import Path
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry, default_registry
 from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import report_quality
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
+from tripwise.core.streaming import AsyncGuardedStream, GuardedStream, StreamRecord
 from tripwise.core.windows import Aggregate, CountWindow, TimeWindow
 
 __all__ = [
     "NO_FALLBACK",
     "Aggregate",
+    "AsyncGuardedStream",
+    "BreakerConfig",
     "AllOf",
     "AnyOf",
     "BreakerStats",
@@ -54,15 +59,18 @@ __all__ = [
     "CountWindow",
     "FailedResult",
     "FakeClock",
+    "GuardedStream",
     "Listener",
     "LogHistogram",
     "Mode",
+    "Path",
     "QualitySignalMissing",
     "Registry",
     "SharedState",
     "State",
     "StateLink",
     "StateStore",
+    "StreamRecord",
     "TimeWindow",
     "TripwiseError",
     "all_of",

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tripwise.core import guard
-from tripwise.core.clock import Clock
+from tripwise.core.clock import Clock, monotonic
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
@@ -42,7 +42,7 @@ from tripwise.core.guard import NO_FALLBACK, check_fallback
 from tripwise.core.path import Path, Tally
 from tripwise.core.records import CallRecord
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import QualitySlot, check_reported_score
+from tripwise.core.signals import check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
 from tripwise.core.validation import check_exception_types
@@ -169,7 +169,7 @@ class CircuitBreaker:
         # freezegun and time-machine move breakers; _clock_fn is None for it (the hot paths
         # then call time.monotonic() inline, which costs ~10 ns more than a bound reference).
         self._clock_fn: Clock | None = clock
-        self._clock: Clock = clock if clock is not None else _monotonic
+        self._clock: Clock = clock if clock is not None else monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
@@ -478,6 +478,7 @@ class CircuitBreaker:
             lean=lean,
             timed=timed,
             quality=quality,
+            plain=not quality and config.result_predicate is None,
             open_until=open_until,
             calls=calls,
         )
@@ -697,14 +698,18 @@ class CircuitBreaker:
         ``start`` is the clock reading at admission (``None``: not timed); a stream passes its
         own ``latency_ms`` (to the first item) and listener ``record`` instead.
         """
-        now = 0.0
-        timed = start is not None or latency_ms is not None
         if start is not None:
-            now = self._clock()
-            latency_ms = (now - start) * 1000.0
+            clock = self._clock_fn
+            now = time.monotonic() if clock is None else clock()
+            lat = (now - start) * 1000.0
+            timed = True
         elif latency_ms is not None:
             now = self._clock()
-        lat = latency_ms if latency_ms is not None else 0.0
+            lat = latency_ms
+            timed = True
+        else:
+            now = lat = 0.0
+            timed = False
         changed: tuple[State, State] | None = None
         self._lock.acquire()
         try:
@@ -728,7 +733,8 @@ class CircuitBreaker:
             elif self._mode is _DISABLED:
                 next(self._path.calls)
             else:
-                seq = self._path.calls.take()
+                calls = self._path.calls
+                seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
                 state = self._state
                 if state is _CLOSED:
                     if self._root.observe(error, lat, quality, now, seq):
@@ -773,15 +779,6 @@ class CircuitBreaker:
                     self._link.probe_done(None, self._config.recovery_threshold)
         if self._listeners:
             dispatch_call(self, self._listeners, None, "ignored")
-
-    def _return_permit(self, permit: Path) -> None:
-        """Give a permit back unused (``call(genfn)``: the stream is admitted when it starts)."""
-        if permit.gen == self._gen and self._state is _HALF_OPEN:
-            with self._lock:
-                if permit.gen == self._gen and self._state is _HALF_OPEN:
-                    self._probes_in_flight -= 1
-                    if self._link is not None:
-                        self._link.probe_done(None, self._config.recovery_threshold)
 
     def _emit_state_change(self, old: State, new: State) -> None:
         if new is _OPEN:
@@ -863,9 +860,10 @@ class CircuitBreaker:
             )
             return False
 
-    def _quality_of(self, result: Any, slot: QualitySlot | None) -> float | None:
-        if slot is not None and slot.score is not None:
-            return slot.score
+    def _quality_of(self, result: Any, slot: list[Any] | None) -> float | None:
+        if slot is not None and slot[0] is not None:
+            score: float = slot[0]
+            return score
         if self._score_fn is not None:
             try:
                 return check_reported_score(self._score_fn(result), "score_fn result")
@@ -880,7 +878,7 @@ class CircuitBreaker:
         permit: Path,
         start: float | None,
         result: Any,
-        slot: QualitySlot | None,
+        slot: list[Any] | None,
         has_result: bool = True,
     ) -> bool:
         """Record a call that returned ``result`` (a ``with`` block has none to judge).
@@ -905,15 +903,18 @@ class CircuitBreaker:
                 error = FailedResult(result)
         quality = None
         if permit.quality:
-            if has_result:
-                quality = self._quality_of(result, slot)
-            elif slot is not None:
-                quality = slot.score
+            if slot is not None and slot[0] is not None:
+                quality = slot[0]
+            elif has_result and self._score_fn is not None:
+                quality = self._quality_of(result, None)
             if quality is None and self._config.require_quality_signal:
                 self._release(permit)
                 raise QualitySignalMissing(self.name)
-        tripped = self._record(permit, start, error, quality)
-        return tripped and self._fallback is not NO_FALLBACK and self._mode is not _METRICS_ONLY
+        return self._record(permit, start, error, quality) and self._substitutes()
+
+    def _substitutes(self) -> bool:
+        """After a returned call opened the breaker: answer with the fallback instead?"""
+        return self._fallback is not NO_FALLBACK and self._mode is not _METRICS_ONLY
 
     def _on_exception(self, permit: Path, start: float | None, exc: BaseException) -> bool:
         """Record a call that raised ``exc``. Returns True when the caller should answer with
@@ -943,7 +944,8 @@ class CircuitBreaker:
 
     def stream(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Guard the stream ``fn(*args, **kwargs)`` (a generator function, sync or async):
-        admission at the first item, the outcome when it ends (see :mod:`tripwise.core.streaming`)."""
+        admission at the first item, the outcome when it ends (see
+        :mod:`tripwise.core.streaming`)."""
         from tripwise.core import streaming
 
         return streaming.open_stream(self, fn, args, kwargs)
@@ -1052,7 +1054,3 @@ for _field in BreakerConfig.__dataclass_fields__:
     if _field != "score_fn":
         setattr(CircuitBreaker, _field, _config_view(_field))
 del _field
-
-
-def _monotonic() -> float:
-    return time.monotonic()  # looked up per call: mock.patch("time.monotonic") applies

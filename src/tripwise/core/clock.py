@@ -8,7 +8,11 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 """A zero-argument callable returning seconds on a monotonic scale."""
 
-monotonic: Clock = time.monotonic
+
+def monotonic() -> float:
+    """The default clock: ``time.monotonic()``, looked up at every call, so that
+    ``unittest.mock.patch("time.monotonic")``, freezegun and time-machine move breakers."""
+    return time.monotonic()
 
 
 class FakeClock:

@@ -26,7 +26,7 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.signals import QualitySlot, current_slot
+from tripwise.core.signals import current_slot
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -163,11 +163,16 @@ def run(
                 return fallback_value(b, args, kwargs)
             raise
         if type(result) in _STREAM_TYPES:  # fn is a generator function: guard the stream
-            return _late_stream(b, None, fn, result, args, kwargs)
+            return _late_stream(b, fn, result, args, kwargs)
         next(path.calls)
         if b._path is not path:
             b._late_success(path)
         return result
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_flags & _GENERATOR_FLAGS:
+        from tripwise.core import streaming
+
+        return streaming.open_stream(b, fn, args, kwargs)
     return run_full(b, path, fn, args, kwargs)
 
 
@@ -188,12 +193,30 @@ def run_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
-    clock = b._clock_fn
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        if path.timed:
+            clock = b._clock_fn
+            start: float | None = _time.monotonic() if clock is None else clock()
+        else:
+            start = None
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if b._on_exception(path, start, exc):
+                return fallback_value(b, args, kwargs)
+            raise
+        if b._record(path, start, None, None) and b._substitutes():
+            return fallback_value(b, args, kwargs)
+        return result
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
-    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
+    if path.timed:
+        clock = b._clock_fn
+        start = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
@@ -204,8 +227,6 @@ def run_full(
         raise
     if token is not None:
         current_slot.reset(token)
-    if type(result) in _STREAM_TYPES:
-        return _late_stream(b, path, fn, result, args, kwargs)
     if b._finish(path, start, result, slot):
         return fallback_value(b, args, kwargs)
     return result
@@ -213,18 +234,16 @@ def run_full(
 
 def _late_stream(
     b: CircuitBreaker,
-    permit: Path | None,
     fn: Callable[..., Any],
     gen: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """``call(fn)`` returned a generator: hand back its permit and guard the stream (admission
-    happens at its first item)."""
+    """``call(fn)`` on the lean path returned a generator (``fn`` is a generator function, or
+    returns one): guard the stream, admitted at its first item (a lean permit needs no
+    returning)."""
     from tripwise.core import streaming
 
-    if permit is not None:
-        b._return_permit(permit)
     return streaming.guard_created(b, gen, args, kwargs)
 
 
@@ -243,6 +262,8 @@ async def arun(
         try:
             result = await _awaitable(fn, args, kwargs)
         except BaseException as exc:
+            if type(exc) is _StreamMisuse:
+                raise
             if b._on_exception(path, None, exc):
                 return await afallback_value(b, args, kwargs)
             raise
@@ -253,12 +274,16 @@ async def arun(
     return await arun_full(b, path, fn, args, kwargs)
 
 
+class _StreamMisuse(TypeError):
+    """acall() of a generator function: a usage error, never a failure of the service."""
+
+
 def _awaitable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     aw = fn(*args, **kwargs)
     if type(aw) in _STREAM_TYPES:
         if type(aw) is GeneratorType:
             aw.close()
-        raise TypeError(
+        raise _StreamMisuse(
             f"acall() awaits a coroutine function, but {fn!r} is a generator function: "
             "iterate breaker.stream(fn, ...) (or decorate it) to guard a stream"
         )
@@ -282,17 +307,36 @@ async def arun_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return await afallback_value(b, args, kwargs)
-    clock = b._clock_fn
+    if path.timed:
+        clock = b._clock_fn
+        start: float | None = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        try:
+            result = await _awaitable(fn, args, kwargs)
+        except BaseException as exc:
+            if type(exc) is _StreamMisuse:
+                b._release(path)
+                raise
+            if b._on_exception(path, start, exc):
+                return await afallback_value(b, args, kwargs)
+            raise
+        if b._record(path, start, None, None) and b._substitutes():
+            return await afallback_value(b, args, kwargs)
+        return result
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
-    start = (_time.monotonic() if clock is None else clock()) if path.timed else None
     try:
         result = await _awaitable(fn, args, kwargs)
     except BaseException as exc:
         if token is not None:
             current_slot.reset(token)
+        if type(exc) is _StreamMisuse:
+            b._release(path)
+            raise
         if b._on_exception(path, start, exc):
             return await afallback_value(b, args, kwargs)
         raise
@@ -324,6 +368,10 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     breaker = b
     on_exception = b._on_exception
     late_success = b._late_success
+    record = b._record
+    finish = b._finish
+    set_slot = current_slot.set
+    reset_slot = current_slot.reset
     clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
@@ -370,18 +418,53 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
             if breaker._path is not path:
                 late_success(path)  # a transition happened meanwhile
             return result
-        if has_fallback:  # open: answer without the lock
-            until = path.open_until
-            if until is not None and (_time.monotonic() if clock is None else clock()) < until:
+        until = path.open_until
+        if until is not None:  # open: answer without the lock
+            if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
                 next(rejections)
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
-        return run_full(breaker, path, fn, args, kwargs)
+            return run_full(breaker, path, fn, args, kwargs)
+        if not path.admit:
+            return run_full(breaker, path, fn, args, kwargs)
+        # CLOSED, not lean: the latency and quality rules' paths, inlined from run_full
+        start: float | None = None
+        if path.quality:
+            slot: list[Any] | None = [None, breaker, path.gen, None]  # signals.new_slot
+            token = set_slot(slot)
+            if path.timed:
+                start = _time.monotonic() if clock is None else clock()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                reset_slot(token)
+                if on_exception(path, start, exc):
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                raise
+            reset_slot(token)
+        else:
+            slot = None
+            if path.timed:
+                start = _time.monotonic() if clock is None else clock()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if on_exception(path, start, exc):
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                raise
+            if path.plain:
+                if record(path, start, None, None) and breaker._substitutes():
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                return result
+        if finish(path, start, result, slot):
+            return fallback(*args, **kwargs) if fallback_is_callable else fallback
+        return result
 
     wrapper.breaker = b  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
 
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 
 # ---------------------------------------------------------------------------- with blocks
@@ -397,8 +480,8 @@ class Frame:
         self,
         path: Path,
         start: float | None,
-        slot: QualitySlot | None,
-        token: Token[QualitySlot | None] | None,
+        slot: list[Any] | None,
+        token: Token[list[Any] | None] | None,
         prev: Frame | None,
     ) -> None:
         self.path = path
@@ -416,7 +499,7 @@ def enter(b: CircuitBreaker) -> None:
     path = b._admit()
     slot = token = None
     if path.quality:
-        slot = QualitySlot(b, path.gen)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
     start = b._clock() if path.timed else None
     b._frames.set(Frame(path, start, slot, token, b._frames.get()))

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tripwise.core.states import Mode, State
 
 _read_lock = threading.Lock()
 
+if TYPE_CHECKING:
+    _Count = itertools.count[int]
+else:
+    _Count = itertools.count  # not subscriptable at runtime
 
-class Tally(itertools.count):  # type: ignore[misc]
+
+class Tally(_Count):
     """A counter that threads bump without a lock (``next(tally)``) and readers read exactly.
 
     ``itertools.count`` has no public getter; ``value()`` takes a number itself and remembers
@@ -33,8 +38,11 @@ class Tally(itertools.count):  # type: ignore[misc]
 
     __slots__ = ("_reads", "settled")
 
+    _reads: int
+    settled: int
+
     def __new__(cls) -> Tally:
-        self = super().__new__(cls, 0)
+        self = cast(Tally, super().__new__(cls, 0))
         self._reads = 0
         self.settled = 0  # how much of this tally its owner already added elsewhere
         return self
@@ -49,7 +57,7 @@ class Tally(itertools.count):  # type: ignore[misc]
     def take(self) -> int:
         """Count one event and return its number (1, 2, ...)."""
         n: int = next(self)
-        return n - self._reads + 1
+        return n - self._reads + 1  # (lean successes bump the count in between: gaps)
 
     def __repr__(self) -> str:
         return f"Tally({self.value()})"
@@ -64,13 +72,25 @@ class Path:
     - ``timed``: the clock is read around calls (latency conditions, time windows, listeners,
       ``track_latency``).
     - ``quality``: calls get a quality slot (``report_quality``), a score_fn runs on results.
+    - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``open_until``: while not ``None``, a call before that time on the breaker's clock is
       rejected without the lock (OPEN in normal mode, or ``math.inf`` when forced open).
     - ``calls``: this generation's call counter; completed calls of the generation take their
       sequence number from it, lean successes just bump it.
     """
 
-    __slots__ = ("admit", "calls", "gen", "lean", "mode", "open_until", "quality", "state", "timed")
+    __slots__ = (
+        "admit",
+        "calls",
+        "gen",
+        "lean",
+        "mode",
+        "open_until",
+        "plain",
+        "quality",
+        "state",
+        "timed",
+    )
 
     gen: int
     state: State
@@ -79,6 +99,7 @@ class Path:
     lean: bool
     timed: bool
     quality: bool
+    plain: bool
     open_until: float | None
     calls: Tally
 
@@ -92,6 +113,7 @@ class Path:
         lean: bool,
         timed: bool,
         quality: bool,
+        plain: bool,
         open_until: float | None,
         calls: Tally,
     ) -> None:
@@ -103,6 +125,7 @@ class Path:
         setter(self, "lean", lean)
         setter(self, "timed", timed)
         setter(self, "quality", quality)
+        setter(self, "plain", plain)
         setter(self, "open_until", open_until)
         setter(self, "calls", calls)
 

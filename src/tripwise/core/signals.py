@@ -19,19 +19,20 @@ class LateScoreOwner(Protocol):
     def _register_late_call(self, gen: int) -> str: ...
 
 
-class QualitySlot:
-    """Where the current call's score lands, and who to ask for a call id for a late score."""
+QualitySlot = list  # [score, owner, generation, call id]
+"""Where the current call's score lands (``slot[SCORE]``), and who to ask for a call id for a
+late score (``slot[OWNER]``, a :class:`LateScoreOwner`, for the call's ``slot[GEN]``). A plain
+list: building one is a literal (~30 ns) where a slotted class costs ~150 ns per guarded call."""
 
-    __slots__ = ("call_id", "gen", "owner", "score")
-
-    def __init__(self, owner: LateScoreOwner | None = None, gen: int = -1) -> None:
-        self.score: float | None = None
-        self.owner = owner
-        self.gen = gen
-        self.call_id: str | None = None
+SCORE, OWNER, GEN, CALL_ID = 0, 1, 2, 3
 
 
-current_slot: ContextVar[QualitySlot | None] = ContextVar("tripwise_quality_slot", default=None)
+def new_slot(owner: LateScoreOwner | None = None, gen: int = -1) -> list[Any]:
+    """A fresh slot (the hot paths write the literal ``[None, owner, gen, None]``)."""
+    return [None, owner, gen, None]
+
+
+current_slot: ContextVar[list[Any] | None] = ContextVar("tripwise_quality_slot", default=None)
 
 
 def check_reported_score(score: Any, what: str = "quality score") -> float:
@@ -45,12 +46,12 @@ def check_reported_score(score: Any, what: str = "quality score") -> float:
     if type(score) is float:
         if math.isfinite(score):
             return score
-    elif isinstance(score, bool) or not isinstance(score, Real):
-        if isinstance(score, bool) or not hasattr(score, "__float__") or isinstance(score, str):
-            raise TypeError(
-                f"{what} must be a real number (int or float), not {type(score).__name__}: "
-                f"{score!r}"
-            )
+    elif isinstance(score, (bool, str)) or (
+        not isinstance(score, Real) and not hasattr(score, "__float__")
+    ):
+        raise TypeError(
+            f"{what} must be a real number (int or float), not {type(score).__name__}: {score!r}"
+        )
     value = float(score)
     if not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {score!r}")
@@ -70,7 +71,7 @@ def report_quality(score: float) -> bool:
     slot = current_slot.get()
     if slot is None:
         return False
-    slot.score = value
+    slot[0] = value
     return True
 
 
@@ -84,11 +85,12 @@ def current_call_id() -> str:
     a late score cost nothing.
     """
     slot = current_slot.get()
-    if slot is None or slot.owner is None:
+    if slot is None or slot[1] is None:
         raise LookupError(
             "current_call_id() must run inside a call guarded by a breaker that uses quality "
             "(a quality condition in trip_on, or a score_fn)"
         )
-    if slot.call_id is None:
-        slot.call_id = slot.owner._register_late_call(slot.gen)
-    return slot.call_id
+    if slot[3] is None:
+        slot[3] = slot[1]._register_late_call(slot[2])
+    call_id: str = slot[3]
+    return call_id

@@ -28,16 +28,16 @@ and ``breaker.call(genfn, ...)`` return a :class:`GuardedStream` (an iterator) o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-import time as _time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen, QualitySignalMissing
 from tripwise.core.guard import NO_FALLBACK, check_fallback_for
 from tripwise.core.records import CallRecord
-from tripwise.core.signals import QualitySlot, check_reported_score, current_slot
+from tripwise.core.signals import check_reported_score, current_slot, new_slot
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -120,7 +120,7 @@ class _StreamBase:
         self._gen = gen
         self._permit: Path | None = None
         self._phase = _NEW
-        self._slot: QualitySlot | None = None
+        self._slot: list[Any] | None = None
         self._start = 0.0
         self._first_ms: float | None = None
         self._items = 0
@@ -137,7 +137,7 @@ class _StreamBase:
         slot = self._slot
         if slot is None or self._phase != _RUNNING:
             return False
-        slot.score = value
+        slot[0] = value
         return True
 
     def _admit(self) -> bool:
@@ -155,7 +155,7 @@ class _StreamBase:
             return False
         self._permit = permit
         if permit.quality:
-            self._slot = QualitySlot(b, permit.gen)
+            self._slot = new_slot(b, permit.gen)
         self._start = b._clock()
         self._phase = _RUNNING
         return True
@@ -171,7 +171,7 @@ class _StreamBase:
         self._phase = _DONE
         total = self._now_ms()
         first = self._first_ms
-        quality = self._slot.score if self._slot is not None else None
+        quality = self._slot[0] if self._slot is not None else None
         latency = first if first is not None else total
         record = StreamRecord(
             latency,
@@ -191,7 +191,7 @@ class _StreamBase:
         if (
             permit.quality
             and b._config.require_quality_signal
-            and (self._slot is None or self._slot.score is None)
+            and (self._slot is None or self._slot[0] is None)
         ):
             self._phase = _DONE
             b._release(permit)
@@ -361,10 +361,8 @@ class GuardedStream(_StreamBase):
 
     def __del__(self) -> None:
         if self._phase == _RUNNING:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 self._abandon()
-            except Exception:  # pragma: no cover - never raise from a finalizer
-                pass
 
 
 class AsyncGuardedStream(_StreamBase):
@@ -482,10 +480,8 @@ class AsyncGuardedStream(_StreamBase):
 
     def __del__(self) -> None:
         if self._phase == _RUNNING:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 self._abandon()
-            except Exception:  # pragma: no cover - never raise from a finalizer
-                pass
 
 
 async def _aiter_sync(items: Iterator[Any]) -> AsyncIterator[Any]:

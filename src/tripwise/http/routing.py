@@ -20,13 +20,21 @@ KeyFn = Callable[[Any], str]
 
 def library_of(obj: Any) -> ModuleType:
     """The HTTP library (``httpx`` or ``httpx2``) a request or response object belongs to."""
-    root = type(obj).__module__.partition(".")[0]
+    cls = type(obj)
+    found = _LIBRARIES.get(cls)
+    if found is not None:
+        return found
+    root = cls.__module__.partition(".")[0]
     module = sys.modules.get(root)
     if module is None or not hasattr(module, "Response"):
         raise TypeError(
             f"expected an httpx or httpx2 request, got {type(obj).__module__}.{type(obj).__name__}"
         )
+    _LIBRARIES[cls] = module
     return module
+
+
+_LIBRARIES: dict[type, ModuleType] = {}
 
 
 # ------------------------------------------------------------------ keys

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -75,6 +76,7 @@ class _Core:
         fallback: Any = None,
         base_path: str = "",
         checks: Sequence[BodyCheck] = (),
+        stream_checks: Sequence[Callable[[], Any]] = (),
         check_threshold: float = 0.5,
         name_prefix: str = "http",
         registry: Registry | None = _DEFAULT_REGISTRY,
@@ -112,6 +114,13 @@ class _Core:
             if not callable(c):
                 raise TypeError(f"checks must be callables (response) -> score, got {c!r}")
         self.checks = tuple(checks)
+        for f in stream_checks:
+            if not callable(f):
+                raise TypeError(
+                    "stream_checks must be factories () -> checker with feed(chunk) and "
+                    f"close(), got {f!r}"
+                )
+        self.stream_checks = tuple(stream_checks)
         self.check_threshold = check_number(
             "check_threshold", check_threshold, low=0.0, inclusive=True
         )
@@ -124,6 +133,7 @@ class _Core:
             registry = default_registry
         self.registry = registry
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
 
     _send_name = "handle_request"
 
@@ -133,7 +143,10 @@ class _Core:
         """The breaker of ``key`` (created on first use)."""
         b = self._breakers.get(key)
         if b is None:
-            b = self._breakers.setdefault(key, self._new_breaker(key))
+            with self._lock:  # first request of a key: one breaker even under a race
+                b = self._breakers.get(key)
+                if b is None:
+                    b = self._breakers[key] = self._new_breaker(key)
         return b
 
     def breakers(self) -> dict[str, CircuitBreaker]:
@@ -184,6 +197,20 @@ class _Core:
                 raise BodyCheckFailed(_check_name(check), score, response)
         report_quality(max(0.0, min(1.0, worst)))
 
+    def _new_stream_checkers(self) -> list[Any]:
+        return [factory() for factory in self.stream_checks]
+
+    def _judge_chunk(self, checkers: list[Any], chunk: bytes | None) -> None:
+        """Feed a stream chunk (None: the end) to the stream checkers; raise on a failure."""
+        for checker in checkers:
+            raw = checker.feed(chunk) if chunk is not None else checker.close()
+            if raw is None:
+                continue
+            score = float(raw)
+            if score < self.check_threshold:
+                report_quality(max(0.0, min(1.0, score)))
+                raise BodyCheckFailed(_check_name(checker), score, None, "in the stream")
+
     def _wants_body(self, response: Any) -> bool:
         return bool(self.checks) and 200 <= response.status_code < 300 and not is_stream(response)
 
@@ -201,9 +228,46 @@ class _Core:
     def _default_inner(self, lib: Any, asynchronous: bool) -> Any:
         inner = self._inners.get(lib.__name__)
         if inner is None:
-            cls = lib.AsyncHTTPTransport if asynchronous else lib.HTTPTransport
-            inner = self._inners.setdefault(lib.__name__, cls())
+            with self._lock:
+                inner = self._inners.get(lib.__name__)
+                if inner is None:
+                    cls = lib.AsyncHTTPTransport if asynchronous else lib.HTTPTransport
+                    inner = self._inners[lib.__name__] = cls()
         return inner
+
+
+_BODIES: dict[str, tuple[type, type]] = {}
+
+
+def _body_classes(lib: Any) -> tuple[type, type]:
+    """Response-body classes (sync, async) of ``lib`` over a guarded stream: the HTTP
+    libraries insist that a body is their own ``SyncByteStream`` / ``AsyncByteStream``."""
+    found = _BODIES.get(lib.__name__)
+    if found is not None:
+        return found
+
+    class GuardedBody(lib.SyncByteStream):  # type: ignore[misc]
+        def __init__(self, guarded: Any) -> None:
+            self._guarded = guarded
+
+        def __iter__(self) -> Any:
+            yield from self._guarded
+
+        def close(self) -> None:
+            self._guarded.close()
+
+    class AsyncGuardedBody(lib.AsyncByteStream):  # type: ignore[misc]
+        def __init__(self, guarded: Any) -> None:
+            self._guarded = guarded
+
+        async def __aiter__(self) -> Any:
+            async for chunk in self._guarded:
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._guarded.aclose()
+
+    return _BODIES.setdefault(lib.__name__, (GuardedBody, AsyncGuardedBody))
 
 
 def _close_quietly(response: Any) -> None:
@@ -229,6 +293,19 @@ class BreakerTransport(_Core):
     def handle_request(self, request: Any) -> Any:
         lib = library_of(request)
         inner = self._inner if self._inner is not None else self._default_inner(lib, False)
+        if not self._hops and self._final is None:  # one backend: the short path
+            breaker = self.breaker(self._key(request))
+            try:
+                return self._attempts(inner, lib, request, breaker)
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
+                    return exc.response
+                if exc is raised:
+                    raise
+                raise exc from None
         body: bytes | None = None
         last: Any = None  # the last upstream answer that failed, kept for the caller
         last_error: BaseException | None = None
@@ -270,9 +347,62 @@ class BreakerTransport(_Core):
         return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
 
     def _attempts(self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        if self.stream_checks:
+            if self.retry is None:
+                return self._send_checked_stream(inner, lib, request, breaker)
+            return self.retry.call(self._send_checked_stream, inner, lib, request, breaker)
         if self.retry is None:
             return breaker.call(self._send, inner, request, breaker)
         return self.retry.call(self._retried_send, inner, request, breaker)
+
+    def _send_checked_stream(
+        self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker
+    ) -> Any:
+        """One guarded call that spans the whole streamed body: the breaker's outcome is the
+        stream's (a stream check failing mid-way is a failure), not the headers'."""
+
+        def attempt() -> Any:
+            response = inner.handle_request(request)
+            try:
+                self._classify(response, breaker)
+                if not is_stream(response):
+                    if self._wants_body(response):
+                        response.request = request
+                        response.read()
+                        self._run_checks(response)
+                    yield response
+                    return
+                yield response
+                checkers = self._new_stream_checkers()
+                for chunk in response.stream:
+                    self._judge_chunk(checkers, chunk)
+                    yield chunk
+                self._judge_chunk(checkers, None)
+            finally:
+                if is_stream(response):
+                    response.close()
+
+        guarded = breaker.stream(attempt)
+        try:
+            first = next(guarded)
+        except StopIteration:  # pragma: no cover - attempt() always yields first
+            raise RuntimeError("stream attempt ended before its response") from None
+        except Exception as raised:
+            exc = tripped_by(raised)
+            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
+                exc.response.read()
+                exc.response.close()
+            raise
+        if not is_stream(first):
+            for _ in guarded:  # records the outcome (success)
+                pass
+            return first
+        return lib.Response(
+            first.status_code,
+            headers=first.headers,
+            stream=_body_classes(lib)[0](guarded),
+            extensions=first.extensions,
+        )
 
     def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:
@@ -321,6 +451,19 @@ class AsyncBreakerTransport(_Core):
     async def handle_async_request(self, request: Any) -> Any:
         lib = library_of(request)
         inner = self._inner if self._inner is not None else self._default_inner(lib, True)
+        if not self._hops and self._final is None:  # one backend: the short path
+            breaker = self.breaker(self._key(request))
+            try:
+                return await self._attempts(inner, request, breaker)
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
+                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
+                    return exc.response
+                if exc is raised:
+                    raise
+                raise exc from None
         body: bytes | None = None
         last: Any = None
         last_error: BaseException | None = None
@@ -364,9 +507,57 @@ class AsyncBreakerTransport(_Core):
         return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
 
     async def _attempts(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        if self.stream_checks:
+            if self.retry is None:
+                return await self._send_checked_stream(inner, request, breaker)
+            return await self.retry.acall(self._send_checked_stream, inner, request, breaker)
         if self.retry is None:
             return await breaker.acall(self._send, inner, request, breaker)
         return await self.retry.acall(self._retried_send, inner, request, breaker)
+
+    async def _send_checked_stream(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+        lib = library_of(request)
+
+        async def attempt() -> Any:
+            response = await inner.handle_async_request(request)
+            try:
+                self._classify(response, breaker)
+                if not is_stream(response):
+                    if self._wants_body(response):
+                        response.request = request
+                        await response.aread()
+                        self._run_checks(response)
+                    yield response
+                    return
+                yield response
+                checkers = self._new_stream_checkers()
+                async for chunk in response.stream:
+                    self._judge_chunk(checkers, chunk)
+                    yield chunk
+                self._judge_chunk(checkers, None)
+            finally:
+                if is_stream(response):
+                    await response.aclose()
+
+        guarded = breaker.stream(attempt)
+        try:
+            first = await guarded.__anext__()
+        except Exception as raised:
+            exc = tripped_by(raised)
+            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
+                await exc.response.aread()
+                await exc.response.aclose()
+            raise
+        if not is_stream(first):
+            async for _ in guarded:
+                pass
+            return first
+        return lib.Response(
+            first.status_code,
+            headers=first.headers,
+            stream=_body_classes(lib)[1](guarded),
+            extensions=first.extensions,
+        )
 
     async def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:

@@ -16,13 +16,13 @@ from tripwise.llm.checks import (
     CheckReport,
     CheckSuite,
     OutputCheck,
+    StreamBodyCheck,
     StreamChecker,
     body_check,
     build_checks,
+    stream_check,
 )
 from tripwise.llm.client import (
-    AsyncChatStream,
-    ChatStream,
     ClientStats,
     LLMClient,
     OllamaClient,
@@ -40,6 +40,7 @@ from tripwise.llm.errors import (
 )
 from tripwise.llm.response import Attempt, LLMResponse, StreamEvent, ToolCall
 from tripwise.llm.service import LLMService
+from tripwise.llm.streams import AsyncChatStream, ChatStream
 from tripwise.llm.timeouts import Timeouts
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "OpenAIClient",
     "OutputCheck",
     "OutputCheckFailed",
+    "StreamBodyCheck",
     "StreamChecker",
     "StreamEvent",
     "Timeouts",
@@ -73,4 +75,5 @@ __all__ = [
     "body_check",
     "build_checks",
     "counts_as_backend_failure",
+    "stream_check",
 ]

@@ -477,3 +477,51 @@ class BodyCheck:
 def body_check(checks: Any = None, *, api: str = "openai") -> BodyCheck:
     """``BreakerTransport(checks=[body_check()])``: see :class:`BodyCheck`."""
     return BodyCheck(checks, api=api)
+
+
+class StreamBodyCheck:
+    """Output checks on a streamed answer (OpenAI SSE or Ollama NDJSON bytes) as a stream
+    check of a :class:`tripwise.http.BreakerTransport`: ``feed(chunk)`` parses the bytes
+    incrementally and answers 0.0 as soon as the text so far fails (a refusal); ``close()``
+    runs the full checks on the whole answer. One instance per response."""
+
+    name = "llm_stream"
+
+    def __init__(self, suite: CheckSuite, api: str = "openai") -> None:
+        from tripwise.llm.wire import OllamaWire, OpenAIWire
+
+        wire = OpenAIWire("upstream") if api == "openai" else OllamaWire("upstream")
+        self.acc = wire.accumulator()
+        self.checker = suite.stream_checker()
+        self.failure: CheckFailure | None = None
+        self.report: CheckReport | None = None
+
+    def feed(self, chunk: bytes) -> float | None:
+        for frame in self.acc.frames(chunk):
+            delta, _ = self.acc.feed(frame)
+            failure = self.checker.feed(delta)
+            if failure is not None:
+                self.failure = failure
+                return 0.0
+        return None
+
+    def close(self) -> float:
+        self.report = self.checker.finish(self.acc.response())
+        if not self.report.passed:
+            self.failure = self.report.failures[0]
+            return 0.0
+        return self.report.quality
+
+
+def stream_check(checks: Any = None, *, api: str = "openai") -> Callable[[], StreamBodyCheck]:
+    """``BreakerTransport(stream_checks=[stream_check()])``: a factory of
+    :class:`StreamBodyCheck` (the checks are built, and validated, once, here)."""
+    if api not in ("openai", "ollama"):
+        raise ValueError(f"api must be 'openai' or 'ollama', got {api!r}")
+    suite = build_checks(checks)
+
+    def factory() -> StreamBodyCheck:
+        return StreamBodyCheck(suite, api)
+
+    factory.__name__ = "llm_stream"
+    return factory

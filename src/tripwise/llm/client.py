@@ -12,7 +12,6 @@ fail over invisibly.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import queue
 import threading
 import time
@@ -32,6 +31,7 @@ from tripwise.llm.errors import (
     counts_as_backend_failure,
 )
 from tripwise.llm.response import LLMResponse, StreamEvent
+from tripwise.llm.streams import AsyncChatStream, ChatStream, guard_stream
 from tripwise.llm.timeouts import Timeouts
 from tripwise.llm.wire import OllamaWire, OpenAIWire, request_expectations
 
@@ -79,97 +79,6 @@ class ClientStats:
         )
 
 
-def _guard_stream(breaker: CircuitBreaker | None, fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` (a generator function, sync or async) as one guarded call of ``breaker``:
-    admitted at the first item, its outcome recorded when it ends (the core's guarded streams;
-    a ``with`` block spanning the stream on a core without them)."""
-    if breaker is None:
-        return fn(*args)
-    stream = getattr(breaker, "stream", None)
-    if stream is not None:
-        return stream(fn, *args)
-    if inspect.isasyncgenfunction(fn):
-        return _awith_breaker(breaker, fn(*args))
-    return _with_breaker(breaker, fn(*args))
-
-
-def _with_breaker(breaker: CircuitBreaker, gen: Iterator[Any]) -> Iterator[Any]:
-    with breaker:  # one permit for the whole stream: admitted at the first next()
-        yield from gen
-
-
-async def _awith_breaker(breaker: CircuitBreaker, gen: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async with breaker:
-        async for item in gen:
-            yield item
-
-
-class ChatStream:
-    """A streamed answer: iterate for :class:`StreamEvent` items; ``response`` is the checked
-    :class:`LLMResponse` once the stream is exhausted. ``close()`` ends it early."""
-
-    def __init__(self, events: Iterator[StreamEvent], holder: dict[str, Any]) -> None:
-        self._events = events
-        self._holder = holder
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> StreamEvent:
-        return next(self._events)
-
-    @property
-    def response(self) -> LLMResponse | None:
-        return self._holder.get("response")
-
-    def text(self) -> str:
-        """Consume the rest of the stream; the whole answer's text."""
-        for _ in self:
-            pass
-        r = self.response
-        return r.content if r is not None else ""
-
-    def close(self) -> None:
-        close = getattr(self._events, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncChatStream:
-    """The async twin of :class:`ChatStream` (``async for``)."""
-
-    def __init__(self, events: AsyncIterator[StreamEvent], holder: dict[str, Any]) -> None:
-        self._events = events
-        self._holder = holder
-
-    def __aiter__(self) -> AsyncChatStream:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        return await self._events.__anext__()
-
-    @property
-    def response(self) -> LLMResponse | None:
-        return self._holder.get("response")
-
-    async def text(self) -> str:
-        async for _ in self:
-            pass
-        r = self.response
-        return r.content if r is not None else ""
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 _END = object()
 
 
@@ -211,6 +120,7 @@ class LLMClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = name if name is not None else f"{self.base_url}#{model}"
+        self._totals: dict[Any, Timeouts] = {}
         self.timeouts = Timeouts.of(timeouts)
         self.checks: CheckSuite = build_checks(checks)
         self.headers = dict(headers or {})
@@ -219,16 +129,7 @@ class LLMClient:
         self.params = dict(params or {})
         self.wire = self._make_wire()
         if breaker is True:
-            kwargs: dict[str, Any] = {}
-            if registry is not _DEFAULT_REGISTRY:
-                kwargs["registry"] = registry
-            breaker = CircuitBreaker(
-                consecutive_failures(5),
-                name=f"llm:{self.name}",
-                half_open_after=30.0,
-                exception_predicate=counts_as_backend_failure,
-                **kwargs,
-            )
+            breaker = self._default_breaker(registry)
         elif breaker is False:
             breaker = None
         elif breaker is not None and not isinstance(breaker, CircuitBreaker):
@@ -239,6 +140,39 @@ class LLMClient:
         self._own_http = http_client is None
         self._own_ahttp = async_http_client is None
         self.stats = ClientStats()
+        self._urls: dict[bool, str] = {}
+        self._http_timeouts: dict[tuple[Timeouts, bool], Any] = {}
+
+    def _default_breaker(self, registry: Any) -> CircuitBreaker:
+        """Opens after 5 failures in a row, probes after 30 s; clients of one backend (same
+        name) in one registry share it."""
+        name = f"llm:{self.name}"
+
+        def make(registry: Any = None) -> CircuitBreaker:
+            return CircuitBreaker(
+                consecutive_failures(5),
+                name=name,
+                half_open_after=30.0,
+                exception_predicate=counts_as_backend_failure,
+                registry=registry,
+            )
+
+        if registry is _DEFAULT_REGISTRY:
+            from tripwise.core.registry import default_registry
+
+            registry = default_registry
+        if registry is None:
+            return make()
+        return cast(CircuitBreaker, registry.get_or_create(name, make))
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts_value
+
+    @timeouts.setter
+    def timeouts(self, value: Timeouts | float | dict[str, Any] | None) -> None:
+        self._timeouts_value = Timeouts.of(value)
+        self._totals.clear()
 
     def _make_wire(self) -> Any:
         return self.wire_class(self.name)
@@ -255,16 +189,31 @@ class LLMClient:
             self._ahttp = _httpx().AsyncClient(headers=self.headers)
         return self._ahttp
 
+    def _extra_headers(self, client: Any, own: bool) -> dict[str, str] | None:
+        """Our headers (API key, ...) for a request on a client the caller gave us; our own
+        clients carry them already."""
+        return None if own else self.headers
+
     def _url(self, generate: bool) -> str:
-        return self.base_url + str(self.wire.path(generate))
+        url = self._urls.get(generate)
+        if url is None:
+            url = self._urls[generate] = self.base_url + str(self.wire.path(generate))
+        return url
 
     def _http_timeout(self, t: Timeouts, stream: bool) -> Any:
+        key = (t, stream)
+        value = self._http_timeouts.get(key)
+        if value is None:
+            if len(self._http_timeouts) > 64:
+                self._http_timeouts.clear()
+            value = self._http_timeouts[key] = self._make_http_timeout(t, stream)
+        return value
+
+    def _make_http_timeout(self, t: Timeouts, stream: bool) -> Any:
         read: float | None
-        if stream:  # the socket never fires before our own first-token / stall deadlines
-            limits = [x for x in (t.first_token, t.stall) if x is not None]
-            read = max(limits) if limits else t.total
-            if read is not None and t.total is not None:
-                read = min(read, t.total)
+        if stream:  # a backstop only: our own first-token / stall / total deadlines fire first
+            limits = [x for x in (t.first_token, t.stall, t.total) if x is not None]
+            read = 2.0 * max(limits) + 1.0 if limits else None
         else:
             read = t.total
         return _httpx().Timeout(connect=t.connect, read=read, write=t.connect, pool=t.connect)
@@ -313,7 +262,15 @@ class LLMClient:
         )
 
     def _timeouts(self, timeout: Any) -> Timeouts:
-        return self.timeouts if timeout is None else self.timeouts.with_total(timeout)
+        """The client's timeouts, with ``timeout`` (if given) as the total (memoized)."""
+        if timeout is None:
+            return self.timeouts
+        t = self._totals.get(timeout)
+        if t is None or t.total is None:
+            if len(self._totals) > 64:
+                self._totals.clear()
+            t = self._totals[timeout] = self.timeouts.with_total(timeout)
+        return t
 
     @staticmethod
     def _messages(prompt: Any, messages: Any) -> Any:
@@ -360,7 +317,10 @@ class LLMClient:
         start = time.perf_counter()
         try:
             response = self._client().post(
-                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+                self._url(generate),
+                json=body,
+                timeout=self._http_timeout(t, False),
+                headers=self._extra_headers(self._http, self._own_http),
             )
         except _httpx().TransportError as exc:
             raise self._error(exc, t, False) from exc
@@ -413,7 +373,10 @@ class LLMClient:
         httpx = _httpx()
         try:
             post = self._aclient().post(
-                self._url(generate), json=body, timeout=self._http_timeout(t, False)
+                self._url(generate),
+                json=body,
+                timeout=self._http_timeout(t, False),
+                headers=self._extra_headers(self._ahttp, self._own_ahttp),
             )
             response = await (post if t.total is None else asyncio.wait_for(post, t.total))
         except asyncio.TimeoutError:
@@ -442,7 +405,7 @@ class LLMClient:
     ) -> ChatStream:
         """Stream a chat completion: an iterator of :class:`StreamEvent`; checked as it goes."""
         holder: dict[str, Any] = {}
-        guarded = _guard_stream(
+        guarded = guard_stream(
             self.breaker,
             self._stream_raw,
             self._messages(None, messages),
@@ -472,7 +435,11 @@ class LLMClient:
         client = self._client()
         start = time.perf_counter()
         request = client.build_request(
-            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+            "POST",
+            self._url(generate),
+            json=body,
+            timeout=self._http_timeout(t, True),
+            headers=self._extra_headers(client, self._own_http),
         )
         try:
             response = client.send(request, stream=True)
@@ -515,7 +482,11 @@ class LLMClient:
             if item is _END:
                 return
             if isinstance(item, BaseException):
-                if isinstance(item, Exception) and isinstance(item, _httpx().TransportError):
+                httpx = _httpx()
+                if isinstance(item, httpx.ReadTimeout):
+                    kind = "first_token" if first else "stall"
+                    raise LLMTimeout(kind, self._limit_of(kind, t), self.name) from item
+                if isinstance(item, httpx.TransportError):
                     raise self._error(item, t, first) from item
                 raise item
             first = False
@@ -573,7 +544,7 @@ class LLMClient:
         **params: Any,
     ) -> AsyncChatStream:
         holder: dict[str, Any] = {}
-        guarded = _guard_stream(
+        guarded = guard_stream(
             self.breaker,
             self._astream_raw,
             self._messages(None, messages),
@@ -611,7 +582,11 @@ class LLMClient:
         client = self._aclient()
         start = time.perf_counter()
         request = client.build_request(
-            "POST", self._url(generate), json=body, timeout=self._http_timeout(t, True)
+            "POST",
+            self._url(generate),
+            json=body,
+            timeout=self._http_timeout(t, True),
+            headers=self._extra_headers(client, self._own_ahttp),
         )
         try:
             response = await client.send(request, stream=True)
@@ -775,7 +750,7 @@ class OllamaClient(LLMClient):
         """``/api/generate`` streamed as NDJSON."""
         self._messages(prompt, None)
         holder: dict[str, Any] = {}
-        guarded = _guard_stream(
+        guarded = guard_stream(
             self.breaker,
             self._stream_raw,
             prompt,
@@ -792,7 +767,7 @@ class OllamaClient(LLMClient):
     ) -> AsyncChatStream:
         self._messages(prompt, None)
         holder: dict[str, Any] = {}
-        guarded = _guard_stream(
+        guarded = guard_stream(
             self.breaker,
             self._astream_raw,
             prompt,

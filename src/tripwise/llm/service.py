@@ -28,14 +28,7 @@ from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.states import State
 from tripwise.http.errors import tripped_by
-from tripwise.llm.client import (
-    AsyncChatStream,
-    ChatStream,
-    LLMClient,
-    OllamaClient,
-    OpenAIClient,
-    _guard_stream,
-)
+from tripwise.llm.client import LLMClient, OllamaClient, OpenAIClient
 from tripwise.llm.errors import (
     AllAttemptsFailed,
     CircuitBreakerError,
@@ -44,6 +37,7 @@ from tripwise.llm.errors import (
     OutputCheckFailed,
 )
 from tripwise.llm.response import Attempt, LLMResponse, StreamEvent
+from tripwise.llm.streams import AsyncChatStream, ChatStream, guard_stream
 from tripwise.policies.health import HealthChecker
 
 DEFAULT_TIMEOUTS = (10.0, 20.0, 30.0)
@@ -121,6 +115,8 @@ class LLMService:
       local model of attempt 2 (default api ``"ollama"``-compatible ``/v1``: ``"openai"``).
     - ``timeouts``: per attempt (default 10, 20, 30 s); ``waits``: before attempts 1 and 2
       (default 2, 5 s); ``jitter``: a share in [0, 1] that spreads each wait by ± that much.
+      Before a retry of the same backend the wait is at least its ``Retry-After``; one longer
+      than ``max_retry_after`` (60 s) skips the retry and goes on to the fallback.
     - ``enable_circuit_breaker``: guard each endpoint with the breaker of ``health_checker``
       (default :func:`tripwise.policies.get_health_checker`), registered with
       ``failure_threshold`` and ``recovery_timeout_seconds`` unless already registered.
@@ -143,6 +139,7 @@ class LLMService:
         timeouts: Sequence[float] = DEFAULT_TIMEOUTS,
         waits: Sequence[float] = DEFAULT_WAITS,
         jitter: float = 0.0,
+        max_retry_after: float = 60.0,
         checks: Any = None,
         health_checker: HealthChecker | None = None,
         failure_threshold: int = 3,
@@ -161,6 +158,13 @@ class LLMService:
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be a number in [0, 1], got {jitter!r}")
         self.jitter = float(jitter)
+        if (
+            isinstance(max_retry_after, bool)
+            or not isinstance(max_retry_after, (int, float))
+            or not max_retry_after >= 0
+        ):
+            raise ValueError(f"max_retry_after must be a number >= 0, got {max_retry_after!r}")
+        self.max_retry_after = float(max_retry_after)
         self.primary = self._client(api, base_url, model, api_key, checks, params, "api")
         self.fallback: LLMClient | None = None
         if fallback_base_url is not None:
@@ -261,9 +265,12 @@ class LLMService:
             client.name,
             self.failure_threshold,
             self.recovery_timeout_seconds,
-            health_url=client.base_url + client.health_path,
-            probe=client.ahealth,
+            **self._probe_args(client),
         )
+
+    def _probe_args(self, client: LLMClient) -> dict[str, Any]:
+        """How the health checker probes ``client``'s endpoint: its own health URL."""
+        return {"health_url": client.base_url + client.health_path, "probe": client.ahealth}
 
     def _breaker(self, client: LLMClient) -> CircuitBreaker | None:
         if not self.enable_circuit_breaker or self.health_checker is None:
@@ -288,6 +295,27 @@ class LLMService:
         if seconds <= 0 or not self.jitter:
             return seconds
         return max(0.0, seconds * (1.0 + self.jitter * (2.0 * self._rng.random() - 1.0)))
+
+    def _delay(
+        self,
+        wait: float,
+        attempts: list[Attempt],
+        last: BaseException | None,
+        last_client: LLMClient | None,
+        client: LLMClient,
+    ) -> float | None:
+        """Seconds to wait before the next attempt: the configured wait (with jitter), at
+        least the ``Retry-After`` the same backend just sent; None to skip the attempt when
+        that is longer than ``max_retry_after``."""
+        if not attempts:
+            return 0.0
+        delay = self._wait(wait)
+        asked = getattr(last, "retry_after", None) if last_client is client else None
+        if isinstance(asked, (int, float)) and asked > 0:
+            if asked > self.max_retry_after:
+                return None
+            delay = max(delay, float(asked))
+        return delay
 
     @staticmethod
     def _is_open(breaker: CircuitBreaker | None) -> bool:
@@ -335,6 +363,7 @@ class LLMService:
         attempts: list[Attempt] = []
         opened: list[CircuitBreakerOpen] = []
         last: BaseException | None = None
+        last_client: LLMClient | None = None
         for n, client, limit, wait in self._plan():
             breaker = self._breaker(client)
             if self._is_open(breaker):
@@ -342,9 +371,13 @@ class LLMService:
                 opened.append(self._open_error(breaker))
                 attempts.append(Attempt(n, client.name, "open", breaker.name))
                 continue
-            if wait and attempts:
-                self._sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            delay = self._delay(wait, attempts, last, last_client, client)
+            if delay is None:  # the backend asked for a longer pause than max_retry_after
+                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
+                continue
+            if delay:
+                self._sleep(delay)
+            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -364,7 +397,7 @@ class LLMService:
                     continue
                 if _fatal(exc):
                     raise exc from None
-                last = exc
+                last, last_client = exc, client
                 continue
             client.stats.count(None)
             return self._done(r, n, client, attempts, (time.perf_counter() - start) * 1000.0)
@@ -399,6 +432,7 @@ class LLMService:
         attempts: list[Attempt] = []
         opened: list[CircuitBreakerOpen] = []
         last: BaseException | None = None
+        last_client: LLMClient | None = None
         for n, client, limit, wait in self._plan():
             breaker = self._breaker(client)
             if self._is_open(breaker):
@@ -406,12 +440,16 @@ class LLMService:
                 opened.append(self._open_error(breaker))
                 attempts.append(Attempt(n, client.name, "open", breaker.name))
                 continue
-            if wait and attempts:
-                self._sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            delay = self._delay(wait, attempts, last, last_client, client)
+            if delay is None:  # the backend asked for a longer pause than max_retry_after
+                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
+                continue
+            if delay:
+                self._sleep(delay)
+            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            events = _guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
+            events = guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
             sent = False
             try:
                 for event in events:
@@ -428,7 +466,7 @@ class LLMService:
                 if isinstance(exc, CircuitBreakerOpen):
                     opened.append(exc)
                 else:
-                    last = exc
+                    last, last_client = exc, client
                 continue
             client.stats.count(None)
             holder["response"] = self._done(
@@ -454,6 +492,7 @@ class LLMService:
         attempts: list[Attempt] = []
         opened: list[CircuitBreakerOpen] = []
         last: BaseException | None = None
+        last_client: LLMClient | None = None
         for n, client, limit, wait in self._plan():
             breaker = self._breaker(client)
             if self._is_open(breaker):
@@ -461,9 +500,13 @@ class LLMService:
                 opened.append(self._open_error(breaker))
                 attempts.append(Attempt(n, client.name, "open", breaker.name))
                 continue
-            if wait and attempts:
-                await self._async_sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            delay = self._delay(wait, attempts, last, last_client, client)
+            if delay is None:  # the backend asked for a longer pause than max_retry_after
+                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
+                continue
+            if delay:
+                await self._async_sleep(delay)
+            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -485,7 +528,7 @@ class LLMService:
                     continue
                 if _fatal(exc):
                     raise exc from None
-                last = exc
+                last, last_client = exc, client
                 continue
             client.stats.count(None)
             return self._done(r, n, client, attempts, (time.perf_counter() - start) * 1000.0)
@@ -518,6 +561,7 @@ class LLMService:
         attempts: list[Attempt] = []
         opened: list[CircuitBreakerOpen] = []
         last: BaseException | None = None
+        last_client: LLMClient | None = None
         for n, client, limit, wait in self._plan():
             breaker = self._breaker(client)
             if self._is_open(breaker):
@@ -525,14 +569,16 @@ class LLMService:
                 opened.append(self._open_error(breaker))
                 attempts.append(Attempt(n, client.name, "open", breaker.name))
                 continue
-            if wait and attempts:
-                await self._async_sleep(self._wait(wait))
-            t = client.timeouts.with_total(timeout if timeout is not None else limit)
+            delay = self._delay(wait, attempts, last, last_client, client)
+            if delay is None:  # the backend asked for a longer pause than max_retry_after
+                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
+                continue
+            if delay:
+                await self._async_sleep(delay)
+            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
-            events = _guard_stream(
-                breaker, client._astream_raw, msgs, params, t, False, hold, inner
-            )
+            events = guard_stream(breaker, client._astream_raw, msgs, params, t, False, hold, inner)
             sent = False
             try:
                 async for event in events:
@@ -549,7 +595,7 @@ class LLMService:
                 if isinstance(exc, CircuitBreakerOpen):
                     opened.append(exc)
                 else:
-                    last = exc
+                    last, last_client = exc, client
                 continue
             client.stats.count(None)
             holder["response"] = self._done(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.conditions import check_positive, consecutive_failures
+from tripwise.core.path import Tally
 from tripwise.policies._pipeline import (
     Accept,
     ScoreFn,
@@ -27,8 +27,8 @@ DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_HALF_OPEN_AFTER = 30.0
 
 
-def _counter_value(counter: itertools.count[int]) -> int:
-    return int(repr(counter)[6:-1])  # itertools.count(N) -> N calls of next() so far
+def _counter_value(counter: Tally) -> int:
+    return counter.value()  # exact, without parsing repr(itertools.count)
 
 
 def _check_name(name: Any) -> str:
@@ -42,8 +42,8 @@ class _TierBase:
     name: str
 
     def __init__(self) -> None:
-        self._usage = itertools.count()
-        self._failures = itertools.count()
+        self._usage = Tally()  # next() from any thread, no lock
+        self._failures = Tally()
 
     @property
     def usage(self) -> int:

@@ -229,3 +229,22 @@ def test_openai_logprob_check(server: FakeLLMServer) -> None:
     assert client.chat([{"role": "user", "content": "x"}], logprobs=True).logprobs is not None
     with pytest.raises(OutputCheckFailed, match="mean logprob"):
         client.chat([{"role": "user", "content": "x"}], logprobs=True)
+
+
+def test_a_client_over_a_breaker_transport(server: FakeLLMServer, server2: FakeLLMServer) -> None:
+    """The LLM client on a caller's httpx client whose transport falls back: the API key
+    still goes out, and a 500 is answered by the second backend."""
+    import httpx
+
+    from tripwise.http import BreakerTransport
+
+    transport = BreakerTransport(fallback=[server2.url], registry=Registry())
+    http = httpx.Client(transport=transport)
+    client = OpenAIClient(server.base_url, "m", api_key="sk-1", http_client=http, breaker=False)
+    server.script(Fault("status", status=500))
+    r = client.complete("x")
+    assert r.model == "local-model"
+    assert server.last_headers["authorization"] == "Bearer sk-1"
+    assert server2.last_headers["authorization"] == "Bearer sk-1"
+    client.close()
+    assert not http.is_closed  # the caller's client stays the caller's

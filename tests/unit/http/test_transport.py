@@ -41,7 +41,7 @@ class Upstream:
         )
 
 
-def TrackedStream(lib: Any, data: bytes) -> Any:  # noqa: N802 - a class per library
+def TrackedStream(lib: Any, data: bytes) -> Any:
     class _Tracked(lib.SyncByteStream, lib.AsyncByteStream):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             self.closed = False
@@ -114,7 +114,7 @@ def test_5xx_429_and_connection_errors_count_other_4xx_do_not(lib: Any) -> None:
 @pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
 def test_open_breaker_answers_openai_shaped_503(lib: Any) -> None:
     up = Upstream(lib, (500, {}))
-    client, t = make(lib, up, trip_on=consecutive_failures(1), half_open_after=12.2)
+    client, _t = make(lib, up, trip_on=consecutive_failures(1), half_open_after=12.2)
     client.post("/chat/completions", json={})
     r = client.post("/chat/completions", json={})
     assert r.status_code == 503
@@ -159,7 +159,7 @@ def test_fallback_rewrites_base_url_model_and_headers(lib: Any) -> None:
     )
     r = client.post("/chat/completions", json={"model": "gpt-4o", "messages": []})
     assert r.json() == {"from": "local"}
-    first, second = up.requests
+    _first, second = up.requests
     assert str(second.url) == "http://local.test:11434/v1/chat/completions"
     assert second.headers["host"] == "local.test:11434"
     assert second.headers["x-k"] == "1"
@@ -268,3 +268,14 @@ def test_transports_of_one_registry_share_breakers_by_name() -> None:
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         BreakerTransport(**kwargs)
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda m: m.__name__)
+def test_a_check_that_cannot_read_the_body_is_a_failed_check(lib: Any) -> None:
+    def needs_field(response: Any) -> float:
+        return 1.0 if response.json()["answer"] else 0.0
+
+    up = Upstream(lib, (200, {"other": 1}))
+    client, t = make(lib, up, checks=[needs_field], trip_on=consecutive_failures(1))
+    assert client.get("/x").json() == {"other": 1}
+    assert t.breaker("http://api.test:80").state is State.OPEN

@@ -95,3 +95,15 @@ def test_service_registers_each_endpoint_once_with_the_seed_defaults() -> None:
     assert svc.timeouts == (10.0, 20.0, 30.0) and svc.waits == (2.0, 5.0)
     LLMService(base_url="http://cloud.test/v1", health_checker=checker)
     assert checker.breaker("http://cloud.test/v1") is b  # an existing registration is kept
+
+
+def test_clients_of_one_backend_share_its_breaker() -> None:
+    from tripwise import Registry
+
+    reg = Registry()
+    a = OpenAIClient("http://127.0.0.1:1/v1", "m", registry=reg)
+    b = OpenAIClient("http://127.0.0.1:1/v1", "m", registry=reg)
+    c = OpenAIClient("http://127.0.0.1:1/v1", "other", registry=reg)
+    assert a.breaker is b.breaker is not None
+    assert c.breaker is not a.breaker
+    assert a.breaker.name == "llm:http://127.0.0.1:1/v1#m"
