@@ -119,3 +119,20 @@ def test_tool_call_stream_passes_through(primary, secondary, gateway) -> None:
     assert resp.headers["x-tripwise-backend"] == "max_gpu"
     assert events[-1] == "[DONE]"
     assert any("tool_calls" in e for e in events)
+
+
+def test_hold_window_in_tokens_decides_the_commit_point(primary, secondary, gateway) -> None:
+    extra = (
+        "  short-hold:\n    chain: [max_gpu, ollama_cpu]\n    hold: {tokens: 2}\n"
+        "  long-hold:\n    chain: [max_gpu, ollama_cpu]\n    hold: {tokens: 50}\n"
+    )
+    g = gateway(chain_config(primary, secondary, extra_routes=extra))
+    # role chunk, "word0", " word1", " word2", then a stall
+    primary.script(Fault("stall", text=LONG, after=4, delay=3))
+    resp, events = stream(g.url, {"model": "short-hold", "messages": HELLO})
+    assert resp.headers["x-tripwise-backend"] == "max_gpu"  # committed after 2 tokens
+    assert json.loads(events[-1])["error"]["code"] == "error:stall"
+    primary.script(Fault("stall", text=LONG, after=4, delay=3))
+    resp, events = stream(g.url, {"model": "long-hold", "messages": HELLO})
+    assert resp.headers["x-tripwise-backend"] == "ollama_cpu"  # still held: invisible failover
+    assert events[-1] == "[DONE]" and "word0" not in text_of(events)
