@@ -541,18 +541,22 @@ class Engine:
                 finally:
                     await agen.aclose()  # type: ignore[attr-defined]
                 completion = _assemble(last, parts, finish, tool_calls, body)
-                quality: float | None = None
-                if not committed:
-                    reason, quality = b.checks.check(completion, body)
-                    if reason is not None:
-                        raise QualityFailed(reason)
+                reason, quality = b.checks.check(completion, body)
+                if reason is not None and not committed:
+                    raise QualityFailed(reason)
                 if not committed:
                     committed = True
                     await _start_sse(send, audit, b.name, index)
                     await _send_body(send, b"".join(held))
                 await _send_body(send, b"data: [DONE]\n\n", more=False)
-                await adm.ok(quality)
                 self.stats.serve(route.name, b.name)
+                if reason is not None:
+                    # Past the commit point the answer is the client's; the breaker still hears
+                    # that it failed its checks, and it is not cached.
+                    await adm.fail(QualityFailed(reason))
+                    self.last_reason[b.name] = reason
+                    return True
+                await adm.ok(quality)
                 if key:
                     await self._store(chain, key, completion)
                 return True

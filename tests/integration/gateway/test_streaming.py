@@ -136,3 +136,17 @@ def test_hold_window_in_tokens_decides_the_commit_point(primary, secondary, gate
     resp, events = stream(g.url, {"model": "long-hold", "messages": HELLO})
     assert resp.headers["x-tripwise-backend"] == "ollama_cpu"  # still held: invisible failover
     assert events[-1] == "[DONE]" and "word0" not in text_of(events)
+
+
+def test_a_bad_answer_after_commit_still_counts_for_the_breaker(
+    primary, secondary, gateway
+) -> None:
+    extra = "  solo:\n    chain: [max_gpu]\n"
+    g = gateway(chain_config(primary, secondary, extra_routes=extra))
+    primary.default = Fault("length")  # truncated: visible only at the end of the stream
+    for _ in range(3):
+        resp, events = stream(g.url, {"model": "solo", "messages": HELLO})
+        assert resp.headers["x-tripwise-backend"] == "max_gpu"
+        assert events[-1] == "[DONE]"  # delivered: no next tier, nothing to fail over to
+    status = httpx.get(g.url + "/circuit-breakers/max_gpu").json()
+    assert status["state"] == "open" and status["reason"] == "quality:truncated"
