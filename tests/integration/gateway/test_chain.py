@@ -233,3 +233,24 @@ def test_retry_with_backoff_on_the_same_backend(primary, secondary, gateway) -> 
     assert len(secondary.requests) == 0
     breaker = httpx.get(g.url + "/circuit-breakers/max_gpu").json()
     assert breaker["total_failures"] == 1  # the 503 only; the 400 did not count
+
+
+def test_a_quality_condition_trips_on_bad_answers(primary, secondary, gateway) -> None:
+    breaker = (
+        "{trip_on: {low_quality_rate_above: {rate: 0.5, threshold: 0.5, window: 4,"
+        " min_calls: 4}}, recovery_timeout: 30}"
+    )
+    g = gateway(chain_config(primary, secondary, breaker=breaker))
+    primary.script(Fault("ok"), Fault("ok"))
+    primary.default = Fault("refusal")
+    reasons = [
+        post(g.url, {"model": "m", "messages": HELLO}).headers.get("x-tripwise-fallback-reason")
+        for _ in range(6)
+    ]
+    assert reasons[:2] == [None, None]
+    assert reasons[2:5] == ["max_gpu=quality:refusal"] * 3
+    status = httpx.get(g.url + "/circuit-breakers/max_gpu").json()
+    assert status["state"] == "open"  # 3 of the last 4 answers scored below 0.5
+    assert status["quality_count"] == 5  # bad answers were heard as scores, not errors
+    assert status["total_failures"] == 0
+    assert reasons[5] == "max_gpu=breaker_open"
