@@ -116,8 +116,9 @@ class GatewayApp:
         logger.info("gateway config reloaded from %s", config.path)
 
     async def _close_later(self, upstreams: list[Any]) -> None:
-        # Streams started on the old clients keep them until they end (or the drain bound).
-        await asyncio.sleep(self.config.shutdown.drain_timeout + 5)
+        # Calls and streams started on the old clients keep them until they end.
+        while any(u.in_flight for u in upstreams):
+            await asyncio.sleep(1.0)
         for u in upstreams:
             await u.aclose()
 

@@ -98,6 +98,7 @@ class Upstream:
         if cfg.api_key:
             self._headers["authorization"] = f"Bearer {cfg.api_key}"
         self._session: aiohttp.ClientSession | None = None
+        self.in_flight = 0  # calls and streams using the session (a reload closes it at 0)
         self._chat_url = cfg.url + ("/api/chat" if self.ollama else "/chat/completions")
 
     def _client(self) -> aiohttp.ClientSession:
@@ -132,6 +133,7 @@ class Upstream:
         """The upstream's chat.completion for ``body`` within ``timeout`` seconds."""
         payload = dumps(self._body(body, False))
         limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.cfg.connect_timeout))
+        self.in_flight += 1
         try:
             async with self._client().post(
                 self._chat_url, data=payload, headers=_JSON, timeout=limit
@@ -140,6 +142,8 @@ class Upstream:
                 status, headers = resp.status, resp.headers
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
+        finally:
+            self.in_flight -= 1
         if status != 200:
             raise _status_error(status, headers, content)
         try:
@@ -159,6 +163,18 @@ class Upstream:
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the upstream's chunks; raise UpstreamError on a status, a timeout or a stall.
         The stream ends normally only on ``[DONE]`` (OpenAI) or ``done: true`` (Ollama)."""
+        self.in_flight += 1
+        inner = self._stream(body, first_byte_timeout, stall_timeout)
+        try:
+            async for chunk in inner:
+                yield chunk
+        finally:
+            self.in_flight -= 1
+            await inner.aclose()  # type: ignore[attr-defined]
+
+    async def _stream(
+        self, body: Mapping[str, Any], first_byte_timeout: float, stall_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
         payload = dumps(self._body(body, True))
         limit = aiohttp.ClientTimeout(
             total=None, connect=min(first_byte_timeout, self.cfg.connect_timeout)
