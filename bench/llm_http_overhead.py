@@ -10,7 +10,7 @@ OpenAI-compatible server (bench/_fast_llm_server.py, its own process), all in on
 
 Per request: wall-clock microseconds (best of ``--repeat`` interleaved rounds of
 ``--number`` requests) and the client thread's CPU microseconds.
-Run: ``python bench/llm_http_overhead.py [--number 300] [--repeat 15]``.
+Run: ``python bench/llm_http_overhead.py [--number 100] [--repeat 40]``.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--number", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--number", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=40)
     args = ap.parse_args()
     proc, url = start_server()
     try:

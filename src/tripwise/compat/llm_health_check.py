@@ -42,9 +42,11 @@ class LLMHealthChecker(HealthChecker):
         *,
         health_url: str | None = None,
         probe: Any = None,
-        interval: float | None = None,
-        timeout: float | None = None,
+        **kwargs: Any,
     ) -> HealthStatus:
+        """As :meth:`HealthChecker.register_endpoint`; without a ``probe`` or ``health_url``
+        the endpoint is probed the Ollama way (``/api/health``, then ``/api/tags``). Other
+        keyword arguments (``interval``, ``timeout``, ...) pass through."""
         if probe is None and health_url is None and isinstance(endpoint, str):
             origin = _origin(endpoint)
             probe = self._ollama_probe(origin)
@@ -55,8 +57,7 @@ class LLMHealthChecker(HealthChecker):
             recovery_timeout_seconds,
             health_url=health_url,
             probe=probe,
-            interval=interval,
-            timeout=timeout,
+            **kwargs,
         )
 
     def get_metrics_summary(self, endpoint: str) -> dict[str, Any]:

@@ -270,8 +270,20 @@ def _body_classes(lib: Any) -> tuple[type, type]:
     return _BODIES.setdefault(lib.__name__, (GuardedBody, AsyncGuardedBody))
 
 
+_DRAIN_LIMIT = 64 * 1024
+
+
+def _drainable(response: Any) -> bool:
+    """A small body of known length: reading it keeps the connection in the pool (closing an
+    unread body drops the connection, and the next request pays a new TCP handshake)."""
+    length = response.headers.get("content-length")
+    return bool(length and length.isdigit() and int(length) <= _DRAIN_LIMIT)
+
+
 def _close_quietly(response: Any) -> None:
     try:
+        if _drainable(response):
+            response.read()
         response.close()
     except Exception:  # closing a discarded answer must never hide the real outcome
         logger.debug("closing a discarded response failed", exc_info=True)
@@ -279,6 +291,8 @@ def _close_quietly(response: Any) -> None:
 
 async def _aclose_quietly(response: Any) -> None:
     try:
+        if _drainable(response):
+            await response.aread()
         await response.aclose()
     except Exception:
         logger.debug("closing a discarded response failed", exc_info=True)

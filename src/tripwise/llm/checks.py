@@ -58,6 +58,14 @@ class OutputCheck:
         """On a stream: a reason when the text so far already fails, else None."""
         return None
 
+    partial_from = 16
+    """Characters of streamed text before :meth:`partial` is first asked."""
+
+    def partial_next(self, chars: int) -> int | None:
+        """After asking :meth:`partial` at ``chars`` characters, when to ask again (None:
+        never on this stream). The default: every 16 more characters."""
+        return chars + 16
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -112,9 +120,12 @@ class Refusal(OutputCheck):
         return f"refusal: {response.content[:80]!r}"
 
     def partial(self, text: str) -> str | None:
-        if self.scorer(text) < self.threshold:
+        if self.scorer(text[: 2 * self.within]) < self.threshold:
             return f"refusal: {text[:80]!r}"
         return None
+
+    def partial_next(self, chars: int) -> int | None:
+        return chars + 16 if chars <= self.within else None  # refusals come first
 
 
 class ValidJson(OutputCheck):
@@ -241,7 +252,7 @@ class Repetition(OutputCheck):
         self.n = n
         self.threshold = float(min_score)
         self.min_words = min_words
-        self._seen = 0
+        self.partial_from = 4 * min_words
 
     def score(self, response: LLMResponse) -> float:
         if len(response.content.split()) < self.min_words:
@@ -249,12 +260,13 @@ class Repetition(OutputCheck):
         return repetition_score(response.content, n=self.n)
 
     def partial(self, text: str) -> str | None:
-        words = text.count(" ")
-        if words < self.min_words or words < self._seen * 2:  # re-score at doubling lengths
+        if len(text.split()) < self.min_words:
             return None
-        self._seen = words
         s = repetition_score(text, n=self.n)
         return f"repetition loop (distinct {self.n}-grams {s:.2f})" if s < self.threshold else None
+
+    def partial_next(self, chars: int) -> int | None:
+        return 2 * chars  # re-scored at doubling lengths: linear work over the stream
 
     def reason(self, response: LLMResponse, score: float) -> str:
         return f"repetition loop (distinct {self.n}-grams {score:.2f} < {self.threshold:g})"
@@ -388,9 +400,11 @@ class StreamChecker:
     def __init__(self, suite: CheckSuite) -> None:
         self.suite = suite
         self._parts: list[str] = []
-        self._partials = [c for c in suite.checks if type(c).partial is not OutputCheck.partial]
+        partials = [c for c in suite.checks if type(c).partial is not OutputCheck.partial]
+        # per stream: when each incremental check is due next (in characters of text)
+        self._due: list[tuple[OutputCheck, int | None]] = [(c, c.partial_from) for c in partials]
         self._chars = 0
-        self._checked_at = 0
+        self._next = min((d for _, d in self._due if d is not None), default=None)
 
     @property
     def text(self) -> str:
@@ -401,15 +415,21 @@ class StreamChecker:
             return None
         self._parts.append(delta)
         self._chars += len(delta)
-        if not self._partials or self._chars - self._checked_at < 16:
+        if self._next is None or self._chars < self._next:
             return None
-        self._checked_at = self._chars
-        text = self.text
-        for check in self._partials:
-            reason = check.partial(text)
-            if reason is not None:
-                return CheckFailure(check.name, reason, 0.0)
-        return None
+        chars, text = self._chars, self.text
+        failure = None
+        due: list[tuple[OutputCheck, int | None]] = []
+        for check, at in self._due:
+            if at is not None and chars >= at and failure is None:
+                reason = check.partial(text)
+                if reason is not None:
+                    failure = CheckFailure(check.name, reason, 0.0)
+                at = check.partial_next(chars)
+            due.append((check, at))
+        self._due = due
+        self._next = min((d for _, d in due if d is not None), default=None)
+        return failure
 
     def finish(self, response: LLMResponse) -> CheckReport:
         return self.suite.run(response)

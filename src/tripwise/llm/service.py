@@ -38,6 +38,7 @@ from tripwise.llm.errors import (
 )
 from tripwise.llm.response import Attempt, LLMResponse, StreamEvent
 from tripwise.llm.streams import AsyncChatStream, ChatStream, guard_stream
+from tripwise.llm.timeouts import Timeouts
 from tripwise.policies.health import HealthChecker
 
 DEFAULT_TIMEOUTS = (10.0, 20.0, 30.0)
@@ -101,6 +102,68 @@ def _numbers(name: str, values: Any, n: int, *, zero_ok: bool) -> tuple[float, .
         if v < 0 or (v == 0 and not zero_ok):
             raise ValueError(f"{name} must hold numbers {'>= 0' if zero_ok else '> 0'}, got {v!r}")
     return tuple(float(v) for v in out)
+
+
+class _Run:
+    """The bookkeeping of one call through the chain (the same for complete, stream and their
+    async twins): which attempts run, with which timeout, after which wait; what happened."""
+
+    def __init__(self, service: LLMService, timeout: float | None) -> None:
+        self.service = service
+        self.timeout = timeout
+        self.attempts: list[Attempt] = []
+        self.opened: list[CircuitBreakerOpen] = []
+        self.last: BaseException | None = None
+        self.last_client: LLMClient | None = None
+
+    def steps(self) -> Iterator[tuple[int, LLMClient, CircuitBreaker | None, Timeouts, float]]:
+        """(attempt, client, breaker, timeouts, wait) of each attempt to run; an attempt whose
+        breaker is open, or whose backend asked for too long a pause, is skipped at once."""
+        s = self.service
+        for n, client, limit, wait in s._plan():
+            breaker = s._breaker(client)
+            if breaker is not None and s._is_open(breaker):
+                self.opened.append(s._open_error(breaker))
+                self.attempts.append(Attempt(n, client.name, "open", breaker.name))
+                continue
+            delay = s._delay(wait, self.attempts, self.last, self.last_client, client)
+            if delay is None:  # the backend asked for a longer pause than max_retry_after
+                self.attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
+                continue
+            t = client._timeouts(self.timeout if self.timeout is not None else limit)
+            yield n, client, breaker, t, delay
+
+    def failed(
+        self, n: int, client: LLMClient, raised: Exception, start: float, committed: bool = False
+    ) -> Exception | None:
+        """Record a failed attempt. Returns the error to raise now (a caller's mistake, or a
+        stream that already delivered text), None to go on."""
+        exc = tripped_by(raised)
+        client.stats.count(exc)
+        kind, detail = _outcome(exc)
+        self.attempts.append(
+            Attempt(n, client.name, kind, detail, (time.perf_counter() - start) * 1000.0)
+        )
+        if committed or _fatal(exc):
+            return exc if isinstance(exc, Exception) else raised
+        if isinstance(exc, CircuitBreakerOpen):
+            self.opened.append(exc)
+        else:
+            self.last, self.last_client = exc, client
+        return None
+
+    def succeeded(self, r: LLMResponse, n: int, client: LLMClient, start: float) -> LLMResponse:
+        client.stats.count(None)
+        ms = (time.perf_counter() - start) * 1000.0
+        return self.service._done(r, n, client, self.attempts, ms)
+
+    def exhausted(self) -> Exception:
+        """The error of a call whose attempts all failed or were skipped."""
+        if self.last is None:
+            return self.service._all_open(self.attempts, self.opened)
+        err = AllAttemptsFailed(self.attempts)
+        err.__cause__ = self.last
+        return err
 
 
 class LLMService:
@@ -318,8 +381,8 @@ class LLMService:
         return delay
 
     @staticmethod
-    def _is_open(breaker: CircuitBreaker | None) -> bool:
-        return breaker is not None and breaker.state is State.OPEN and breaker.retry_after() > 0
+    def _is_open(breaker: CircuitBreaker) -> bool:
+        return breaker.state is State.OPEN and breaker.retry_after() > 0
 
     def _all_open(
         self, attempts: list[Attempt], open_errors: list[CircuitBreakerOpen]
@@ -360,24 +423,10 @@ class LLMService:
         timeout of every attempt. Raises :class:`CircuitBreakerError` when every endpoint is
         open, :class:`AllAttemptsFailed` when every attempt failed."""
         msgs = LLMClient._messages(prompt, messages)
-        attempts: list[Attempt] = []
-        opened: list[CircuitBreakerOpen] = []
-        last: BaseException | None = None
-        last_client: LLMClient | None = None
-        for n, client, limit, wait in self._plan():
-            breaker = self._breaker(client)
-            if self._is_open(breaker):
-                assert breaker is not None
-                opened.append(self._open_error(breaker))
-                attempts.append(Attempt(n, client.name, "open", breaker.name))
-                continue
-            delay = self._delay(wait, attempts, last, last_client, client)
-            if delay is None:  # the backend asked for a longer pause than max_retry_after
-                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
-                continue
+        run = _Run(self, timeout)
+        for n, client, breaker, t, delay in run.steps():
             if delay:
                 self._sleep(delay)
-            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -387,23 +436,12 @@ class LLMService:
                     if isinstance(r, _CallerError):
                         raise r.error
             except Exception as raised:
-                exc = tripped_by(raised)
-                ms = (time.perf_counter() - start) * 1000.0
-                client.stats.count(exc)
-                kind, detail = _outcome(exc)
-                attempts.append(Attempt(n, client.name, kind, detail, ms))
-                if isinstance(exc, CircuitBreakerOpen):
-                    opened.append(exc)
-                    continue
-                if _fatal(exc):
-                    raise exc from None
-                last, last_client = exc, client
+                error = run.failed(n, client, raised, start)
+                if error is not None:
+                    raise error from None
                 continue
-            client.stats.count(None)
-            return self._done(r, n, client, attempts, (time.perf_counter() - start) * 1000.0)
-        if last is None:
-            raise self._all_open(attempts, opened)
-        raise AllAttemptsFailed(attempts) from last
+            return run.succeeded(r, n, client, start)
+        raise run.exhausted()
 
     def stream(
         self,
@@ -429,24 +467,10 @@ class LLMService:
         params: dict[str, Any],
         holder: dict[str, Any],
     ) -> Iterator[StreamEvent]:
-        attempts: list[Attempt] = []
-        opened: list[CircuitBreakerOpen] = []
-        last: BaseException | None = None
-        last_client: LLMClient | None = None
-        for n, client, limit, wait in self._plan():
-            breaker = self._breaker(client)
-            if self._is_open(breaker):
-                assert breaker is not None
-                opened.append(self._open_error(breaker))
-                attempts.append(Attempt(n, client.name, "open", breaker.name))
-                continue
-            delay = self._delay(wait, attempts, last, last_client, client)
-            if delay is None:  # the backend asked for a longer pause than max_retry_after
-                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
-                continue
+        run = _Run(self, timeout)
+        for n, client, breaker, t, delay in run.steps():
             if delay:
                 self._sleep(delay)
-            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
             events = guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
@@ -456,26 +480,13 @@ class LLMService:
                     sent = True
                     yield event
             except Exception as raised:
-                exc = tripped_by(raised)
-                ms = (time.perf_counter() - start) * 1000.0
-                client.stats.count(exc)
-                kind, detail = _outcome(exc)
-                attempts.append(Attempt(n, client.name, kind, detail, ms))
-                if sent or _fatal(exc):
-                    raise exc from (None if exc is raised else raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    opened.append(exc)
-                else:
-                    last, last_client = exc, client
+                error = run.failed(n, client, raised, start, committed=sent)
+                if error is not None:
+                    raise error from (None if error is raised else raised)
                 continue
-            client.stats.count(None)
-            holder["response"] = self._done(
-                inner["response"], n, client, attempts, (time.perf_counter() - start) * 1000.0
-            )
+            holder["response"] = run.succeeded(inner["response"], n, client, start)
             return
-        if last is None:
-            raise self._all_open(attempts, opened)
-        raise AllAttemptsFailed(attempts) from last
+        raise run.exhausted()
 
     # ------------------------------------------------------------------ async
 
@@ -489,24 +500,10 @@ class LLMService:
     ) -> LLMResponse:
         """The async twin of :meth:`complete`."""
         msgs = LLMClient._messages(prompt, messages)
-        attempts: list[Attempt] = []
-        opened: list[CircuitBreakerOpen] = []
-        last: BaseException | None = None
-        last_client: LLMClient | None = None
-        for n, client, limit, wait in self._plan():
-            breaker = self._breaker(client)
-            if self._is_open(breaker):
-                assert breaker is not None
-                opened.append(self._open_error(breaker))
-                attempts.append(Attempt(n, client.name, "open", breaker.name))
-                continue
-            delay = self._delay(wait, attempts, last, last_client, client)
-            if delay is None:  # the backend asked for a longer pause than max_retry_after
-                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
-                continue
+        run = _Run(self, timeout)
+        for n, client, breaker, t, delay in run.steps():
             if delay:
                 await self._async_sleep(delay)
-            t = client._timeouts(timeout if timeout is not None else limit)
             start = time.perf_counter()
             try:
                 if breaker is None:
@@ -518,23 +515,12 @@ class LLMService:
                     if isinstance(r, _CallerError):
                         raise r.error
             except Exception as raised:
-                exc = tripped_by(raised)
-                ms = (time.perf_counter() - start) * 1000.0
-                client.stats.count(exc)
-                kind, detail = _outcome(exc)
-                attempts.append(Attempt(n, client.name, kind, detail, ms))
-                if isinstance(exc, CircuitBreakerOpen):
-                    opened.append(exc)
-                    continue
-                if _fatal(exc):
-                    raise exc from None
-                last, last_client = exc, client
+                error = run.failed(n, client, raised, start)
+                if error is not None:
+                    raise error from None
                 continue
-            client.stats.count(None)
-            return self._done(r, n, client, attempts, (time.perf_counter() - start) * 1000.0)
-        if last is None:
-            raise self._all_open(attempts, opened)
-        raise AllAttemptsFailed(attempts) from last
+            return run.succeeded(r, n, client, start)
+        raise run.exhausted()
 
     def astream(
         self,
@@ -558,24 +544,10 @@ class LLMService:
         params: dict[str, Any],
         holder: dict[str, Any],
     ) -> AsyncIterator[StreamEvent]:
-        attempts: list[Attempt] = []
-        opened: list[CircuitBreakerOpen] = []
-        last: BaseException | None = None
-        last_client: LLMClient | None = None
-        for n, client, limit, wait in self._plan():
-            breaker = self._breaker(client)
-            if self._is_open(breaker):
-                assert breaker is not None
-                opened.append(self._open_error(breaker))
-                attempts.append(Attempt(n, client.name, "open", breaker.name))
-                continue
-            delay = self._delay(wait, attempts, last, last_client, client)
-            if delay is None:  # the backend asked for a longer pause than max_retry_after
-                attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
-                continue
+        run = _Run(self, timeout)
+        for n, client, breaker, t, delay in run.steps():
             if delay:
                 await self._async_sleep(delay)
-            t = client._timeouts(timeout if timeout is not None else limit)
             inner: dict[str, Any] = {}
             start = time.perf_counter()
             events = guard_stream(breaker, client._astream_raw, msgs, params, t, False, hold, inner)
@@ -585,26 +557,13 @@ class LLMService:
                     sent = True
                     yield event
             except Exception as raised:
-                exc = tripped_by(raised)
-                ms = (time.perf_counter() - start) * 1000.0
-                client.stats.count(exc)
-                kind, detail = _outcome(exc)
-                attempts.append(Attempt(n, client.name, kind, detail, ms))
-                if sent or _fatal(exc):
-                    raise exc from (None if exc is raised else raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    opened.append(exc)
-                else:
-                    last, last_client = exc, client
+                error = run.failed(n, client, raised, start, committed=sent)
+                if error is not None:
+                    raise error from (None if error is raised else raised)
                 continue
-            client.stats.count(None)
-            holder["response"] = self._done(
-                inner["response"], n, client, attempts, (time.perf_counter() - start) * 1000.0
-            )
+            holder["response"] = run.succeeded(inner["response"], n, client, start)
             return
-        if last is None:
-            raise self._all_open(attempts, opened)
-        raise AllAttemptsFailed(attempts) from last
+        raise run.exhausted()
 
     # ------------------------------------------------------------------ lifecycle
 

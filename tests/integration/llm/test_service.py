@@ -114,6 +114,7 @@ def test_every_tier_open_fails_fast(server: FakeLLMServer, server2: FakeLLMServe
     with pytest.raises(AllAttemptsFailed) as info:
         svc.complete("x")
     assert [a.outcome for a in info.value.attempts] == ["http", "open", "http"]
+    assert isinstance(info.value.__cause__, LLMHTTPError)  # the last error
     sent = len(server.requests) + len(server2.requests)
     waits.clear()
     with pytest.raises(CircuitBreakerError) as fast:

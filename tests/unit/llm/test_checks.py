@@ -130,3 +130,28 @@ def test_every_documented_name_builds() -> None:
     for name in CHECKS:
         kwargs = {"schema": {"type": "object"}} if name == "json_schema" else {}
         assert build_checks([(name, kwargs)]).checks[0].name in (name, "json")
+
+
+def test_stream_checker_catches_a_loop_mid_stream() -> None:
+    checker = build_checks(["repetition"]).stream_checker()
+    failure = None
+    for _ in range(200):
+        failure = failure or checker.feed("and again ")
+    assert failure is not None and failure.check == "repetition"
+
+
+def test_stream_checker_state_is_per_stream() -> None:
+    suite = build_checks(["refusal", "repetition"])
+    long_good = [f"word{i} " for i in range(300)]
+    first = suite.stream_checker()
+    assert all(first.feed(p) is None for p in long_good)
+    second = suite.stream_checker()  # a fresh stream is checked from its start again
+    pieces = ["I'm ", "sorry, ", "but I ", "can't help ", "with that."]
+    assert any(second.feed(p) is not None for p in pieces)
+
+
+def test_refusal_is_only_looked_for_at_the_start_of_a_stream() -> None:
+    checker = build_checks(["refusal"]).stream_checker()
+    for i in range(100):
+        assert checker.feed(f"fine text {i} ") is None
+    assert checker.feed("I'm sorry, but I can't help with that.") is None  # quoted late: fine
