@@ -47,14 +47,14 @@ backends:
     type: {primary_type}
     url: "{p_url}"
     timeout: 3
-    stall_timeout: 0.6
+    stall_timeout: 1.0
     first_byte_timeout: 1.5
     breaker: {breaker}
   ollama_cpu:
     type: {secondary_type}
     url: "{s_url}"
     timeout: 3
-    stall_timeout: 0.6
+    stall_timeout: 1.0
     first_byte_timeout: 1.5
     breaker: {breaker}
   cache: {{type: cache, ttl: 300}}

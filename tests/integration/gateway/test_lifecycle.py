@@ -76,8 +76,8 @@ def test_probes(primary, tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_streams_then_exits_zero(primary, tmp_path: Path) -> None:
-    g = GatewayProcess(tmp_path, solo_config(primary.base_url, pre_stop=1.0, drain=5)).start()
-    primary.script(Fault("stall", after=1, delay=2.0))
+    g = GatewayProcess(tmp_path, solo_config(primary.base_url, pre_stop=2.0, drain=6)).start()
+    primary.script(Fault("stall", after=1, delay=2.5))
     reader = StreamReader(g.url)
     reader.start()
     assert reader.first.wait(10)
