@@ -54,6 +54,7 @@ CALL_INTERVAL = 0.1  # seconds of simulated time between calls
 HALF_OPEN_AFTER = 30.0
 RECOVERY_THRESHOLD = 3
 FALLBACK = "fallback"
+LEAD_IN = 5000  # healthy calls before a degradation: quality_drift()'s warmup is up to 5,000
 
 
 # ------------------------------------------------------------------ the model
@@ -252,14 +253,15 @@ def onset_delays(
     seed: int,
 ) -> list[int]:
     """Degraded calls served before the trip, over ``repeats`` fresh onsets (scores drawn from
-    the recorded healthy and degraded distributions; 1,000 healthy calls lead in each time)."""
+    the recorded healthy and degraded distributions; 5,000 healthy calls lead in each time, the
+    longest warmup ``quality_drift()`` may take)."""
     rng = np.random.default_rng(seed)
     delays = []
     for _ in range(repeats):
         clock = FakeClock()
         ml_breaker_module.time = PatchedTime(monotonic=clock)
         lane = make(clock, lambda r: r)
-        for s in rng.choice(healthy, size=1000).tolist():
+        for s in rng.choice(healthy, size=LEAD_IN).tolist():
             lane.call(lambda s=s: s)
             clock.advance(CALL_INTERVAL)
         served = 0
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = train(args.seed)
     threadpool_limits(1)  # per-call predict_proba on one row: threads are pure overhead
-    phases = (2000, 1000, 4000)  # healthy, degraded, recovered (calls)
+    phases = (LEAD_IN, 1000, 4000)  # healthy, degraded, recovered (calls)
     clock = FakeClock()
     ml_breaker_module.time = PatchedTime(monotonic=clock)
     scorer = SoftmaxScorer("max_probability", extract=lambda r: r[1])

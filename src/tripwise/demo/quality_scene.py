@@ -112,7 +112,7 @@ def run(out: TextIO, *, fast: bool = True, model: _Model | None = None) -> None:
         out.write(f"{stamp()}  breaker {old.value} -> {new.value}\n")
 
     breaker = CircuitBreaker(
-        quality_drift(shift=0.1, warmup=200),
+        quality_drift(shift=0.1, warmup=200, max_warmup=300),
         name="classifier",
         score_fn=lambda r: max_probability(r[2]),
         fallback=lambda: FALLBACK,

@@ -20,11 +20,19 @@ from tripwise.quality.classification import (
     max_probability,
     softmax,
 )
-from tripwise.quality.compose import MinOf, WeightedMean, min_of, weighted_mean
+from tripwise.quality.compose import (
+    GuardedScore,
+    MinOf,
+    WeightedMean,
+    guarded_score,
+    min_of,
+    weighted_mean,
+)
 from tripwise.quality.drift import QualityDrift, quality_drift
 from tripwise.quality.embeddings import (
     CentroidSimilarity,
     DriftScore,
+    StandardizedDistance,
     drift_score,
     embedding_health,
 )
@@ -48,6 +56,7 @@ __all__ = [
     "CentroidSimilarity",
     "Completion",
     "DriftScore",
+    "GuardedScore",
     "JsonScorer",
     "LowQualityShareAbove",
     "QualityDrift",
@@ -55,12 +64,14 @@ __all__ = [
     "MinOf",
     "RefusalScorer",
     "SoftmaxScorer",
+    "StandardizedDistance",
     "TextQuality",
     "WeightedMean",
     "current_call_id",
     "drift_score",
     "embedding_health",
     "entropy_score",
+    "guarded_score",
     "low_quality_share_above",
     "margin",
     "max_probability",

@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from statistics import NormalDist
+from types import ModuleType
+
+_np: ModuleType | None
+try:  # NumPy makes fitting a large warmup sample fast; the pure-Python path agrees
+    import numpy as _np
+except ImportError:  # pragma: no cover - installs without the ml extra
+    _np = None
 
 PER_MILLION = 1_000_000.0
 
@@ -78,12 +85,41 @@ def empirical_theta(scores: list[float], baseline: float, slack: float) -> float
         return math.inf  # increments can never be positive: the walk stays at 0
     increments = [baseline - x - slack for x in scores] + [baseline - slack]
     n = len(increments)
+    if _np is not None and n > 256:
+        arr = _np.asarray(increments, dtype=float)
+        top_np = float(arr.max())
+        shifted = arr - top_np
+
+        def ok_np(t: float) -> bool:
+            return float(_np.exp(t * shifted).sum()) / n <= math.exp(-t * top_np)
+
+        return _largest_theta(ok_np, steps=60)
 
     def ok(t: float) -> bool:
         top = max(increments)
         return math.fsum(math.exp(t * (d - top)) for d in increments) / n <= math.exp(-t * top)
 
     return _largest_theta(ok, steps=60)
+
+
+def excursion_factor(scores: list[float], baseline: float, slack: float, theta: float) -> float:
+    """``mean(exp(theta * d) for increments d > 0)`` over ``scores`` (padded as for theta).
+
+    A false trip needs an excursion of the CUSUM away from 0, and an excursion that starts
+    with a step ``d > 0`` reaches ``h`` with probability at most ``exp(theta * (d - h))``
+    (optional stopping of the supermartingale ``exp(theta * S)``). So the expected false trips
+    per call are at most ``excursion_factor * exp(-theta * h)``: the factor (<= 1) tightens
+    the plain bound ``exp(-theta * h)`` by how rarely, and how weakly, excursions start."""
+    if not math.isfinite(theta):
+        return 1.0
+    increments = [baseline - x - slack for x in scores]
+    if _np is not None and len(increments) > 256:
+        arr = _np.asarray(increments, dtype=float)
+        pos = arr[arr > 0.0]
+        total = float(_np.exp(theta * pos).sum())
+    else:
+        total = math.fsum(math.exp(theta * d) for d in increments if d > 0.0)
+    return min(1.0, total / len(increments))
 
 
 def _largest_theta(ok: Callable[[float], bool], *, steps: int) -> float:

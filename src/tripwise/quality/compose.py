@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from tripwise.core.records import check_score
 from tripwise.quality._inputs import clip01
 
 Scorer = Callable[[Any], float]
+logger = logging.getLogger("tripwise.quality")
 
 
 def _check_scorers(scorers: Iterable[Any], what: str) -> tuple[Scorer, ...]:
@@ -87,3 +89,55 @@ def weighted_mean(
 ) -> WeightedMean:
     """Combine scorers by a weighted mean: ``weighted_mean({max_probability: 2, margin: 1})``."""
     return WeightedMean(weighted)
+
+
+_ON_ERROR = ("neutral", "bad")
+
+
+class GuardedScore:
+    """A ``score_fn`` whose failures are counted the way you choose.
+
+    A breaker counts a call whose ``score_fn`` raised as unscored (neutral) and logs the
+    exception: right when the scorer has a bug, wrong when the scorer raises *because* the
+    output is broken (a parser of your own on truncated output). ``on_error="bad"`` scores
+    such a call 0.0 instead (logged at debug level with the reason); ``"neutral"`` re-raises,
+    which keeps the breaker's behaviour. A number in [0, 1] is used as the score.
+    """
+
+    def __init__(self, scorer: Scorer, on_error: str | float = "bad") -> None:
+        if not callable(scorer):
+            raise TypeError(f"scorer must be callable, got {scorer!r}")
+        if isinstance(on_error, str):
+            if on_error not in _ON_ERROR:
+                raise ValueError(
+                    f"on_error must be one of {_ON_ERROR} or a score in [0, 1], got {on_error!r}"
+                )
+            self.fallback: float | None = 0.0 if on_error == "bad" else None
+        else:
+            self.fallback = check_score(on_error, "on_error")
+        self.scorer = scorer
+        self.on_error = on_error
+
+    def __call__(self, result: Any) -> float:
+        if self.fallback is None:
+            return self.scorer(result)
+        try:
+            return check_score(self.scorer(result), f"score of {self.scorer!r}")
+        except Exception as exc:
+            logger.debug(
+                "scorer %r failed (%s: %s); scored %s",
+                self.scorer,
+                type(exc).__name__,
+                exc,
+                self.fallback,
+            )
+            return self.fallback
+
+    def __repr__(self) -> str:
+        return f"guarded_score({self.scorer!r}, on_error={self.on_error!r})"
+
+
+def guarded_score(scorer: Scorer, on_error: str | float = "bad") -> GuardedScore:
+    """Wrap a ``score_fn`` so that it raising scores the call as bad (0.0), as a given
+    score, or (``"neutral"``) leaves it unscored, as a bare ``score_fn`` would."""
+    return GuardedScore(scorer, on_error)

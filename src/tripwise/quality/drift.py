@@ -1,30 +1,49 @@
-"""A change detector for a mean quality that drifts down: one-sided CUSUM.
+"""A change detector for a mean quality that drifts down: a bank of one-sided CUSUMs.
 
-Each scored call adds ``baseline - score - slack`` to a running sum floored at zero; the
-condition trips when the sum reaches ``h``. A healthy model keeps the sum near zero (its
-scores average the baseline, and ``slack`` pulls the sum down); a model whose mean quality
-drops by more than ``slack`` makes it climb steadily, so even a small lasting drop trips,
-after about ``h / (drop - slack)`` calls, and noise cannot masquerade as one.
+Each CUSUM adds ``centre - x - slack`` to a running sum floored at zero and trips when the
+sum reaches its ``h``. A healthy model keeps the sums near zero (its scores average the
+centre, and ``slack`` pulls them down); a model whose quality drops by more than a CUSUM's
+``slack`` makes its sum climb, so a lasting drop trips after about ``h / (drop - slack)``
+calls. A CUSUM is fastest for drops near ``2 * slack``; the bank runs four (slacks
+``shift/2``, ``shift``, ``2 * shift``, ``4 * shift``), so drops from ``shift`` to
+``8 * shift`` are all caught close to the best delay any detector could reach.
 
-``h`` comes from ``false_trips_per_million``. If ``theta > 0`` satisfies
-``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
-supermartingale, a CUSUM excursion reaches ``h`` with probability at most ``exp(-theta * h)``,
-and since every trip needs its own excursion start (one per call at most), expected false
-trips per million healthy calls are at most ``1e6 * exp(-theta * h)``. Setting that equal to
-the budget gives ``h = ln(1e6 / budget) / theta``. ``theta`` comes from:
+For continuous scores a second bank reads ranks instead of raw scores: each score's mid-rank
+among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
+scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
+drop anywhere. The raw bank stays for scores that fall to 0 (a rank cannot go below 0).
+Pass/fail scores stay raw: for 0/1 scores a linear CUSUM is the likelihood-ratio test.
+
+``h`` comes from ``false_trips_per_million``, split over the CUSUMs. If ``theta > 0``
+satisfies ``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
+supermartingale and an excursion that starts with a step ``d > 0`` reaches ``h`` with
+probability at most ``exp(theta * (d - h))``; so expected false trips per call are at most
+``factor * exp(-theta * h)``, ``factor`` the average of ``exp(theta * d)`` over positive
+steps (see ``_stats.excursion_factor``). ``theta``:
 
 - ``bound="empirical"`` (default when a sample is known: ``fit`` or the warmup): the largest
-  theta for which the *sample's* average of ``exp(theta * increment)`` (plus one worst-case
-  score of 0) is <= 1. Uses the real shape of the score distribution, e.g. softmax confidences
-  piled up near 1; the guarantee is as good as the sample is representative.
+  theta for which the *sample's* average of ``exp(theta * increment)`` (plus worst-case
+  scores of 0, see below) is <= 1. Uses the real shape of the score distribution.
 - ``bound="bennett"`` (default when only ``mean``/``std`` are given): Bennett's inequality for
   scores in [0, 1] with that variance. Holds for any distribution; slower to trip.
+
+A baseline learned from a sample must not be luckier than the model: a warmup that happened
+to see few low scores would set the trip line too tight. So the learned centre is the sample
+mean lowered by half a standard error (from an upper bound on the variance), the sample used
+for ``theta`` is padded with worst-case scores (one for continuous scores; for pass/fail
+scores, failures up to a Wilson upper bound on the failure share, so an all-pass warmup
+cannot claim failures never happen), and the warmup keeps going past ``warmup`` calls until
+that standard error is below a tenth of the slack (and a pass/fail score has shown 25
+failures), or ``max_warmup`` is reached.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tripwise.core.conditions import ScoreFn, check_score_fn
@@ -35,22 +54,63 @@ from tripwise.quality._stats import (
     bennett_theta,
     check_false_trips,
     empirical_theta,
+    excursion_factor,
 )
 
+logger = logging.getLogger("tripwise.quality")
+
 _BOUNDS = ("auto", "empirical", "bennett")
+_TRANSFORMS = ("auto", "rank", "none")
+_SLACK_FACTORS = (0.5, 1.0, 2.0, 4.0)  # the bank: tuned for drops of 1, 2, 4, 8 x shift
+_PRECISION = 0.1  # the warmup ends when the baseline's standard error <= this * slack
+_WILSON_Z = 0.5  # pass/fail scores: failures padded up to this Wilson upper bound
+_MIN_FAILURES = 25  # pass/fail warmups last until this many failures (or max_warmup)
+_RANK_SHIFT_MIN, _RANK_SHIFT_MAX = 0.02, 0.25  # the rank drop the bank is tuned around
+_MIN_DISTINCT_FOR_RANKS = 20  # fewer distinct known-good scores: a discrete score, kept raw
+_MARGIN_Z = 0.5  # the learned baseline: the sample mean lowered by this many standard errors
+
+
+def _variance_upper(var: float, n: int) -> float:
+    """An upper ~95% bound on a variance estimated from ``n`` values (normal theory)."""
+    return var * (1.0 + 2.0 * math.sqrt(2.0 / (n - 1)))
+
+
+def _wilson_upper(failures: int, n: int, z: float) -> float:
+    """Wilson score upper bound on a failure share seen ``failures`` times in ``n``."""
+    p = failures / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z2 / n))
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """CUSUMs sharing an input (raw scores or their ranks) and a centre."""
+
+    on_ranks: bool
+    centre: float
+    slacks: tuple[float, ...]
+    variance: float
+    sample: list[float] | None  # padded known-good sample, in the lane's units
 
 
 class QualityDrift(ScoredCondition):
-    """One-sided CUSUM on quality scores; trips on a lasting drop of the mean.
+    """A bank of one-sided CUSUMs on quality scores (and their ranks); trips on a lasting drop.
 
-    The healthy baseline (mean and standard deviation of the scores) is given (``mean``,
-    ``std``), fitted from known-good scores (``fit``), or learned from the first ``warmup``
-    scored calls. A learned baseline is made conservative (mean lowered by two standard
-    errors, variance raised to its upper ~95% bound) so estimation noise does not turn into
-    false trips. The baseline survives ``reset()`` (the breaker resets its conditions on every
-    close); ``refit()`` forgets it.
+    ``transform``: ``"auto"`` (ranks as well as raw scores for continuous scores, raw only for
+    pass/fail or few distinct values), ``"rank"`` (ranks only), ``"none"`` (raw only: then a
+    drop of the mean smaller than ``shift / 2`` never trips on average).
 
-    After a reset (the breaker closing after a recovery) the sum restarts at
+    The healthy baseline is given (``mean``, ``std``), seeded from known-good scores
+    (``fit``, e.g. an offline validation run), or learned from the first scored calls (at
+    least ``warmup``, more when the scores are too noisy for a tight estimate, at most
+    ``max_warmup``). See the module docstring for how a learned baseline is kept from being
+    unlucky. The baseline survives ``reset()`` (the breaker resets its conditions on every
+    close); ``refit()`` forgets it. After ``fit()``, the live scores keep being averaged and a
+    warning is logged (once) when their mean drifts far from the reference.
+
+    After a reset (the breaker closing after a recovery) each sum restarts at
     ``head_start * h`` instead of 0 (a "fast initial response" CUSUM): a model that is still
     bad trips again quickly, while a healthy one drains the head start within a few dozen
     calls (and trips from it with probability at most ``exp(-theta * h * (1 - head_start))``).
@@ -64,11 +124,15 @@ class QualityDrift(ScoredCondition):
         mean: float | None = None,
         std: float | None = None,
         warmup: int = 200,
+        max_warmup: int = 5000,
         false_trips_per_million: float = 1.0,
         bound: str = "auto",
         head_start: float = 0.5,
         probe_threshold: float | None = None,
+        transform: str = "auto",
     ) -> None:
+        if transform not in _TRANSFORMS:
+            raise ValueError(f"transform must be one of {_TRANSFORMS}, got {transform!r}")
         if bound not in _BOUNDS:
             raise ValueError(f"bound must be one of {_BOUNDS}, got {bound!r}")
         if bound == "empirical" and mean is not None:
@@ -87,96 +151,334 @@ class QualityDrift(ScoredCondition):
             raise ValueError("give both mean and std of healthy scores, or neither")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 10:
             raise ValueError(f"warmup must be an integer >= 10 scored calls, got {warmup!r}")
+        if isinstance(max_warmup, bool) or not isinstance(max_warmup, int) or max_warmup < warmup:
+            raise ValueError(
+                f"max_warmup must be an integer >= warmup ({warmup}), got {max_warmup!r}"
+            )
         if probe_threshold is not None:
             probe_threshold = check_score(probe_threshold, "probe_threshold")
         self.shift = float(shift)
-        self.slack = self.shift / 2.0
+        self.slacks = tuple(self.shift * f for f in _SLACK_FACTORS)
+        self.slack = self.slacks[0]
         self.score_fn = check_score_fn(score_fn)
         self.warmup = warmup
+        self.max_warmup = max_warmup
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
         self.bound = bound
         self.head_start = float(head_start)
         self._probe_threshold = probe_threshold
+        self._probe_default: float | None = None
         self.baseline: float | None = None
         self.variance: float | None = None
+        self.sample_mean: float | None = None  # the estimate before it was made conservative
+        self.transform = transform
+        self.ranks: list[float] | None = None  # sorted known-good scores, in rank mode
+        self.rank_shift = math.nan
+        self.cusum_on_ranks: tuple[bool, ...] = ()
+        self.cusum_centres: tuple[float, ...] = ()
+        self.cusum_slacks: tuple[float, ...] = ()
+        self.cusum_variances: tuple[float, ...] = ()
+        self.thetas: tuple[float, ...] = ()
+        self.hs: tuple[float, ...] = ()
+        self.statistics: list[float] = [0.0] * len(self.slacks)
         self.theta = self.h = math.nan
-        self.statistic = 0.0  # the CUSUM sum S
+        self.reference_mean: float | None = None
+        self._live_sum = 0.0
+        self._live_count = 0
+        self._warned = False
         self._learned: list[float] = []
+        self._learned_sum = 0.0
+        self._learned_sq = 0.0
+        self._learned_mixed = False  # a score strictly between 0 and 1 was seen
         if mean is not None and std is not None:
-            self._set_baseline(check_score(mean, "mean"), _check_std(std) ** 2, None)
+            m = check_score(mean, "mean")
+            var = _check_std(std) ** 2
+            self._set_baseline(m, m, var, [_Lane(False, m, self.slacks, var, None)])
 
     # ------------------------------------------------------------ baseline
 
-    def _set_baseline(self, mean: float, variance: float, sample: list[float] | None) -> None:
+    def _set_baseline(
+        self,
+        mean: float,
+        sample_mean: float,
+        variance: float,
+        lanes: list[_Lane],
+        probe: float | None = None,
+    ) -> None:
+        """Install a baseline: the raw conservative ``mean``, the ``sample_mean`` and the
+        ``variance`` of the scores (probes, reports), and the CUSUMs of each lane."""
         self.baseline = mean
+        self.sample_mean = sample_mean
         self.variance = max(variance, 1e-12)
-        if sample is not None and self.bound != "bennett":
-            self.theta = empirical_theta(sample, mean, self.slack)
-        else:
-            self.theta = bennett_theta(self.variance, self.slack)
-        # theta = inf: scores cannot fall further below this baseline: nothing to detect
-        self.h = (
-            math.log(PER_MILLION / self.false_trips_per_million) / self.theta
-            if math.isfinite(self.theta)
-            else math.inf
-        )
-        self.statistic = 0.0
+        if probe is None:
+            probe = max(0.0, sample_mean - 2.33 * math.sqrt(variance))
+        self._probe_default = probe
+        budget = self.false_trips_per_million / sum(len(lane.slacks) for lane in lanes)
+        on_ranks, centres, slacks, variances, thetas, hs = [], [], [], [], [], []
+        for lane in lanes:
+            for slack in lane.slacks:
+                factor = 1.0
+                if lane.sample is not None and self.bound != "bennett":
+                    theta = empirical_theta(lane.sample, lane.centre, slack)
+                    factor = excursion_factor(lane.sample, lane.centre, slack, theta)
+                else:
+                    theta = bennett_theta(max(lane.variance, 1e-12), slack)
+                on_ranks.append(lane.on_ranks)
+                centres.append(lane.centre)
+                slacks.append(slack)
+                variances.append(max(lane.variance, 1e-12))
+                thetas.append(theta)
+                # theta = inf: scores cannot fall this far below the centre: nothing to detect
+                hs.append(
+                    max(0.0, math.log(PER_MILLION * factor / budget)) / theta
+                    if math.isfinite(theta) and factor > 0.0
+                    else math.inf
+                )
+        self.cusum_on_ranks = tuple(on_ranks)
+        self.cusum_centres = tuple(centres)
+        self.cusum_slacks = tuple(slacks)
+        self.cusum_variances = tuple(variances)
+        self.thetas, self.hs = tuple(thetas), tuple(hs)
+        self.theta, self.h = self.thetas[0], self.hs[0]
+        self.statistics = [0.0] * len(hs)
         self._learned = []
 
     def fit(self, scores: Iterable[float]) -> QualityDrift:
-        """Set the healthy baseline from known-good scores (at least 10)."""
-        values = [check_score(s, "fit() score") for s in scores]
-        if len(values) < 10:
-            raise ValueError(f"fit() needs at least 10 known-good scores, got {len(values)}")
-        n = len(values)
-        mean = math.fsum(values) / n
-        var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-        # conservative: mean lowered by two standard errors, variance raised to an upper bound
-        self._set_baseline(
-            max(0.0, mean - 2.0 * math.sqrt(var / n)),
-            var * (1.0 + 2.0 * math.sqrt(2.0 / (n - 1))),
-            values,
-        )
+        """Seed the healthy baseline from known-good scores (at least 10), e.g. the scores of
+        an offline validation run. Live scores are then compared with this reference, and a
+        warning is logged when their mean drifts far from it."""
+        self._fit(scores)
+        self.reference_mean = self.sample_mean
+        self._live_sum, self._live_count, self._warned = 0.0, 0, False
         return self
 
+    def _fit(self, scores: Iterable[float]) -> None:
+        values = [check_score(s, "fit() score") for s in scores]
+        n = len(values)
+        if n < 10:
+            raise ValueError(f"fit() needs at least 10 known-good scores, got {n}")
+        mean = math.fsum(values) / n
+        var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+        binary = all(v == 0.0 or v == 1.0 for v in values)
+        padded = [*values, 0.0]  # one worst-case score: the sample may miss the low tail
+        if binary:
+            # pass/fail: pad failures up to a Wilson upper bound on the failure share, so a
+            # warmup that saw few failures (or none) cannot promise that failures are rare
+            failures = n - round(math.fsum(values))
+            upper = _wilson_upper(failures, n, _WILSON_Z)
+            var = max(var, upper * (1.0 - upper))
+            extra = max(1, math.ceil((upper * n - failures) / (1.0 - upper)))
+            padded = values + [0.0] * extra
+        var_up = _variance_upper(var, n)
+        raw_baseline = max(0.0, mean - _MARGIN_Z * math.sqrt(var_up / n))
+        lanes = []
+        self.ranks = None
+        if self.transform != "rank" or binary or len(set(values)) < 2:
+            lanes.append(_Lane(False, raw_baseline, self.slacks, var_up, padded))
+        if self.transform == "rank" or (
+            self.transform == "auto" and len(set(values)) >= _MIN_DISTINCT_FOR_RANKS
+        ):
+            lanes.append(self._rank_lane(values))
+        probe = 0.0 if binary else sorted(values)[int(0.01 * n)]
+        self._set_baseline(raw_baseline, mean, var_up, lanes, probe)
+
+    def _rank_lane(self, values: list[float]) -> _Lane:
+        """CUSUMs on ranks: each live score is replaced by its mid-rank among the known-good
+        ones (uniform on [0, 1] for a healthy model, whatever the shape of its scores), so a
+        drop among scores piled up near 1 (softmax confidences) counts as much as one in the
+        middle. The raw lane catches scores falling to 0 (a rank cannot go below 0)."""
+        self.ranks = sorted(values)
+        n = len(values)
+        units = [self._rank(v) for v in values]
+        centre = math.fsum(units) / n
+        rank_var = _variance_upper(math.fsum((u - centre) ** 2 for u in units) / (n - 1), n)
+        self.rank_shift = self._rank_shift(values, self._rank, centre)
+        return _Lane(
+            True,
+            max(0.0, centre - _MARGIN_Z * math.sqrt(rank_var / n)),
+            tuple(self.rank_shift * f for f in _SLACK_FACTORS),
+            rank_var,
+            [*units, 0.0],  # one worst-case rank: the sample may have missed the low tail
+        )
+
+    def _rank_shift(
+        self, values: list[float], rank: Callable[[float], float], centre: float
+    ) -> float:
+        """The rank drop the rank CUSUMs are tuned around, for a drop of ``shift`` in the mean.
+
+        Two degradations bracket how a mean drop shows in ranks: every score dropping by
+        ``shift`` (the most visible) and a share ``shift / mean`` of the scores falling to 0
+        (the least visible). The bank spans 8x, from the latter up."""
+        n = len(values)
+        uniform = centre - math.fsum(rank(max(0.0, v - self.shift)) for v in values) / n
+        mean = math.fsum(values) / n
+        share = min(1.0, self.shift / mean) if mean > 0.0 else 1.0
+        contamination = share * (centre - rank(0.0))
+        return min(_RANK_SHIFT_MAX, max(_RANK_SHIFT_MIN, contamination, uniform / 8.0))
+
+    def _rank(self, quality: float) -> float:
+        ranked = self.ranks
+        assert ranked is not None
+        return (bisect_left(ranked, quality) + bisect_right(ranked, quality)) / (2 * len(ranked))
+
     def refit(self) -> None:
-        """Forget the baseline; the next ``warmup`` scored calls teach a new one."""
-        self.baseline = self.variance = None
+        """Forget the baseline; the next scored calls (``warmup`` or more) teach a new one."""
+        self.baseline = self.variance = self.sample_mean = self.reference_mean = None
+        self._probe_default = None
+        self.ranks = None
+        self.cusum_on_ranks = self.cusum_centres = self.cusum_slacks = self.cusum_variances = ()
+        self.thetas = self.hs = ()
         self.theta = self.h = math.nan
-        self.statistic = 0.0
+        self.statistics = [0.0] * len(self.slacks)
+        self._clear_warmup()
+
+    def _clear_warmup(self) -> None:
         self._learned = []
+        self._learned_sum = self._learned_sq = 0.0
+        self._learned_mixed = False
 
     @property
     def fitted(self) -> bool:
         return self.baseline is not None
 
     @property
+    def statistic(self) -> float:
+        """The first (most sensitive) CUSUM's sum, kept for reading; see ``statistics``."""
+        return self.statistics[0]
+
+    @property
     def probe_threshold(self) -> float | None:
-        """A half-open probe scoring below this is a failed probe (default: baseline - 2 std)."""
+        """A half-open probe scoring below this is a failed probe.
+
+        Default: the 1st percentile of the known-good scores (mean - 2.33 std when only those
+        were given), so a healthy probe fails about 1 time in 100 and a healed model closes
+        within one or two half-open periods. For pass/fail scores no single score is
+        implausible for a healthy model (it fails now and then): probes then fail on errors
+        only, and a model that is still bad is re-tripped by the head start instead."""
         if self._probe_threshold is not None:
             return self._probe_threshold
-        if self.baseline is None or self.variance is None:
+        return self._probe_default
+
+    @property
+    def reference_drift(self) -> float | None:
+        """Live mean minus the ``fit()`` reference mean (None before ``fit`` or live scores)."""
+        if self.reference_mean is None or self._live_count == 0:
             return None
-        return max(0.0, self.baseline - 2.0 * math.sqrt(self.variance))
+        return self._live_sum / self._live_count - self.reference_mean
 
     def expected_delay(self, drop: float) -> float:
-        """Roughly how many scored calls it takes to trip after the mean drops by ``drop``."""
-        if not self.fitted or drop <= self.slack:
+        """About how many scored calls it takes to trip after every score drops by ``drop``.
+
+        Siegmund's approximation of a CUSUM's average run length (it counts the overshoot
+        past ``h`` and the walk's restarts at 0), for the conservative centre's offset from
+        the sample mean (on ranks: the mean rank the dropped known-good scores would get),
+        taken over the bank's CUSUMs (the fastest one trips first)."""
+        if self.baseline is None or self.sample_mean is None:
             return math.inf
-        return self.h / (drop - self.slack)
+        dropped_raw = self.sample_mean - drop
+        dropped_rank = math.nan
+        if self.ranks is not None:
+            ranked = self.ranks
+            dropped_rank = math.fsum(self._rank(max(0.0, v - drop)) for v in ranked) / len(ranked)
+        best = math.inf
+        for on_ranks, centre, slack, var, h in zip(
+            self.cusum_on_ranks,
+            self.cusum_centres,
+            self.cusum_slacks,
+            self.cusum_variances,
+            self.hs,
+            strict=True,
+        ):
+            if not math.isfinite(h):
+                continue
+            sigma = math.sqrt(var)
+            mu = (centre - (dropped_rank if on_ranks else dropped_raw) - slack) / sigma
+            if mu <= 0.0:
+                continue  # the drop is within this CUSUM's slack: it never trips on average
+            b = h / sigma + 1.166
+            best = min(best, (math.exp(-2.0 * mu * b) + 2.0 * mu * b - 1.0) / (2.0 * mu * mu))
+        return best
 
     # ------------------------------------------------------------ condition protocol
 
     def _score(self, quality: float, now: float) -> bool:
-        baseline = self.baseline
-        if baseline is None:
-            self._learned.append(quality)
-            if len(self._learned) >= self.warmup:
-                self.fit(self._learned)
+        if self.baseline is None:
+            self._learn(quality)
             return False
-        s = self.statistic + (baseline - quality - self.slack)
-        self.statistic = s if s > 0.0 else 0.0
-        return self.statistic >= self.h
+        if self.reference_mean is not None:
+            self._track_reference(quality)
+        rank = self._rank(quality) if self.ranks is not None else quality
+        stats = self.statistics
+        tripped = False
+        for i, slack in enumerate(self.cusum_slacks):
+            x = rank if self.cusum_on_ranks[i] else quality
+            s = stats[i] + ((self.cusum_centres[i] - x) - slack)
+            s = s if s > 0.0 else 0.0
+            stats[i] = s
+            if s >= self.hs[i]:
+                tripped = True
+        return tripped
+
+    def _learn(self, quality: float) -> None:
+        self._learned.append(quality)
+        self._learned_sum += quality
+        self._learned_sq += quality * quality
+        if 0.0 < quality < 1.0:
+            self._learned_mixed = True
+        n = len(self._learned)
+        if n < self.warmup:
+            return
+        if n < self.max_warmup and not self._precise_enough(n):
+            return
+        learned = self._learned
+        self._clear_warmup()
+        self._fit(learned)
+
+    def _precise_enough(self, n: int) -> bool:
+        """Is the warmup's estimate of the baseline tight enough to stop learning?"""
+        mean = self._learned_sum / n
+        var = max(0.0, (self._learned_sq - n * mean * mean) / (n - 1))
+        if not self._learned_mixed:  # pass/fail so far: judge by a bound on the failure share
+            failures = n - round(self._learned_sum)
+            if failures < _MIN_FAILURES:
+                return False  # a rare failure share is only known well once seen a few times
+            upper = _wilson_upper(failures, n, _WILSON_Z)
+            var = max(var, upper * (1.0 - upper))
+        elif self.transform != "none":
+            if n % 64:
+                return False  # ranked: the rank shift costs a sort; check every 64 calls
+            ranked = sorted(self._learned)
+            if len(set(ranked)) < _MIN_DISTINCT_FOR_RANKS:
+                return math.sqrt(_variance_upper(var, n) / n) <= _PRECISION * self.shift / 2.0
+            m = len(ranked)
+
+            def rank(q: float) -> float:
+                return (bisect_left(ranked, q) + bisect_right(ranked, q)) / (2 * m)
+
+            rank_shift = self._rank_shift(ranked, rank, 0.5)
+            return math.sqrt(_variance_upper(1.0 / 12.0, n) / n) <= _PRECISION * rank_shift
+        return math.sqrt(_variance_upper(var, n) / n) <= _PRECISION * self.shift / 2.0
+
+    def _track_reference(self, quality: float) -> None:
+        self._live_sum += quality
+        self._live_count += 1
+        n = self._live_count
+        if self._warned or n % self.warmup or self.reference_mean is None:
+            return
+        live = self._live_sum / n
+        sigma = math.sqrt(self.variance or 0.0)
+        gap = abs(live - self.reference_mean)
+        if gap > max(self.slacks[0], 4.0 * sigma / math.sqrt(n)):
+            self._warned = True
+            logger.warning(
+                "quality_drift: live mean quality %.4g over %d calls is %.3g away from the "
+                "fit() reference mean %.4g; the reference may not describe this deployment "
+                "(refit() learns a new baseline from live traffic)",
+                live,
+                n,
+                gap,
+                self.reference_mean,
+            )
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         threshold = self.probe_threshold
@@ -185,7 +487,10 @@ class QualityDrift(ScoredCondition):
         )
 
     def reset(self) -> None:
-        self.statistic = self.head_start * self.h if math.isfinite(self.h) else 0.0
+        if not self.hs:
+            self.statistics = [0.0] * len(self.slacks)
+            return
+        self.statistics = [self.head_start * h if math.isfinite(h) else 0.0 for h in self.hs]
 
     def __repr__(self) -> str:
         base = (
@@ -212,20 +517,26 @@ def quality_drift(
     mean: float | None = None,
     std: float | None = None,
     warmup: int = 200,
+    max_warmup: int = 5000,
     false_trips_per_million: float = 1.0,
     bound: str = "auto",
     head_start: float = 0.5,
     probe_threshold: float | None = None,
+    transform: str = "auto",
 ) -> QualityDrift:
-    """Trip when the mean quality drifts down by about ``shift`` or more (CUSUM)."""
+    """Trip when the quality drifts down by about ``shift`` or more (a CUSUM bank): the
+    default quality condition, for softmax confidences, embedding scores and pass/fail
+    checks alike."""
     return QualityDrift(
         shift,
         score_fn,
         mean=mean,
         std=std,
         warmup=warmup,
+        max_warmup=max_warmup,
         false_trips_per_million=false_trips_per_million,
         bound=bound,
         head_start=head_start,
         probe_threshold=probe_threshold,
+        transform=transform,
     )

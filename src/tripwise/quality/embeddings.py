@@ -8,10 +8,14 @@ raising; reference samples given to ``fit`` must be finite.
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
 from typing import Any
 
 from tripwise.quality._inputs import clip01, to_rows, to_vector
+
+logger = logging.getLogger("tripwise.quality")
 
 try:  # NumPy makes drift scores of large batches fast; the pure-Python path gives the same numbers
     import numpy as _np
@@ -95,6 +99,13 @@ class CentroidSimilarity:
         norm = _norm(total)
         if norm == 0.0:
             raise ValueError("reference samples cancel out (their centroid is zero); no direction")
+        if norm / len(rows) < 0.3:
+            logger.warning(
+                "CentroidSimilarity: the reference embeddings share little direction (mean "
+                "resultant length %.2f): they look mean-centred, and healthy ones will score "
+                "low or 0; use StandardizedDistance for such embeddings",
+                norm / len(rows),
+            )
         self.centroid = [x / norm for x in total]
         return self
 
@@ -118,6 +129,92 @@ class CentroidSimilarity:
     def __repr__(self) -> str:
         dim = "unfitted" if self.centroid is None else f"dim={len(self.centroid)}"
         return f"CentroidSimilarity({dim})"
+
+
+class StandardizedDistance:
+    """How typical an embedding is of known-good ones, as a calibrated score in [0, 1].
+
+    Works on any embeddings, mean-centred ones included (PCA, whitened, or models whose
+    outputs average to zero, where a cosine to the centroid means nothing). ``fit`` takes a
+    few hundred trusted embeddings: half of them give the centre and per-dimension spread,
+    the other half the distribution of healthy distances to that centre, in spread units.
+    A new embedding's distance is then ranked among the healthy ones: the score is the
+    two-sided tail probability ``2 * min(F(d), 1 - F(d))`` (``F`` the healthy distances'
+    empirical distribution), so healthy embeddings score uniformly in [0, 1] (mean 0.5)
+    whatever the model, and embeddings too far from the centre (noise, another model) or too
+    close to it (an all-zero vector, a constant output) score near 0. With
+    ``two_sided=False`` only too-far counts: ``1 - F(d)``.
+
+    Never raises on the embedding it scores: NaN/inf values, a wrong dimension or a value that
+    is not a vector score 0.0 (the reason is logged at debug level).
+    """
+
+    def __init__(self, reference: Any | None = None, *, two_sided: bool = True) -> None:
+        self.two_sided = bool(two_sided)
+        self.centre: list[float] | None = None
+        self.scale: list[float] | None = None
+        self.distances: list[float] = []
+        if reference is not None:
+            self.fit(reference)
+
+    def fit(self, samples: Any) -> StandardizedDistance:
+        rows = to_rows(samples, "reference samples")
+        if len(rows) < 20:
+            raise ValueError(
+                f"reference samples need at least 20 embeddings (half for the centre, half for "
+                f"the healthy distances), got {len(rows)}"
+            )
+        centre_rows, ranked_rows = rows[0::2], rows[1::2]
+        mean, var = _mean_var(centre_rows)
+        self.centre = mean
+        self.scale = [
+            max(math.sqrt(v), 1e-12 * (1.0 + abs(m))) for m, v in zip(mean, var, strict=True)
+        ]
+        self.distances = sorted(self._distance(r) for r in ranked_rows)
+        return self
+
+    def _distance(self, v: list[float]) -> float:
+        assert self.centre is not None and self.scale is not None
+        total = math.fsum(
+            ((x - m) / s) ** 2 for x, m, s in zip(v, self.centre, self.scale, strict=True)
+        )
+        return math.sqrt(total / len(v))
+
+    def __call__(self, embedding: Any) -> float:
+        if self.centre is None:
+            raise RuntimeError("StandardizedDistance is not fitted: call fit(known_good_samples)")
+        try:
+            v = to_vector(embedding, "embedding", finite=False)
+        except (TypeError, ValueError) as exc:
+            logger.debug("StandardizedDistance: score 0.0: %s", exc)
+            return 0.0
+        if len(v) != len(self.centre):
+            logger.debug(
+                "StandardizedDistance: score 0.0: embedding has %d dimensions, the reference %d",
+                len(v),
+                len(self.centre),
+            )
+            return 0.0
+        if not _all_finite(v):
+            logger.debug("StandardizedDistance: score 0.0: embedding has a non-finite value")
+            return 0.0
+        try:
+            d = self._distance(v)
+        except OverflowError:  # values near 1e308: as far from the reference as can be
+            return 0.0
+        if not math.isfinite(d):
+            return 0.0
+        m = len(self.distances)
+        below = bisect.bisect_left(self.distances, d)
+        equal = bisect.bisect_right(self.distances, d) - below
+        cdf = (below + 0.5 * equal + 0.5) / (m + 1)  # mid-rank, kept off 0 and 1
+        tail = 1.0 - cdf
+        score = 2.0 * min(cdf, tail) if self.two_sided else tail
+        return clip01(min(1.0, score))
+
+    def __repr__(self) -> str:
+        dim = "unfitted" if self.centre is None else f"dim={len(self.centre)}"
+        return f"StandardizedDistance({dim}, two_sided={self.two_sided})"
 
 
 class DriftScore:

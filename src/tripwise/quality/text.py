@@ -9,6 +9,7 @@ dict, or an SDK object with ``model_dump()``); Ollama and Anthropic-style dicts 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,24 @@ from typing import Any
 
 from tripwise.core.conditions import check_int
 from tripwise.quality._inputs import clip01
+
+logger = logging.getLogger("tripwise.quality")
+
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+"""What a malformed response can raise while it is parsed; scorers turn these into 0.0."""
+
+
+def _malformed(scorer: str, exc: BaseException) -> float:
+    logger.debug("%s: score 0.0, malformed response: %s", scorer, exc)
+    return 0.0
+
+
+def _parse_or_none(response: Any, scorer: str) -> Completion | None:
+    try:
+        return parse_completion(response)
+    except MALFORMED as exc:
+        _malformed(scorer, exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,11 @@ def _choice(d: dict[str, Any]) -> Completion:
             values = [t.get("logprob") for t in lp["content"] if isinstance(t, dict)]
         elif isinstance(lp.get("token_logprobs"), list):  # legacy completions
             values = lp["token_logprobs"]
-    return Completion(_text(text), c.get("finish_reason"), _logprobs(values))
+    return Completion(_text(text), _reason(c.get("finish_reason")), _logprobs(values))
+
+
+def _reason(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _text(value: Any) -> str:
@@ -92,11 +115,13 @@ def parse_completion(response: Any) -> Completion:
     if "choices" in response:
         return _choice(response)
     if isinstance(response.get("message"), dict):  # Ollama chat
-        return Completion(_text(response["message"].get("content")), response.get("done_reason"))
+        return Completion(
+            _text(response["message"].get("content")), _reason(response.get("done_reason"))
+        )
     if "response" in response:  # Ollama generate
-        return Completion(_text(response["response"]), response.get("done_reason"))
+        return Completion(_text(response["response"]), _reason(response.get("done_reason")))
     if "content" in response:  # Anthropic messages
-        return Completion(_text(response["content"]), response.get("stop_reason"))
+        return Completion(_text(response["content"]), _reason(response.get("stop_reason")))
     raise ValueError(
         "response dict has none of 'choices', 'message', 'response', 'content'; "
         f"keys were {sorted(response)[:10]}"
@@ -107,15 +132,16 @@ TRUNCATION_REASONS = frozenset({"length", "max_tokens"})
 
 
 def non_empty(response: Any) -> float:
-    """0.0 when the answer is empty or only whitespace, else 1.0."""
-    return 1.0 if parse_completion(response).text.strip() else 0.0
+    """0.0 when the answer is empty or only whitespace (or the response is malformed)."""
+    c = _parse_or_none(response, "non_empty")
+    return 1.0 if c is not None and c.text.strip() else 0.0
 
 
 def not_truncated(response: Any) -> float:
-    """0.0 when generation stopped at the token limit (``finish_reason == "length"``), else 1.0.
-
-    A plain string carries no finish reason and scores 1.0."""
-    return 0.0 if parse_completion(response).finish_reason in TRUNCATION_REASONS else 1.0
+    """0.0 when generation stopped at the token limit (``finish_reason == "length"``) or the
+    response is malformed, else 1.0. A plain string carries no finish reason and scores 1.0."""
+    c = _parse_or_none(response, "not_truncated")
+    return 0.0 if c is None or c.finish_reason in TRUNCATION_REASONS else 1.0
 
 
 DEFAULT_REFUSALS: tuple[str, ...] = (
@@ -132,6 +158,43 @@ DEFAULT_REFUSALS: tuple[str, ...] = (
     "i'm not able to provide",
     "i cannot provide",
     "i can't provide",
+    "i'm not able to help",
+    "i am not able to help",
+    "i'm not able to assist",
+    "i am not able to assist",
+    "not able to help with this",
+    "i cannot comply",
+    "i can't comply",
+    "i will not comply",
+    "i won't comply",
+    "i must decline",
+    "i have to decline",
+    "i must refuse",
+    "i can't fulfill",
+    "i cannot fulfill",
+    "i can't do that",
+    "i cannot do that",
+    "i'm unable to help",
+    "i'm not comfortable",
+    "i'm sorry, but i won't",
+    "i'm sorry, i can't",
+    "i'm sorry, i cannot",
+    "sorry, i can't help",
+    "sorry, i cannot help",
+    "sorry, but i can't",
+    "i apologize, but i can",
+    "i apologize, but i'm not able",
+    "i apologize, but i am not able",
+    "i apologize, but i won't",
+    "i can't answer that",
+    "i cannot answer that",
+    "as an ai, i",
+    "it is not appropriate for me",
+    "it's not appropriate for me",
+    "this request violates",
+    "against my guidelines",
+    "i'm not allowed to",
+    "i am not allowed to",
 )
 """Phrases that open typical refusals (matched case-insensitively, curly apostrophes folded)."""
 
@@ -157,7 +220,10 @@ class RefusalScorer:
         self.within = within
 
     def __call__(self, response: Any) -> float:
-        text = _fold(parse_completion(response).text)
+        c = _parse_or_none(response, "RefusalScorer")
+        if c is None:
+            return 0.0
+        text = _fold(c.text[: self.within * 4] if self.within is not None else c.text)
         if self.within is not None:
             text = text[: self.within]
         return 0.0 if any(p in text for p in self.phrases) else 1.0
@@ -203,18 +269,32 @@ class JsonScorer:
             self._validator = cls(schema)
 
     def __call__(self, response: Any) -> float:
-        text = parse_completion(response).text
+        return self.explain(response)[0]
+
+    def explain(self, response: Any) -> tuple[float, str]:
+        """The score and, for 0.0, why (``"ok"`` for 1.0)."""
+        try:
+            text = parse_completion(response).text
+        except MALFORMED as exc:
+            return 0.0, f"malformed response: {exc}"
         if self.strip_code_fence:
             m = _FENCE.match(text)
             if m:
                 text = m.group(1)
         try:
             value = json.loads(text)
-        except ValueError:
-            return 0.0
-        if self._validator is not None and not self._validator.is_valid(value):
-            return 0.0
-        return 1.0
+        except RecursionError:  # nested too deep for the parser: a model stuck in a loop
+            return 0.0, "JSON nested too deeply to parse"
+        except ValueError as exc:
+            return 0.0, f"invalid JSON: {exc}"
+        if self._validator is not None:
+            try:
+                valid = self._validator.is_valid(value)
+            except RecursionError:
+                return 0.0, "JSON nested too deeply to validate"
+            if not valid:
+                return 0.0, "JSON does not match the schema"
+        return 1.0, "ok"
 
     def __repr__(self) -> str:
         return f"JsonScorer(schema={'...' if self.schema is not None else None})"
@@ -229,7 +309,10 @@ def repetition_score(response: Any, *, n: int = 3) -> float:
     itself, near 0.0 for a generation stuck in a loop. Texts shorter than ``n + 1`` words
     score 1.0 (too short to loop)."""
     check_int("n", n)
-    words = parse_completion(response).text.lower().split()
+    c = _parse_or_none(response, "repetition_score")
+    if c is None:
+        return 0.0
+    words = c.text.lower().split()
     total = len(words) - n + 1
     if total < 2:
         return 1.0
@@ -241,14 +324,28 @@ def mean_token_probability(response: Any) -> float:
     """``exp(mean token logprob)``: the geometric mean probability of the generated tokens.
 
     Falls when the model is unsure of what it writes. Needs a response with logprobs
-    (``logprobs=True`` in the request); raises ValueError when there are none.
+    (``logprobs=True`` in the request); raises ValueError when there are none (a setup
+    mistake, not a bad answer). Malformed logprobs (NaN, positive, not numbers) score 0.0.
     """
-    lp = parse_completion(response).logprobs
+    try:
+        lp = parse_completion(response).logprobs
+    except MALFORMED as exc:
+        return _malformed("mean_token_probability", exc)
     if lp is None:
         raise ValueError(
             "response has no token logprobs; request them (logprobs=True) or leave this scorer out"
         )
-    return clip01(math.exp(math.fsum(lp) / len(lp)))
+    return _token_probability(lp)
+
+
+def _token_probability(lp: tuple[float, ...]) -> float:
+    try:
+        mean = math.fsum(lp) / len(lp)
+    except OverflowError:  # logprobs near -1e308: the model gave these tokens no chance
+        return 0.0
+    if not math.isfinite(mean):  # -inf logprobs: a token the model gave no chance at all
+        return 0.0
+    return clip01(math.exp(mean))
 
 
 class TextQuality:
@@ -275,15 +372,36 @@ class TextQuality:
         self.use_logprobs = bool(use_logprobs)
 
     def __call__(self, response: Any) -> float:
-        c = parse_completion(response)
+        return self.explain(response)[0]
+
+    def explain(self, response: Any) -> tuple[float, str]:
+        """The score and the reason for it: the first check that failed, or ``"ok"``.
+
+        Never raises on what a model returned: a malformed response (empty ``choices``,
+        missing fields, wrong types, logprobs that are not numbers) scores 0.0 with the
+        parser's message as the reason."""
+        try:
+            c = parse_completion(response)
+        except MALFORMED as exc:
+            return 0.0, f"malformed response: {exc}"
         if not c.text.strip():
-            return 0.0
-        scores = [not_truncated(c), self.refusal(c), repetition_score(c, n=self.repetition_n)]
+            return 0.0, "empty answer"
+        if c.finish_reason in TRUNCATION_REASONS:
+            return 0.0, f"truncated (finish_reason={c.finish_reason!r})"
+        if not self.refusal(c):
+            return 0.0, "refusal"
         if self.json is not None:
-            scores.append(self.json(c))
+            score, why = self.json.explain(c)
+            if not score:
+                return 0.0, why
+        scores = [repetition_score(c, n=self.repetition_n)]
         if self.use_logprobs and c.logprobs is not None:
-            scores.append(mean_token_probability(c))
-        return min(scores)
+            scores.append(_token_probability(c.logprobs))
+        score = min(scores)
+        if score < 1.0:
+            which = "repetition" if scores[0] == score else "token probability"
+            return score, f"{which} score {score:.3g}"
+        return 1.0, "ok"
 
     def __repr__(self) -> str:
         return f"TextQuality(json={self.json is not None}, use_logprobs={self.use_logprobs})"

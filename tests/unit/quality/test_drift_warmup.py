@@ -1,0 +1,234 @@
+"""quality_drift's learned baseline: warmups that cannot be unlucky, seeded references,
+ranked scores, and expected_delay() checked against simulation."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+import pytest
+
+from tripwise import CircuitBreaker, FakeClock, State
+from tripwise.quality import QualityDrift, quality_drift, report_quality
+
+
+def bernoulli(seed: int, fail: float, n: int) -> list[float]:
+    rng = random.Random(seed)
+    return [0.0 if rng.random() < fail else 1.0 for _ in range(n)]
+
+
+def beta(seed: int, a: float, b: float, n: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.betavariate(a, b) for _ in range(n)]
+
+
+def learn(cond: QualityDrift, scores: list[float]) -> int:
+    """Feed scores until the condition is fitted; return how many it took."""
+    for i, q in enumerate(scores, 1):
+        assert not cond.observe(None, 0.0, q, 0.0, i)
+        if cond.fitted:
+            return i
+    raise AssertionError("warmup never ended")
+
+
+def trips(cond: QualityDrift, scores: list[float]) -> int:
+    count = 0
+    for i, q in enumerate(scores, 1):
+        if cond.observe(None, 0.0, q, 0.0, i):
+            count += 1
+            cond.statistics = [0.0] * len(cond.hs)
+    return count
+
+
+def first_trip(cond: QualityDrift, scores: list[float]) -> int | None:
+    for i, q in enumerate(scores, 1):
+        if cond.observe(None, 0.0, q, 0.0, i):
+            return i
+    return None
+
+
+# ---------------------------------------------------------------- pass/fail warmups
+
+
+def test_all_pass_warmup_lasts_until_max_warmup_and_does_not_promise_zero_failures() -> None:
+    cond = quality_drift(max_warmup=3000)
+    assert learn(cond, [1.0] * 5000) == 3000
+    # the model does fail now and then (1 in 500): an all-pass warmup must not make that a trip
+    assert trips(cond, bernoulli(1, 0.002, 200_000)) == 0
+    assert cond.theta < 10  # padded with failures: a single failure is not enough evidence
+
+
+def test_tiny_failure_rate_warmup_waits_for_enough_failures() -> None:
+    cond = quality_drift()
+    n = learn(cond, bernoulli(2, 0.01, 20_000))
+    assert 2000 <= n <= 5000  # about 25 failures at 1%, not the 200-call minimum
+    assert trips(cond, bernoulli(3, 0.01, 200_000)) == 0
+
+
+def test_unlucky_pass_fail_warmup_does_not_tighten_the_trip_line() -> None:
+    # 2% failures seen while the model really fails 5% of the time (an unlucky sample of the
+    # old 200-call warmup): the padded bound keeps false trips within budget on the truth
+    lucky = QualityDrift().fit([0.0] * 4 + [1.0] * 196)
+    assert lucky.cusum_centres[0] < 0.98
+    assert trips(lucky, bernoulli(4, 0.05, 300_000)) <= 1
+
+
+def test_noisier_scores_need_a_longer_warmup() -> None:
+    calm = quality_drift(transform="none")
+    noisy = quality_drift(transform="none")
+    n_calm = learn(calm, [min(1.0, max(0.0, q)) for q in beta(5, 40.0, 4.0, 20_000)])
+    n_noisy = learn(noisy, beta(6, 2.0, 1.0, 20_000))
+    assert n_calm == 200  # the minimum is enough for tight scores
+    assert n_noisy > 2 * n_calm
+
+
+def test_learned_baseline_is_conservative_and_survives_reset() -> None:
+    cond = quality_drift()
+    sample = beta(7, 8.0, 1.0, 20_000)
+    n = learn(cond, sample)
+    assert cond.baseline is not None and cond.sample_mean is not None
+    assert cond.baseline < cond.sample_mean == pytest.approx(sum(sample[:n]) / n)
+    cond.reset()
+    assert cond.fitted and all(s > 0 for s in cond.statistics)
+
+
+# ---------------------------------------------------------------- seeded reference
+
+
+def test_fit_seeds_the_baseline_and_warns_when_live_scores_drift_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cond = QualityDrift(warmup=100).fit(beta(8, 4.0, 1.0, 2000))  # reference mean 0.8
+    assert cond.fitted and cond.reference_mean == pytest.approx(0.8, abs=0.02)
+    with caplog.at_level(logging.WARNING, logger="tripwise.quality"):
+        trips(cond, beta(9, 4.0, 1.0, 300))
+        assert not caplog.records  # live traffic like the reference: quiet
+        trips(cond, beta(10, 30.0, 1.0, 1000))  # the live model is better than the reference
+    assert len(caplog.records) == 1
+    assert "fit() reference mean" in caplog.records[0].getMessage()
+    assert cond.reference_drift is not None and cond.reference_drift > 0.05
+
+
+def test_refit_forgets_the_reference() -> None:
+    cond = QualityDrift().fit(beta(11, 8.0, 1.0, 500))
+    cond.refit()
+    assert not cond.fitted and cond.reference_mean is None and cond.reference_drift is None
+
+
+# ---------------------------------------------------------------- ranked scores
+
+
+def test_ranks_catch_a_drop_among_scores_piled_up_near_one() -> None:
+    healthy = [1.0 - 0.05 * q for q in beta(12, 1.0, 3.0, 5000)]  # all within 0.05 of 1
+    ranked = QualityDrift().fit(healthy)
+    raw = QualityDrift(transform="none").fit(healthy)
+    assert ranked.ranks is not None and raw.ranks is None
+    degraded = [1.0 - 0.1 * q for q in beta(13, 1.0, 3.0, 5000)]  # mean drop of 0.012
+    delay_ranked, delay_raw = first_trip(ranked, degraded), first_trip(raw, degraded)
+    assert delay_ranked is not None and delay_ranked < 200
+    assert delay_raw is None or delay_raw > 2 * delay_ranked
+
+
+def test_pass_fail_scores_stay_raw() -> None:
+    cond = QualityDrift().fit(bernoulli(14, 0.05, 2000))
+    assert cond.ranks is None and not any(cond.cusum_on_ranks)
+
+
+def test_transform_is_validated() -> None:
+    with pytest.raises(ValueError, match="transform must be one of"):
+        quality_drift(transform="log")
+    with pytest.raises(ValueError, match="max_warmup"):
+        quality_drift(warmup=500, max_warmup=100)
+
+
+# ---------------------------------------------------------------- expected_delay
+
+
+@pytest.mark.parametrize("drop", [0.1, 0.2])
+@pytest.mark.parametrize("transform", ["none", "auto"])
+def test_expected_delay_matches_simulation(drop: float, transform: str) -> None:
+    reference = beta(15, 8.0, 1.0, 3000)
+    cond = QualityDrift(transform=transform).fit(reference)
+    delays = []
+    for onset in range(120):
+        cond.statistics = [0.0] * len(cond.hs)
+        stream = [max(0.0, q - drop) for q in beta(100 + onset, 8.0, 1.0, 3000)]
+        delay = first_trip(cond, stream)
+        assert delay is not None
+        delays.append(delay)
+    mean_delay = sum(delays) / len(delays)
+    predicted = cond.expected_delay(drop)
+    assert predicted == pytest.approx(mean_delay, rel=0.25)
+
+
+def test_expected_delay_is_infinite_within_the_slack_or_unfitted() -> None:
+    assert quality_drift().expected_delay(0.2) == math.inf
+    cond = quality_drift(mean=0.9, std=0.05)
+    assert cond.expected_delay(0.01) == math.inf
+    assert cond.expected_delay(0.2) < cond.expected_delay(0.1) < math.inf
+
+
+# ---------------------------------------------------------------- in a breaker
+
+
+def test_no_retrip_loop_after_a_pass_fail_model_heals() -> None:
+    clock = FakeClock()
+    rng = random.Random(16)
+    fail = [0.05]
+
+    def model() -> str:
+        report_quality(0.0 if rng.random() < fail[0] else 1.0)
+        return "model"
+
+    breaker = CircuitBreaker(
+        quality_drift(),
+        fallback=lambda: "fallback",
+        half_open_after=30,
+        recovery_threshold=3,
+        clock=clock,
+        registry=None,
+    )
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            breaker.call(model)
+            clock.advance(0.1)
+
+    run(8000)  # warmup (about 25 failures' worth) and healthy traffic
+    assert breaker.trip_count == 0
+    fail[0] = 0.4
+    run(600)
+    assert breaker.trip_count >= 1
+    fail[0] = 0.05
+    run(900)  # at most two 30 s open periods until it closes
+    assert breaker.state is State.CLOSED
+    tripped = breaker.trip_count
+    run(20_000)
+    assert breaker.trip_count == tripped
+
+
+def test_probe_threshold_lets_healthy_probes_pass() -> None:
+    continuous = QualityDrift().fit(beta(17, 8.0, 1.0, 5000))
+    live = beta(18, 8.0, 1.0, 20_000)
+    threshold = continuous.probe_threshold
+    assert threshold is not None
+    assert sum(q < threshold for q in live) / len(live) == pytest.approx(0.01, abs=0.005)
+    # pass/fail: a healthy model fails now and then, so one failed check is no evidence;
+    # probes fail on errors only and the head start re-trips a model that is still bad
+    binary = QualityDrift().fit(bernoulli(19, 0.05, 2000))
+    assert binary.probe_threshold == 0.0
+    assert not binary.judge(None, 0.0, 0.0) and binary.judge(RuntimeError(), 0.0, None)
+    assert quality_drift(mean=0.9, std=0.05).probe_threshold == pytest.approx(0.9 - 2.33 * 0.05)
+    assert quality_drift(probe_threshold=0.5).probe_threshold == 0.5
+
+
+def test_pure_python_fit_matches_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tripwise.quality._stats as stats
+
+    sample = beta(20, 8.0, 1.0, 3000)
+    with_numpy = QualityDrift().fit(sample)
+    monkeypatch.setattr(stats, "_np", None)
+    pure = QualityDrift().fit(sample)
+    assert pure.hs == pytest.approx(with_numpy.hs, rel=1e-9)
+    assert pure.thetas == pytest.approx(with_numpy.thetas, rel=1e-9)
