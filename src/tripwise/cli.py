@@ -20,6 +20,10 @@ DELEGATED: dict[str, tuple[str, str]] = {
         "run the control plane (tripwise[server]); serve --help",
         "tripwise.server.cli:serve_main",
     ),
+    "gateway": (
+        "run the OpenAI-compatible gateway (tripwise[gateway]); gateway --help",
+        "tripwise.gateway.server:main",
+    ),
 }
 
 
