@@ -232,3 +232,28 @@ def test_pure_python_fit_matches_the_numpy_one(monkeypatch: pytest.MonkeyPatch) 
     pure = QualityDrift().fit(sample)
     assert pure.hs == pytest.approx(with_numpy.hs, rel=1e-9)
     assert pure.thetas == pytest.approx(with_numpy.thetas, rel=1e-9)
+
+
+def test_low_lane_catches_a_burst_of_scores_at_the_floor_within_the_burst() -> None:
+    healthy = beta(31, 8.0, 1.0, 5000)  # softmax-like, piled up near 1
+    cond = QualityDrift().fit(healthy)
+    assert cond.low_threshold is not None and any(cond.cusum_on_low)
+    assert cond.low_threshold == sorted(healthy)[50]  # the known-good 1st percentile
+    rng = random.Random(32)
+    stream = [0.0 if i % 100 < 30 else rng.betavariate(8.0, 1.0) for i in range(2000)]
+    delay = first_trip(cond, stream)
+    assert delay is not None and delay <= 10  # within the first burst, a few zero scores in
+
+
+def test_low_lane_stays_quiet_on_an_occasional_floor_score() -> None:
+    cond = QualityDrift().fit(beta(33, 8.0, 1.0, 5000))
+    rng = random.Random(34)
+    # one score at 0 every 50 calls (2%, twice the known-good share at the line) is no burst
+    stream = [0.0 if i % 50 == 0 else rng.betavariate(8.0, 1.0) for i in range(20_000)]
+    assert first_trip(cond, stream) is None
+
+
+def test_pass_fail_and_raw_scores_have_no_low_lane() -> None:
+    assert QualityDrift().fit(bernoulli(35, 0.05, 2000)).low_threshold is None
+    raw = QualityDrift(transform="none").fit(beta(36, 8.0, 1.0, 2000))
+    assert raw.low_threshold is None and not any(raw.cusum_on_low)
