@@ -22,6 +22,11 @@ Lanes, all fed the same lead-in and degraded streams (common random numbers):
   with the highest threshold that keeps its measured healthy false trips within 1 per
   million (searched on the same number of healthy calls; it knows the healthy distribution
   exactly, no warmup);
+- **ml-breaker, fair**: the same windows, chosen the way a user could: each window's
+  threshold searched on one set of healthy calls (at 1, 0.5, 0.25 and 0.1 per million, then
+  lower), the most aggressive one whose trip episodes on a second, fresh set stay within
+  1 per million kept, the window picked by its delays on a separate set of onsets; then
+  measured on a third fresh set of healthy calls and on the reported onsets;
 - tripwise ``quality_mean_below(healthy mean - 0.1)`` and ``low_quality_share_above`` as the
   guide used to recommend them.
 
@@ -29,8 +34,10 @@ False trips are counted over ``--deployments`` fresh warmups x ``--healthy-calls
 calls each. Recovery and re-trips are measured on the real ``CircuitBreaker`` (FakeClock, 10
 calls/s, ``half_open_after=30``, ``recovery_threshold=3``).
 
-Run:  python bench/quality_scenarios.py            (about 10 minutes on 2 shared cores)
-      python bench/quality_scenarios.py --quick    (a smoke run, about a minute)
+Run:  python bench/quality_scenarios.py            (about 20 minutes on 2 shared cores)
+      python bench/quality_scenarios.py --quick    (a smoke run, about 1.5 minutes)
+      python bench/quality_scenarios.py --only PCA --json pca.json   (one family; same rows)
+      python bench/quality_scenarios.py --plot-json a.json b.json    (plots from --json runs)
 """
 
 from __future__ import annotations
@@ -718,6 +725,28 @@ def plot(results: list[Result], outdir: Path) -> None:
         plt.close(fig)
 
 
+def _results_from_json(paths: list[Path]) -> list[Result]:
+    """Rebuild enough of each ``Result`` (names, kinds, lanes) to plot it."""
+    out = []
+    for path in paths:
+        for row in json.loads(path.read_text()):
+            empty = np.zeros(0)
+            sc = Scenario(row["scenario"], row["kind"], row["shape"], empty, empty)
+            lanes = [
+                LaneResult(
+                    lane["name"],
+                    float(lane["median"]),
+                    float(lane["p95"]),
+                    lane["false_trips"],
+                    lane["healthy_calls"],
+                    lane["extra"],
+                )
+                for lane in row["lanes"]
+            ]
+            out.append(Result(sc, lanes, tuple(row["warmup"]), row["recovery"], 0.0))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -736,7 +765,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--plots", type=Path, default=Path("docs/img"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--plot-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="only draw the plots from the --json output of earlier (e.g. --only) runs",
+    )
     args = parser.parse_args(argv)
+    if args.plot_json:
+        plot(_results_from_json(args.plot_json), args.plots)
+        return
     if args.quick:
         args.deployments, args.healthy_calls, args.onsets = 20, 20_000, 60
         args.ml_calls, args.oracle_calls, args.recovery = 1_000_000, 1_000_000, 3

@@ -188,6 +188,7 @@ class QualityDrift(ScoredCondition):
         self.rank_shift = math.nan
         self.cusum_on_ranks: tuple[bool, ...] = ()
         self.cusum_on_low: tuple[bool, ...] = ()
+        self._plan: tuple[tuple[int, float, float, float], ...] = ()
         self.low_threshold: float | None = None  # the low lane's line (None: no low lane)
         self.cusum_centres: tuple[float, ...] = ()
         self.cusum_slacks: tuple[float, ...] = ()
@@ -255,6 +256,16 @@ class QualityDrift(ScoredCondition):
         self.cusum_slacks = tuple(slacks)
         self.cusum_variances = tuple(variances)
         self.thetas, self.hs = tuple(thetas), tuple(hs)
+        # per CUSUM: which input it reads (0 raw, 1 rank, 2 low), its centre, slack and h
+        self._plan = tuple(
+            zip(
+                [2 if lo else 1 if rk else 0 for lo, rk in zip(on_low, on_ranks, strict=True)],
+                centres,
+                slacks,
+                hs,
+                strict=True,
+            )
+        )
         self.theta, self.h = self.thetas[0], self.hs[0]
         self.statistics = [0.0] * len(hs)
         self._learned = []
@@ -376,6 +387,7 @@ class QualityDrift(ScoredCondition):
         self.ranks = None
         self.cusum_on_ranks = self.cusum_centres = self.cusum_slacks = self.cusum_variances = ()
         self.cusum_on_low = ()
+        self._plan = ()
         self.low_threshold = None
         self.thetas = self.hs = ()
         self.theta = self.h = math.nan
@@ -466,16 +478,14 @@ class QualityDrift(ScoredCondition):
             self._track_reference(quality)
         rank = self._rank(quality) if self.ranks is not None else quality
         line = self.low_threshold
-        low = 1.0 if line is None or quality > line else 0.0
+        inputs = (quality, rank, 1.0 if line is None or quality > line else 0.0)
         stats = self.statistics
         tripped = False
-        on_low = self.cusum_on_low
-        for i, slack in enumerate(self.cusum_slacks):
-            x = low if on_low[i] else rank if self.cusum_on_ranks[i] else quality
-            s = stats[i] + ((self.cusum_centres[i] - x) - slack)
+        for i, (kind, centre, slack, h) in enumerate(self._plan):
+            s = stats[i] + ((centre - inputs[kind]) - slack)
             s = s if s > 0.0 else 0.0
             stats[i] = s
-            if s >= self.hs[i]:
+            if s >= h:
                 tripped = True
         return tripped
 
