@@ -1,12 +1,26 @@
-"""The ``tripwise`` command line (argparse, so the core install needs nothing else)."""
+"""The ``tripwise`` command line (argparse, so the core install needs nothing else).
+
+Subcommands with their own parser (``serve``, and others added the same way) are listed in
+``DELEGATED``: ``tripwise NAME ...`` hands the rest of the command line to the entry point
+named there, which owns its ``--help``. Adding one is one entry in that table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tripwise import __version__
+
+# name -> (help line, "module:function" taking the remaining argv and returning an exit code)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "serve": (
+        "run the control plane (tripwise[server]); serve --help",
+        "tripwise.server.cli:serve_main",
+    ),
+}
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -16,16 +30,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(rest: Sequence[str]) -> int:
+def _delegate(name: str, rest: Sequence[str]) -> int:
+    _, target = DELEGATED[name]
+    module_name, _, func_name = target.partition(":")
     try:
-        from tripwise.server.cli import serve_main
+        entry: Callable[[list[str]], int | None] = getattr(
+            importlib.import_module(module_name), func_name
+        )
     except ImportError as exc:
         sys.stderr.write(
-            f"tripwise serve needs the server extra ({exc.name} is missing): "
-            "pip install 'tripwise[server]'\n"
+            f"tripwise {name} needs an extra that is not installed ({exc.name} is missing): "
+            "pip install 'tripwise[all]' (from a clone: pip install '.[all]')\n"
         )
         return 2
-    return int(serve_main(list(rest)) or 0)
+    return int(entry(list(rest)) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,11 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run a short demo in the terminal (no services needed)")
     demo.set_defaults(func=_demo)
-    # `serve` has its own parser (in tripwise.server); it is only listed here.
-    sub.add_parser("serve", help="run the control plane (tripwise[server]); serve --help")
+    for name, (help_text, _) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # parsed by its own entry point
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["serve"]:
-        return _serve(args_list[1:])
+    if args_list[:1] and args_list[0] in DELEGATED:
+        return _delegate(args_list[0], args_list[1:])
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()

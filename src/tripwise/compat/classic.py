@@ -13,31 +13,41 @@ Two shapes live here, both thin layers over :class:`tripwise.CircuitBreaker`:
 
 ``CircuitBreakerError`` subclasses :class:`tripwise.CircuitBreakerOpen`, so code catching either
 keeps working.
+
+Every classic breaker's engine lives in a tripwise :class:`~tripwise.Registry` (the process-wide
+one unless ``registry=`` says otherwise; ``registry=None`` keeps it out), so
+:func:`tripwise.observe.snapshot`, the status app's readiness and
+:func:`tripwise.observe.register_metrics` see it under its name (the seed dashboards'
+``circuit_breaker_state{name="max_gpu"}`` with ``preset="seed"``). As with native breakers, one
+name is one breaker per registry: a second breaker with a taken name is refused. The module
+functions (``circuit_breaker``, ``get_circuit_breaker``, ``get_circuit_stats``, ...) share one
+classic registry, so ``get_circuit_stats("max_gpu")`` sees a ``get_circuit_breaker("max_gpu")``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
+import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tripwise.core.breaker import CircuitBreaker as _Engine
-from tripwise.core.conditions import (
-    Condition,
-    check_int,
-    consecutive_failures,
-    error_rate_above,
-)
+from tripwise.core.conditions import Condition, consecutive_failures, error_rate_above
 from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.core.registry import Registry
 from tripwise.core.states import State
+from tripwise.core.validation import check_exception_types, check_int
+from tripwise.observe.snapshot import add_status_fields
+from tripwise.policies.timeout import _await_with_timeout, _OurTimeout
 
 F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULT_REGISTRY: Any = object()  # sentinel: "the process-wide tripwise registry"
 
 CircuitState = State
 """The classic name of the state enum (values ``closed``, ``open``, ``half_open``)."""
@@ -124,7 +134,8 @@ class CircuitBreaker:
     the failure rate of the last ``failure_rate_window`` calls exceeds
     ``failure_rate_threshold``), retries after ``recovery_timeout`` seconds, closes after
     ``success_threshold`` successful probes. ``timeout`` (seconds, async calls only) cancels a
-    slow call and counts it as a failure."""
+    slow call and counts it as a failure. ``registry``: the tripwise registry its engine joins
+    (process-wide by default; None: none)."""
 
     def __init__(
         self,
@@ -138,6 +149,7 @@ class CircuitBreaker:
         *,
         timeout: float | None = None,
         failure_rate_window: int = 20,
+        registry: Registry | None = _DEFAULT_REGISTRY,
         **engine_options: Any,
     ) -> None:
         check_int("failure_threshold", failure_threshold)
@@ -146,25 +158,33 @@ class CircuitBreaker:
             condition = condition | error_rate_above(
                 failure_rate_threshold, window=failure_rate_window
             )
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
         self.timeout = timeout
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
         self.success_threshold = success_threshold
+        if registry is not _DEFAULT_REGISTRY:
+            engine_options["registry"] = registry
         self.engine = _Engine(
             condition,
             name=name,
             half_open_after=recovery_timeout,
             half_open_max_calls=half_open_max_calls,
             recovery_threshold=success_threshold,
-            ignore_exceptions=tuple(excluded_exceptions),
-            registry=None,
+            ignore_exceptions=check_exception_types("excluded_exceptions", excluded_exceptions),
             **engine_options,
         )
         self.name = self.engine.name
         self._lock = threading.Lock()
         self._timeouts = 0
+        if timeout is not None:  # the seed's /circuit-breakers view reports it
+            add_status_fields(self.engine, _timeouts_of(weakref.ref(self)))
         self._last_failure: float | None = None
         self._last_success: float | None = None
         self._created = time.monotonic()
@@ -203,6 +223,10 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         self.engine.reset()
+
+    def _status_fields(self) -> dict[str, Any]:
+        with self._lock:
+            return {"total_timeouts": self._timeouts}
 
     # -- calls
     def _rejected(self, err: CircuitBreakerOpen) -> CircuitBreakerError:
@@ -253,8 +277,8 @@ class CircuitBreaker:
             if timeout is None:
                 return await fn(*args, **kwargs)
             try:
-                return await asyncio.wait_for(fn(*args, **kwargs), timeout)
-            except asyncio.TimeoutError:
+                return await _await_with_timeout(fn(*args, **kwargs), timeout)
+            except _OurTimeout:
                 with self._lock:
                     self._timeouts += 1
                 raise TimeoutError(
@@ -285,17 +309,32 @@ class CircuitBreaker:
         return f"classic.CircuitBreaker(name={self.name!r}, state={self.state.value})"
 
 
-class CircuitBreakerRegistry:
-    """Named classic breakers."""
+def _timeouts_of(ref: weakref.ref[CircuitBreaker]) -> Callable[[], dict[str, Any]]:
+    """The snapshot fields of a classic breaker, without keeping it alive."""
 
-    def __init__(self) -> None:
+    def fields() -> dict[str, Any]:
+        breaker = ref()
+        return {} if breaker is None else breaker._status_fields()
+
+    return fields
+
+
+class CircuitBreakerRegistry:
+    """Named classic breakers. Their engines join ``registry`` (the process-wide tripwise
+    registry by default; None: none), where observability finds them."""
+
+    def __init__(self, registry: Registry | None = _DEFAULT_REGISTRY) -> None:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._registry = registry
 
     def get_or_create(self, name: str, **options: Any) -> CircuitBreaker:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string, got {name!r}")
         with self._lock:
             breaker = self._breakers.get(name)
             if breaker is None:
+                options.setdefault("registry", self._registry)
                 breaker = CircuitBreaker(name=name, **options)
                 self._breakers[name] = breaker
             return breaker
@@ -356,13 +395,10 @@ class CircuitBreakerConfig:
     success_threshold: int = 2
 
 
-_platform_registry = CircuitBreakerRegistry()
-
-
 def get_circuit_breaker(name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
     """The breaker ``name``, created with ``config`` (defaults if omitted) on first use."""
     cfg = config or CircuitBreakerConfig()
-    return _platform_registry.get_or_create(
+    return _registry.get_or_create(
         name,
         failure_threshold=cfg.failure_threshold,
         recovery_timeout=cfg.recovery_timeout_seconds,
@@ -372,9 +408,10 @@ def get_circuit_breaker(name: str, config: CircuitBreakerConfig | None = None) -
 
 
 def get_all_circuit_breakers() -> dict[str, CircuitBreaker]:
-    """Every breaker made by :func:`get_circuit_breaker` (for a ``/circuit-breakers`` view)."""
-    with _platform_registry._lock:
-        return dict(_platform_registry._breakers)
+    """Every breaker made by :func:`get_circuit_breaker` or :func:`circuit_breaker` (for a
+    ``/circuit-breakers`` view)."""
+    with _registry._lock:
+        return dict(_registry._breakers)
 
 
 __all__ = [

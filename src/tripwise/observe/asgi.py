@@ -10,7 +10,10 @@ to where it is mounted:
 - ``GET /``        the snapshot of every breaker and chain (see :func:`snapshot`)
 - ``GET /live``    200 unless a breaker listed in ``liveness_critical`` rejects calls
 - ``GET /ready``   200 while no critical breaker (all by default) rejects calls, else 503
-- ``GET /metrics`` Prometheus exposition of ``metrics_registry`` (needs prometheus-client)
+- ``GET /metrics`` Prometheus exposition of ``metrics_registry`` (needs prometheus-client); it
+  includes the breakers' metrics (default preset: state, trips, calls) even when
+  :func:`~tripwise.observe.register_metrics` was not called for this registry — call it for
+  the latency/quality histograms or other presets
 
 Liveness ignores downstream breakers by default: restarting a process does not repair the
 service it depends on, so only name breakers in ``liveness_critical`` whose opening means this
@@ -106,7 +109,7 @@ def status_app(
             body = {"alive": answer["ready"], "open": answer["open"]}
             await _respond(send, 200 if answer["ready"] else 503, _json(body), _JSON, head)
         elif route == "/metrics":
-            await _metrics(send, metrics_registry, head)
+            await _metrics(send, reg, metrics_registry, head)
         else:
             await _respond(send, 404, _json({"error": f"no route {route}"}), _JSON, head)
 
@@ -116,12 +119,22 @@ def status_app(
 _JSON = "application/json"
 
 
-async def _metrics(send: Send, metrics_registry: Any, head: bool) -> None:
+async def _metrics(send: Send, registry: Registry, metrics_registry: Any, head: bool) -> None:
     try:
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+        from tripwise.observe.prometheus import breaker_exposition, is_exported
     except ImportError:
-        body = _json({"error": "install tripwise[prometheus] to serve metrics"})
+        body = _json(
+            {
+                "error": "install prometheus-client to serve metrics: pip install "
+                "'tripwise[prometheus]' (from a clone: pip install '.[prometheus]')"
+            }
+        )
         await _respond(send, 501, body, _JSON, head)
         return
     target = REGISTRY if metrics_registry is None else metrics_registry
-    await _respond(send, 200, generate_latest(target), CONTENT_TYPE_LATEST, head)
+    body = generate_latest(target)
+    if not is_exported(registry, target):  # nobody registered this registry's breakers
+        body += breaker_exposition(registry)
+    await _respond(send, 200, body, CONTENT_TYPE_LATEST, head)

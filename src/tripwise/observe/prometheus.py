@@ -25,6 +25,11 @@ Every breaker metric is labelled ``name``. Shared state stores (``RedisStore``) 
 registry's breakers are exported too, as ``<prefix>_store_*`` labelled ``store`` (Redis
 availability, errors, timeouts, outages, resyncs, degraded decisions; see
 :mod:`tripwise.observe.store_metrics`), whatever the preset; ``stores=False`` turns them off.
+
+Several presets side by side: call ``register_metrics`` once per preset (``register_metrics()``
+then ``register_metrics(preset="compat")``); the store metrics of one prefix are exported once.
+A registration whose names are already taken in that Prometheus registry (the same preset
+twice, ``"ml_breaker"`` then ``"compat"``) raises ``ValueError`` and registers nothing.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -56,6 +61,11 @@ QUALITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 _ML_STATE = {State.CLOSED: 0.0, State.OPEN: 1.0, State.HALF_OPEN: 2.0}
 _SEED_STATE = {State.CLOSED: 1.0, State.HALF_OPEN: 0.5, State.OPEN: 0.0}
 _PREFIX_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+# Installed collectors, oldest first (guarded by _installed_lock): which one exports the store
+# metrics of a prefix, and whether a status app must export breakers itself.
+_installed: list[TripwiseCollector] = []
+_installed_lock = threading.Lock()
 
 
 def _expand(preset: str) -> tuple[str, ...]:
@@ -119,6 +129,7 @@ class TripwiseCollector(Collector):
                 f" got {prefix!r}"
             )
         self.presets = _expand(preset)
+        self.preset = preset
         self.prefix = prefix
         self.registry = registry
         self.export_stores = stores is not False
@@ -173,15 +184,50 @@ class TripwiseCollector(Collector):
         return [breakers[name] for name in sorted(breakers)]
 
     def install(self) -> TripwiseCollector:
-        for h in self._histograms:
-            self.prometheus_registry.register(h)
-        self.prometheus_registry.register(self)
+        """Register the histograms and the collector: all of them, or (on a name clash with
+        what the Prometheus registry holds already) none, with a ``ValueError``."""
+        preg = self.prometheus_registry
+        done: list[Any] = []
+        with _installed_lock:
+            _installed.append(self)
+        try:
+            for part in [*self._histograms, self]:
+                preg.register(part)
+                done.append(part)
+        except ValueError as exc:
+            for part in reversed(done):
+                preg.unregister(part)
+            with _installed_lock:
+                _installed.remove(self)
+            raise ValueError(
+                f"register_metrics(preset={self.preset!r}, prefix={self.prefix!r}) clashes "
+                f"with metrics already in this Prometheus registry ({exc}); nothing was "
+                "registered. Register each preset once (or unregister() the earlier collector)."
+            ) from exc
         self.registry.subscribe(self._watch)  # breakers created later are watched from birth
         self._watch_new_breakers()
         return self
 
+    def _exports_stores(self) -> bool:
+        """Only the oldest installed collector of a (Prometheus registry, prefix) exports the
+        store metrics, so several presets side by side do not duplicate them."""
+        if not self.export_stores:
+            return False
+        with _installed_lock:
+            for other in _installed:
+                if (
+                    other.prometheus_registry is self.prometheus_registry
+                    and other.prefix == self.prefix
+                    and other.export_stores
+                ):
+                    return other is self
+        return True
+
     def unregister(self) -> None:
         """Remove the collector and histograms, and detach the listeners from the breakers."""
+        with _installed_lock:
+            if self in _installed:
+                _installed.remove(self)
         self.registry.unsubscribe(self._watch)
         self.prometheus_registry.unregister(self)
         for h in self._histograms:
@@ -194,10 +240,17 @@ class TripwiseCollector(Collector):
 
     # ------------------------------------------------------------------ collection
 
+    def describe(self) -> Iterator[Metric]:
+        """The metric families without data: what Prometheus registries check for name clashes
+        at registration (touching no breaker)."""
+        return self._families([], [], [])
+
     def collect(self) -> Iterator[Metric]:
         breakers = self._watch_new_breakers()
-        stats = [b.stats() for b in breakers]
-        chains = self._chains()
+        stores = stores_of(self.registry, self.extra_stores) if self._exports_stores() else []
+        return self._families([b.stats() for b in breakers], self._chains(), stores)
+
+    def _families(self, stats: list[Any], chains: list[Any], stores: list[Any]) -> Iterator[Metric]:
         for preset in self.presets:
             if preset == "default":
                 yield from self._default(stats, chains)
@@ -205,8 +258,8 @@ class TripwiseCollector(Collector):
                 yield from self._ml_breaker(stats)
             else:
                 yield from self._seed(stats, chains)
-        if self.export_stores:
-            yield from store_metrics(self.prefix, stores_of(self.registry, self.extra_stores))
+        if self._exports_stores():
+            yield from store_metrics(self.prefix, stores)
 
     def _chains(self) -> list[Any]:
         from tripwise.policies.chain import all_chains
@@ -304,11 +357,32 @@ def register_metrics(
     ).install()
 
 
+def is_exported(registry: Registry, prometheus_registry: CollectorRegistry) -> bool:
+    """Whether ``prometheus_registry`` already has ``registry``'s breakers (some collector
+    exports them) or the default names (a collector of another registry uses them, so adding
+    ours would clash)."""
+    with _installed_lock:
+        return any(
+            c.prometheus_registry is prometheus_registry
+            and (c.registry is registry or ("default" in c.presets and c.prefix == "tripwise"))
+            for c in _installed
+        )
+
+
+def breaker_exposition(registry: Registry) -> bytes:
+    """The default-preset metrics of ``registry``'s breakers as exposition text, without
+    registering anything (what the status app serves when nobody called register_metrics)."""
+    scratch = CollectorRegistry(auto_describe=False)
+    collector = TripwiseCollector(registry, histograms=False, prometheus_registry=scratch)
+    scratch.register(collector)
+    return generate_latest(scratch)
+
+
 class PrometheusMetrics:
     """The ml-breaker entry point: ``PrometheusMetrics.register()`` once at startup exports
-    the ``ml_breaker_*`` metrics of every breaker. Calling it again is a no-op."""
+    the ``ml_breaker_*`` metrics of every breaker. Calling it again, or after
+    ``register_metrics(preset="compat")``, returns the collector already exporting them."""
 
-    _installed: ClassVar[dict[tuple[int, int], TripwiseCollector]] = {}
     _lock = threading.Lock()
 
     @classmethod
@@ -319,10 +393,18 @@ class PrometheusMetrics:
     ) -> TripwiseCollector:
         reg = default_registry if registry is None else registry
         preg = REGISTRY if prometheus_registry is None else prometheus_registry
-        key = (id(reg), id(preg))
         with cls._lock:
-            existing = cls._installed.get(key)
+            with _installed_lock:
+                existing = next(
+                    (
+                        c
+                        for c in _installed
+                        if c.registry is reg
+                        and c.prometheus_registry is preg
+                        and "ml_breaker" in c.presets
+                    ),
+                    None,
+                )
             if existing is None:
                 existing = register_metrics(reg, preset="ml_breaker", prometheus_registry=preg)
-                cls._installed[key] = existing
             return existing

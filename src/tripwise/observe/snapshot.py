@@ -8,8 +8,10 @@ tripwise knows on top: rejections, quality, latency, timestamps, chains and tier
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tripwise.core.registry import Registry, default_registry
@@ -18,6 +20,19 @@ from tripwise.core.states import Mode, State
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
     from tripwise.policies.chain import FallbackChain
+
+
+_extra_fields: weakref.WeakKeyDictionary[CircuitBreaker, Callable[[], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_extra_lock = threading.Lock()
+
+
+def add_status_fields(breaker: CircuitBreaker, fields: Callable[[], dict[str, Any]]) -> None:
+    """Merge ``fields()`` into ``breaker``'s entry of every snapshot (a layer above the engine
+    that counts more, such as the classic breaker's ``total_timeouts``, reports it here)."""
+    with _extra_lock:
+        _extra_fields[breaker] = fields
 
 
 def _finite(value: float | None) -> float | None:
@@ -29,7 +44,9 @@ def breaker_status(breaker: CircuitBreaker, *, now: float | None = None) -> dict
     failures); rejected and ignored calls have their own totals."""
     s = breaker.stats()
     now = time.time() if now is None else now
-    return {
+    with _extra_lock:
+        extra = _extra_fields.get(breaker)
+    status = {
         "state": s.state.value,
         "mode": s.mode.value,
         "total_requests": s.calls,
@@ -51,6 +68,9 @@ def breaker_status(breaker: CircuitBreaker, *, now: float | None = None) -> dict
         "retry_after_seconds": _finite(s.retry_after),
         "uptime_seconds": max(0.0, now - s.created_at),
     }
+    if extra is not None:
+        status.update(extra())
+    return status
 
 
 def _chains_of(registry: Registry) -> list[FallbackChain]:

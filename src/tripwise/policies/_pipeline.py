@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
-from tripwise.core.conditions import check_rate
 from tripwise.core.signals import report_quality
+from tripwise.core.validation import check_rate
 from tripwise.policies.errors import RejectedAnswer
 from tripwise.policies.timeout import Timeout
 

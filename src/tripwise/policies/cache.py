@@ -14,7 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from tripwise.core.conditions import check_int
+from tripwise.core.validation import check_int
+from tripwise.policies._checks import check_callable
 
 
 @runtime_checkable
@@ -38,6 +39,7 @@ class MemoryCache:
 
     def __init__(self, max_entries: int = 1024, *, clock: Callable[[], float] | None = None):
         self.max_entries = check_int("max_entries", max_entries)
+        check_callable("clock", clock, "a callable returning seconds")
         self._clock = clock if clock is not None else time.time
         self._lock = threading.Lock()
         self._data: OrderedDict[str, tuple[Any, float, float]] = OrderedDict()

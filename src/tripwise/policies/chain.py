@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.policies._checks import check_callable
 from tripwise.policies.errors import CacheMiss, ChainExhausted
 from tripwise.policies.retry import _Attempts
 from tripwise.policies.tiers import CACHE, LIVE, CacheTier, DegradedTier, Tier, _TierBase
@@ -135,7 +136,10 @@ class FallbackChain:
             seen.add(t.name)
         if key is not None and not callable(key):
             raise TypeError(f"key must be callable, got {key!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty string or None, got {name!r}")
         self.name = name if name is not None else f"chain-{id(self):x}"
+        check_callable("clock", clock, "a callable returning seconds")
         self._clock: Clock = clock if clock is not None else monotonic
         if registry is _DEFAULT_REGISTRY:
             from tripwise.core.registry import default_registry

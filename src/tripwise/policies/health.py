@@ -10,7 +10,14 @@ httpx, or any async callable. Probe results feed the breaker:
 - ``failure_threshold`` failing probes in a row open a CLOSED breaker before users hit errors.
 
 Requests themselves go through :meth:`HealthChecker.call` / :meth:`~HealthChecker.acall` (or
-``checker.breaker(endpoint)``), which is what the request counters and averages describe.
+``checker.breaker(endpoint)``), which is what the request counters and averages describe. A
+request that returns normally can still be a failure: ``is_failure(result)`` decides (by default
+:func:`server_error`: a response whose ``status_code`` is 500 or more, such as what
+``requests.post`` or httpx return for a broken server, counts as failed).
+
+HTTP probes (endpoints registered without ``probe=``) use httpx, from the ``client`` extra;
+without it ``HealthChecker()`` refuses to be built unless ``http=False`` (callable probes
+only), rather than reporting every healthy endpoint down.
 Run it inside an event loop (``await checker.start()`` / ``await checker.stop()``, or
 ``async with checker:``) or in its own thread for sync apps (``start_in_thread()`` /
 ``stop_thread()``). Stopping cancels and awaits every task and joins the thread.
@@ -30,16 +37,47 @@ from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.clock import Clock
-from tripwise.core.conditions import check_int, check_positive, consecutive_failures
+from tripwise.core.conditions import consecutive_failures
 from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry
 from tripwise.core.states import State
+from tripwise.core.validation import check_int, check_positive
 from tripwise.policies.timeout import Timeout
 
 logger = logging.getLogger("tripwise.policies.health")
 
 Probe = Callable[[], Awaitable[Any]]
+ResultCheck = Callable[[Any], bool]
 _DEFAULT_REGISTRY: Any = object()
+_DEFAULT_CHECK: Any = object()
+
+
+def server_error(result: Any) -> bool:
+    """True for an HTTP response (requests, httpx, ...) whose ``status_code`` is 500 or more: the
+    default ``is_failure`` of a checker. Values without an integer ``status_code`` pass."""
+    status = getattr(result, "status_code", None)
+    return isinstance(status, int) and not isinstance(status, bool) and status >= 500
+
+
+def _check_result_check(value: Any) -> ResultCheck | None:
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"is_failure must be a callable taking the result (True: the call failed) or None, "
+            f"got {value!r}"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _require_httpx() -> None:
+    try:
+        import httpx  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "HealthChecker probes endpoints over HTTP with httpx, which is not installed: "
+            "pip install 'tripwise[client]' (from a clone: pip install '.[client]'). To probe "
+            "only with callables, build it with HealthChecker(http=False) and pass probe= to "
+            "register_endpoint()."
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +151,11 @@ class HealthChecker:
     """Health-checked endpoints, each with its own breaker and background probe.
 
     ``interval``/``timeout``/``jitter`` are defaults for endpoints; ``health_path`` is appended
-    to an endpoint URL when no ``health_url`` is given. ``clock`` drives the breakers,
-    ``async_sleep`` and ``rng`` the probe schedule (injectable for tests).
+    to an endpoint URL when no ``health_url`` is given. ``is_failure(result)`` says whether a
+    request that returned ``result`` failed (default :func:`server_error`; None: any returned
+    value is a success); endpoints may override it. ``http=False`` allows callable probes only
+    (and no httpx). ``clock`` drives the breakers, ``async_sleep`` and ``rng`` the probe
+    schedule (injectable for tests).
     """
 
     def __init__(
@@ -124,6 +165,8 @@ class HealthChecker:
         timeout: float = 5.0,
         jitter: float = 0.1,
         health_path: str = "/health",
+        is_failure: ResultCheck | None = server_error,
+        http: bool = True,
         registry: Registry | None = _DEFAULT_REGISTRY,
         clock: Clock | None = None,
         async_sleep: Callable[[float], Awaitable[Any]] | None = None,
@@ -134,7 +177,19 @@ class HealthChecker:
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
             raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
         self.jitter = float(jitter)
+        if not isinstance(health_path, str):
+            raise TypeError(f"health_path must be a string, got {health_path!r}")
         self.health_path = health_path
+        self.is_failure = _check_result_check(is_failure)
+        if not isinstance(http, bool):
+            raise TypeError(f"http must be True or False, got {http!r}")
+        if http:
+            _require_httpx()
+        self.http = http
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        if async_sleep is not None and not callable(async_sleep):
+            raise TypeError(f"async_sleep must be an async callable, got {async_sleep!r}")
         if registry is _DEFAULT_REGISTRY:
             from tripwise.core.registry import default_registry
 
@@ -163,14 +218,24 @@ class HealthChecker:
         probe: Probe | None = None,
         interval: float | None = None,
         timeout: float | None = None,
+        is_failure: ResultCheck | None = _DEFAULT_CHECK,
     ) -> HealthStatus:
-        """Watch ``endpoint``; returns its (fresh) status. Registering again replaces it."""
+        """Watch ``endpoint``; returns its (fresh) status. Registering again replaces it.
+
+        ``is_failure`` overrides the checker's result check for this endpoint's requests."""
         if not isinstance(endpoint, str) or not endpoint:
             raise TypeError(f"endpoint must be a non-empty string, got {endpoint!r}")
         check_int("failure_threshold", failure_threshold)
         recovery = check_positive("recovery_timeout_seconds", recovery_timeout_seconds)
         if probe is not None and not callable(probe):
             raise TypeError(f"probe must be an async callable, got {probe!r}")
+        if probe is None and not self.http:
+            raise ValueError(
+                f"endpoint {endpoint!r} needs probe=: this checker was built with http=False"
+            )
+        if health_url is not None and not isinstance(health_url, str):
+            raise TypeError(f"health_url must be a string, got {health_url!r}")
+        check = self.is_failure if is_failure is _DEFAULT_CHECK else _check_result_check(is_failure)
         url = health_url if health_url is not None else endpoint.rstrip("/") + self.health_path
         with self._lock:
             previous = self._endpoints.get(endpoint)
@@ -186,6 +251,7 @@ class HealthChecker:
             name=endpoint,
             half_open_after=recovery,
             recovery_threshold=1,
+            result_predicate=check,
             clock=self._clock,
             registry=self.registry,
         )
@@ -223,7 +289,9 @@ class HealthChecker:
         return self._get(endpoint).breaker
 
     def call(self, endpoint: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run a request to ``endpoint`` under its breaker (counted in its status)."""
+        """Run a request to ``endpoint`` under its breaker (counted in its status). An
+        exception, or a result ``is_failure`` rejects (an HTTP 5xx response by default), is a
+        failure; the result is still returned to the caller."""
         return self._get(endpoint).breaker.call(fn, *args, **kwargs)
 
     async def acall(
@@ -340,11 +408,9 @@ class HealthChecker:
         """Start probing every endpoint in the running event loop."""
         if self._loop is not None:
             raise RuntimeError("health checker is already running")
-        try:
+        if self.http:
             import httpx
-        except ImportError:  # probes with callables still work
-            self._client = None
-        else:
+
             self._client = httpx.AsyncClient()
         self._loop = asyncio.get_running_loop()
         for endpoint in self.endpoints():
@@ -377,10 +443,16 @@ class HealthChecker:
         if self._thread is not None:
             raise RuntimeError("health checker thread is already running")
         ready = threading.Event()
+        failed: list[BaseException] = []
 
         async def main() -> None:
             self._thread_stop = asyncio.Event()
-            await self.start()
+            try:
+                await self.start()
+            except BaseException as exc:
+                failed.append(exc)
+                ready.set()
+                return
             ready.set()
             try:
                 await self._thread_stop.wait()
@@ -393,6 +465,10 @@ class HealthChecker:
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("health checker thread did not start within 10 s")
+        if failed:
+            self._thread.join()
+            self._thread = self._thread_stop = None
+            raise failed[0]
 
     def stop_thread(self, timeout: float = 10.0) -> None:
         """Stop the probe thread and wait for it to finish."""

@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
-from tripwise.core.conditions import check_int, check_positive
 from tripwise.core.errors import CircuitBreakerOpen
+from tripwise.core.validation import check_int, check_positive
 from tripwise.core.windows import TimeWindow
+from tripwise.policies._checks import check_bool, check_callable, check_rng
 from tripwise.policies._wrap import wrap_calls
 
 logger = logging.getLogger("tripwise.policies.retry")
@@ -62,7 +63,7 @@ class Backoff:
         self.initial = _number("initial", initial, low=0.0)
         self.multiplier = _number("multiplier", multiplier, low=1.0)
         self.max_delay = _number("max_delay", max_delay, low=self.initial)
-        if jitter not in ("full", "equal", "none"):
+        if not isinstance(jitter, str) or jitter not in ("full", "equal", "none"):
             raise ValueError(f"jitter must be 'full', 'equal' or 'none', got {jitter!r}")
         self.jitter: Jitter = jitter
 
@@ -171,7 +172,17 @@ class _Attempts:
 
 
 def _exception_types(value: Any) -> tuple[type[BaseException], ...]:
-    types = (value,) if isinstance(value, type) else tuple(value)
+    if isinstance(value, type):
+        types: tuple[Any, ...] = (value,)
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        types = tuple(value)
+    else:
+        raise TypeError(
+            "retry_on must be an exception class, a tuple of them, or a predicate "
+            f"(exc) -> bool, got {value!r}"
+        )
+    if not types:
+        raise ValueError("retry_on must name at least one exception class, got an empty tuple")
     for t in types:
         if not (isinstance(t, type) and issubclass(t, BaseException)):
             raise TypeError(f"retry_on must be exception classes or a predicate, got {t!r}")
@@ -230,11 +241,15 @@ class Retry:
         if retry_on_result is not None and not callable(retry_on_result):
             raise TypeError(f"retry_on_result must be callable, got {retry_on_result!r}")
         self.retry_on_result = retry_on_result
-        self.respect_retry_after = bool(respect_retry_after)
+        self.respect_retry_after = check_bool("respect_retry_after", respect_retry_after)
         self.max_retry_after = _number("max_retry_after", max_retry_after, low=0.0)
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget, got {budget!r}")
         self.budget = budget
+        check_callable("clock", clock, "a callable returning seconds")
+        check_callable("sleep", sleep, "a callable taking seconds")
+        check_callable("async_sleep", async_sleep, "an async callable taking seconds")
+        check_rng(rng)
         self._clock: Clock = clock if clock is not None else monotonic
         self._sleep: Sleep = sleep if sleep is not None else time.sleep
         self._async_sleep: AsyncSleep = async_sleep if async_sleep is not None else asyncio.sleep

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
-from tripwise.core.conditions import check_positive, consecutive_failures
+from tripwise.core.conditions import consecutive_failures
 from tripwise.core.path import Tally
+from tripwise.core.validation import check_positive
+from tripwise.policies._checks import check_callable
 from tripwise.policies._pipeline import (
     Accept,
     ScoreFn,
@@ -192,6 +194,7 @@ class CacheTier(_TierBase):
         super().__init__()
         self.name = _check_name(name)
         self.ttl = check_positive(f"cache tier {name!r}: ttl", ttl)
+        check_callable(f"cache tier {name!r}: clock", clock, "a callable returning seconds")
         self.clock = clock if clock is not None else time.time
         if backend is None:
             backend = MemoryCache(max_entries, clock=self.clock)

@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
-from tripwise.core.conditions import check_positive
+from tripwise.core.validation import check_positive
+from tripwise.policies._checks import check_callable
 from tripwise.policies._wrap import wrap_calls
 from tripwise.policies.errors import CallTimeout
 
@@ -61,9 +62,10 @@ class Timeout:
         self, seconds: float, *, sync_mode: SyncMode = "thread", clock: Clock | None = None
     ) -> None:
         self.seconds = check_positive("timeout seconds", seconds)
-        if sync_mode not in ("thread", "deadline"):
+        if not isinstance(sync_mode, str) or sync_mode not in ("thread", "deadline"):
             raise ValueError(f"sync_mode must be 'thread' or 'deadline', got {sync_mode!r}")
         self.sync_mode: SyncMode = sync_mode
+        check_callable("clock", clock, "a callable returning seconds")
         self._clock: Clock = clock if clock is not None else monotonic
         self._lock = threading.Lock()
         self._timeouts = 0
@@ -195,9 +197,32 @@ if sys.version_info >= (3, 11):
             raise
 
 else:  # pragma: no cover - exercised on 3.10 only
+    # Not asyncio.wait_for: on 3.10 it swallows a cancellation that arrives in the same loop
+    # iteration as the callee's result (bpo-42130), so a cancelled caller (a health checker's
+    # probe loop being stopped) keeps running; and its asyncio.TimeoutError is not the
+    # builtin TimeoutError there, so a callee's own timeout would pass for ours.
 
     async def _await_with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
+        task = asyncio.ensure_future(awaitable)
         try:
-            return await asyncio.wait_for(awaitable, seconds)
-        except asyncio.TimeoutError:
-            raise _OurTimeout from None
+            done, _ = await asyncio.wait((task,), timeout=seconds)
+        except BaseException:  # the caller was cancelled: so is its call, and it waits for it
+            task.cancel()
+            try:
+                await asyncio.wait((task,))
+            finally:
+                _drop_outcome(task)
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        try:
+            await asyncio.wait((task,))  # raises CancelledError only if the caller is cancelled
+        finally:
+            _drop_outcome(task)
+        raise _OurTimeout
+
+    def _drop_outcome(task: asyncio.Future[Any]) -> None:
+        """Retrieve the outcome of an abandoned call, so asyncio logs nothing about it."""
+        if task.done() and not task.cancelled():
+            task.exception()

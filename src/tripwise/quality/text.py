@@ -242,11 +242,30 @@ not_refused = RefusalScorer()
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
+MAX_JSON_DEPTH = 500
+"""Deeper JSON scores 0.0 on every Python: 3.11's parser gives up near 1,000 levels, 3.13's
+goes far deeper, and no sane answer nests this much (a model stuck in a loop does)."""
+
+
+def _json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (list, dict)):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class JsonScorer:
     """1.0 when the answer is valid JSON (matching ``schema``, if given), else 0.0.
 
     A surrounding markdown code fence is removed first unless ``strip_code_fence=False``.
-    Schema validation uses ``jsonschema`` (``pip install 'tripwise[llm]'``).
+    Schema validation uses ``jsonschema`` (``pip install 'tripwise[llm]'``). JSON nested
+    deeper than :data:`MAX_JSON_DEPTH` levels scores 0.0.
     """
 
     def __init__(
@@ -287,6 +306,8 @@ class JsonScorer:
             return 0.0, "JSON nested too deeply to parse"
         except ValueError as exc:
             return 0.0, f"invalid JSON: {exc}"
+        if _json_depth_exceeds(value, MAX_JSON_DEPTH):
+            return 0.0, "JSON nested too deeply to parse"
         if self._validator is not None:
             try:
                 valid = self._validator.is_valid(value)

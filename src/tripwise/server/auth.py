@@ -63,11 +63,33 @@ async def authenticate(request: Request, plane: Plane) -> Principal:
         async with plane.sessions() as s:
             row = await s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if row is None:
+            # Unknown keys spend a per-client budget of their own (never a real key's).
+            client = request.client.host if request.client else ""
+            if plane.bus is not None:
+                s = plane.settings
+                wait = await plane.bus.acquire(
+                    "unauth:" + client, s.unauth_rate_limit_per_s, s.unauth_rate_limit_burst
+                )
+            else:
+                wait = plane.unauth_limiter.acquire("bearer:" + client)
+            if wait:
+                raise ApiError(
+                    429,
+                    "too many requests with unknown keys from this client",
+                    headers=plane.limiter.retry_after_header(wait),
+                )
             raise ApiError(401, "unknown or revoked key")
         principal = Principal(row.id, row.org_id, row.project_id)
         if plane.key_cache_epoch == epoch:  # no revocation while we looked it up
             plane.key_cache[digest] = principal
-    wait = plane.limiter.acquire(principal.key_id)
+    if plane.bus is not None:
+        wait = await plane.bus.acquire(
+            "key:" + principal.key_id,
+            plane.settings.rate_limit_per_s,
+            plane.settings.rate_limit_burst,
+        )
+    else:
+        wait = plane.limiter.acquire(principal.key_id)
     if wait:
         raise ApiError(
             429, "rate limit exceeded for this key", headers=plane.limiter.retry_after_header(wait)

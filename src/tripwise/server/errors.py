@@ -79,6 +79,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         parts = []
         for e in errors[:5]:
+            if e.get("type") == "json_invalid":
+                where = e.get("loc", ("body", 0))[-1]
+                detail = (e.get("ctx") or {}).get("error", e.get("msg"))
+                parts.append(f"the request body is not valid JSON ({detail} at byte {where})")
+                continue
             loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
             parts.append(f"{loc}: {e.get('msg')}")
         message = "; ".join(parts) or "invalid request"

@@ -49,8 +49,14 @@ class IngestFastPath:
         try:
             body = await self._read_body(headers, receive)
             status = 202
-            payload: dict[str, Any] = ingest_request(
-                self.get_plane(), match.group(1), headers, body, self.replay
+            client = scope.get("client")
+            payload: dict[str, Any] = await ingest_request(
+                self.get_plane(),
+                match.group(1),
+                headers,
+                body,
+                self.replay,
+                client[0] if client else "",
             )
         except ApiError as exc:
             status, extra = exc.status, exc.headers

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+# (project id, router id, router name, metric, samples) rows
+UnmatchedRows = Callable[[], Iterable[tuple[str, str, str, str, int]]]
+
+
+class _UnmatchedCollector(Collector):
+    def __init__(self, rows: UnmatchedRows) -> None:
+        self._rows = rows
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "tripwise_ingest_unmatched_samples",
+            "Accepted samples that no breaker linked to their router watches (misspelt "
+            "metric, unlinked router), by router and metric",
+            labels=["project_id", "router_id", "router", "metric"],
+        )
+        for pid, rid, name, metric, n in self._rows():
+            family.add_metric([pid, rid, name, metric], n)
+        yield family
 
 
 class ServerMetrics:
-    def __init__(self, streams: Callable[[], int]) -> None:
+    def __init__(self, streams: Callable[[], int], unmatched: UnmatchedRows = tuple) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.ingest_samples = Counter(
@@ -35,5 +56,11 @@ class ServerMetrics:
         self.notifications = Counter(
             "tripwise_notifications", "Notification deliveries by result", ["result"], registry=r
         )
+        self.evaluation_errors = Counter(
+            "tripwise_evaluation_errors",
+            "Breaker evaluations, sample additions or dispatches that raised (logged)",
+            registry=r,
+        )
+        r.register(_UnmatchedCollector(unmatched))
         self.streams = Gauge("tripwise_streams_connected", "Open SSE state streams", registry=r)
         self.streams.set_function(lambda: float(streams()))

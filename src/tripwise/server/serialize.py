@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwise.server.evaluator.breaker import BreakerRuntime
+from tripwise.server.evaluator.breaker import BreakerRuntime, wire_state
 from tripwise.server.storage import models as m
 from tripwise.server.timefmt import iso, iso_ms
 
 _SECRET_CONFIG_KEYS = ("secret", "routing_key", "password")
+# overrides are answered in the words the override endpoint takes (force_open, ...)
+OVERRIDE_WORDS = {"forced_open": "force_open", "forced_closed": "force_closed"}
 
 
 def workspace_json(w: m.Workspace) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def breaker_json(
     b: m.Breaker, router_ids: list[str], runtime: BreakerRuntime | None = None
 ) -> dict[str, Any]:
     confirmation = (b.recovery_allow_rate_ramp_steps + 1) * b.eval_interval_ms
-    state = runtime.state if runtime is not None else b.state
+    state = wire_state(runtime.state) if runtime is not None else b.state
     return {
         "id": b.id,
         "name": b.name,
@@ -67,7 +69,10 @@ def breaker_json(
         "router_id": router_ids[0] if router_ids else None,
         "router_ids": router_ids,
         "state": state,
-        "override": runtime.override if runtime is not None else b.override,
+        "override": OVERRIDE_WORDS.get(
+            runtime.override if runtime is not None else b.override,
+            runtime.override if runtime is not None else b.override,
+        ),
         "inserted_at": iso(b.inserted_us),
         "updated_at": iso(b.updated_us),
     }
@@ -87,15 +92,18 @@ def state_json(b: BreakerRuntime) -> dict[str, Any]:
     return {
         "breaker_id": b.id,
         "name": b.name,
-        "state": b.state,
+        "state": wire_state(b.state),
         "allow_rate": b.allow_rate,
         "updated_at": iso_ms(max(b.state_changed_ms, b.rate_changed_ms)),
-        "override": b.override,
+        # answered in the words the override endpoint takes (force_open, force_closed, automatic)
+        "override": OVERRIDE_WORDS.get(b.override, b.override),
         "override_reason": b.override_reason,
     }
 
 
-def router_json(r: m.Router, breakers: list[dict[str, Any]]) -> dict[str, Any]:
+def router_json(
+    r: m.Router, breakers: list[dict[str, Any]], unmatched: dict[str, int] | None = None
+) -> dict[str, Any]:
     return {
         "id": r.id,
         "name": r.name,
@@ -108,6 +116,9 @@ def router_json(r: m.Router, breakers: list[dict[str, Any]]) -> dict[str, Any]:
         "updated_at": iso(r.updated_us),
         "created_by": "user",
         "metadata": dict(r.meta or {}),
+        # samples accepted for this router that no linked breaker watches, by metric (since
+        # the server started): a misspelt metric or a missing link shows up here
+        "unmatched_samples": dict(unmatched or {}),
     }
 
 

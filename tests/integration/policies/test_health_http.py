@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
 import httpx
 import pytest
 
-from tripwise import Registry, State
+from tripwise import CircuitBreakerOpen, Registry, State
 from tripwise.policies import HealthChecker
 
 pytestmark = pytest.mark.integration
@@ -86,3 +87,24 @@ async def test_on_demand_health_check_without_starting() -> None:
     checker = HealthChecker(registry=None, timeout=0.5)
     checker.register_endpoint("http://127.0.0.1:9")  # discard port: nothing listens
     assert await checker.health_check("http://127.0.0.1:9") is False
+
+
+def test_http_500_answers_from_a_real_server_count_as_failed_requests(services: Any) -> None:
+    svc = services("gpu")
+    checker = HealthChecker(registry=None)  # default is_failure: status_code >= 500
+    checker.register_endpoint(svc.url, failure_threshold=2)
+    with httpx.Client() as client:
+        ok = checker.call(svc.url, client.get, f"{svc.url}/answer/hi")
+        assert ok.status_code == 200
+        svc.mode = "error"  # the server answers HTTP 500, no exception is raised
+        first = checker.call(svc.url, client.get, f"{svc.url}/answer/hi")
+        assert first.status_code == 500  # the caller still sees the answer
+        status = checker.get_health_status(svc.url)
+        assert (status.total_requests, status.total_failures) == (2, 1)
+        with contextlib.suppress(CircuitBreakerOpen):  # the second 500 opens the breaker
+            checker.call(svc.url, client.get, f"{svc.url}/answer/hi")
+        assert checker.breaker(svc.url).state is State.OPEN
+        served = svc.requests
+        with pytest.raises(CircuitBreakerOpen):
+            checker.call(svc.url, client.get, f"{svc.url}/answer/hi")
+        assert svc.requests == served  # an open breaker sends nothing

@@ -44,7 +44,7 @@ def signed_ingest(url: str, pid: str, secret: str, body: bytes, ts_ms: int) -> h
     import hashlib
     import hmac
 
-    raw = gzip.compress(body)
+    raw = gzip.compress(body, mtime=0)  # deterministic bytes: the same batch, the same signature
     sig = hmac.new(bytes.fromhex(secret), str(ts_ms).encode() + b"." + raw, hashlib.sha256)
     return httpx.post(
         f"{url}/v1/projects/{pid}/ingest",

@@ -160,14 +160,25 @@ def test_ingest_partial_acceptance(sqlite_server: ServerProcess, setup: Setup) -
     ]
     body = json.dumps({"samples": samples}).encode() + b""
     r = signed_ingest(sqlite_server.url, setup.pid, setup.secret, body, now)
-    assert r.status_code == 202 and r.json() == {"accepted": 2, "rejected": 6}
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (2, 6)
+    assert body["rejected_by_reason"] == {
+        "unknown_router": 1,
+        "invalid_metric": 1,
+        "ts_ms_too_old": 1,
+        "ts_ms_in_future": 1,
+        "invalid_ok": 1,
+        "invalid_sample": 1,
+    }
+    assert body["hints"] == ["router 'no-such-router' does not exist in this project"]
     nan = (
         b'{"samples": [{"router_id": "%s", "metric": "m", "ts_ms": %d, "value": NaN, "ok": true}]}'
     )
     r = signed_ingest(
         sqlite_server.url, setup.pid, setup.secret, nan % (setup.rid.encode(), now), now + 1
     )
-    assert r.json() == {"accepted": 0, "rejected": 1}
+    assert r.json() == {"accepted": 0, "rejected": 1, "rejected_by_reason": {"invalid_value": 1}}
 
 
 def test_ingest_rejects_bad_requests(sqlite_server: ServerProcess, setup: Setup) -> None:

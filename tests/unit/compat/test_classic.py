@@ -15,6 +15,7 @@ from tripwise.compat.classic import (
     CircuitBreakerRegistry,
     CircuitState,
 )
+from tripwise.observe import snapshot
 
 
 def boom() -> None:
@@ -141,6 +142,7 @@ async def test_platform_breaker_times_out_async_calls_as_failures() -> None:
     with pytest.raises(CircuitBreakerError):
         await breaker.call(hangs)
     assert breaker.stats.total_timeouts == 2
+    assert snapshot()["circuit_breakers"]["platform-timeout-test"]["total_timeouts"] == 2
     assert breaker.is_open
     breaker.reset()
     assert breaker.is_closed

@@ -1,8 +1,10 @@
-"""Every example of ml-breaker's README (except Prometheus) runs on tripwise with only the
-import changed. The README's ``...`` placeholders are filled in; nothing else is added: the
-breakers are built exactly as written (default registry, default clock). Time is faked the way
-an ml-breaker user would: by patching ``time.monotonic``, which the default clock reads at every
-call, so nothing sleeps.
+"""Every example of ml-breaker 0.1.1's README runs on tripwise with only the import changed
+(``ml_breaker`` -> ``tripwise``: ``from tripwise import ...``, ``from tripwise._conditions
+import ...``, ``from tripwise.metrics import PrometheusMetrics``). The README's ``...``
+placeholders are filled in and the names its snippets use without importing are imported;
+nothing else is added: the breakers are built exactly as written (default registry, default
+clock). Time is faked by patching ``time.monotonic`` (what the default clock reads), so nothing
+sleeps. The README blocks sit between ``# --- README`` rulers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tripwise import FakeClock
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """Breakers built without ``clock=`` read this fake clock."""
     fake = FakeClock()
-    monkeypatch.setattr(time, "monotonic", fake)
+    monkeypatch.setattr(time, "monotonic", fake)  # what the default clock reads at each call
     yield fake
 
 
@@ -63,7 +65,7 @@ def test_quick_start(models: Models, clock: FakeClock) -> None:
     reranker_model, lightweight_model = models.reranker_model, models.lightweight_model
     # --- README ---------------------------------------------------------------------------
     from tripwise import CircuitBreakerOpen, circuit_breaker
-    from tripwise.core.conditions import consecutive_failures
+    from tripwise._conditions import consecutive_failures
 
     @circuit_breaker(
         trip_on=consecutive_failures(5),
@@ -169,8 +171,7 @@ def test_require_quality_signal(models: Models) -> None:
 
 def test_state_machine_recovery_threshold_defaults_to_two(models: Models, clock: FakeClock) -> None:
     reranker_model = models.reranker_model
-    from tripwise import State, circuit_breaker
-    from tripwise.core.conditions import consecutive_failures
+    from tripwise import State, circuit_breaker, consecutive_failures
 
     @circuit_breaker(trip_on=consecutive_failures(1), fallback=None, half_open_after=30)
     def call_reranker(query, candidates):  # type: ignore[no-untyped-def]
@@ -238,8 +239,7 @@ def test_fallback_strategies(models: Models, capsys: pytest.CaptureFixture[str])
     models.healthy = False
     query, candidates = "q", ["x", "y"]
     # --- README (trip_on=... filled in) ---------------------------------------------------
-    from tripwise import CircuitBreakerOpen, circuit_breaker
-    from tripwise.core.conditions import consecutive_failures
+    from tripwise import CircuitBreakerOpen, circuit_breaker, consecutive_failures
 
     # 1. Callable — called with the same args as the guarded function
     @circuit_breaker(trip_on=consecutive_failures(1), fallback=lightweight_model)
@@ -274,8 +274,7 @@ def test_fallback_strategies(models: Models, capsys: pytest.CaptureFixture[str])
 
 def test_registry_and_inspection(models: Models) -> None:
     reranker_model = models.reranker_model
-    from tripwise import CircuitBreaker, State, circuit_breaker
-    from tripwise.core.conditions import consecutive_failures
+    from tripwise import CircuitBreaker, State, circuit_breaker, consecutive_failures
 
     @circuit_breaker(trip_on=consecutive_failures(1), name="name")
     def my_fn() -> None:
@@ -315,8 +314,7 @@ def test_registry_and_inspection(models: Models) -> None:
 def test_on_state_change_callback(models: Models, caplog: pytest.LogCaptureFixture) -> None:
     reranker_model = models.reranker_model
     logger = logging.getLogger("my_service")
-    from tripwise import circuit_breaker
-    from tripwise.core.conditions import consecutive_failures
+    from tripwise import circuit_breaker, consecutive_failures
 
     # --- README (trip_on=... filled in) ---------------------------------------------------
     @circuit_breaker(
@@ -338,3 +336,42 @@ def test_on_state_change_callback(models: Models, caplog: pytest.LogCaptureFixtu
     assert [r.getMessage() for r in caplog.records if r.name == "my_service"] == [
         f"breaker {name}: closed -> open"
     ]
+
+
+@pytest.fixture
+def global_metrics() -> Iterator[None]:
+    """The README registers into prometheus-client's global registry: undo it afterwards."""
+    from tripwise.observe import prometheus
+
+    before = list(prometheus._installed)
+    yield
+    for collector in list(prometheus._installed):
+        if collector not in before:
+            collector.unregister()
+
+
+def test_prometheus_integration(models: Models, global_metrics: None) -> None:
+    from prometheus_client import REGISTRY
+
+    from tripwise import circuit_breaker, consecutive_failures
+
+    @circuit_breaker(name="readme-reranker", trip_on=consecutive_failures(5))
+    def call_reranker(query, candidates):  # type: ignore[no-untyped-def]
+        return models.reranker_model(query, candidates)
+
+    # --- README ---------------------------------------------------------------------------
+    from tripwise.metrics import PrometheusMetrics
+
+    PrometheusMetrics.register()  # call once at startup
+    # --------------------------------------------------------------------------------------
+    PrometheusMetrics.register()  # again: a no-op, as in ml-breaker
+    call_reranker("q", ["a"])
+    labels = {"name": "readme-reranker"}
+    assert REGISTRY.get_sample_value("ml_breaker_state", labels) == 0.0  # CLOSED
+    assert REGISTRY.get_sample_value("ml_breaker_trip_total", labels) == 0.0
+    ok = {**labels, "outcome": "success"}
+    assert REGISTRY.get_sample_value("ml_breaker_call_total", ok) == 1.0
+    assert REGISTRY.get_sample_value("ml_breaker_latency_ms_count", labels) == 1.0
+    from tripwise._metrics import PrometheusMetrics as AtTheModulePath  # ml_breaker._metrics
+
+    assert AtTheModulePath is PrometheusMetrics

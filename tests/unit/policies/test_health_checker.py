@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from tripwise import CircuitBreakerOpen, FakeClock, Registry, State
 from tripwise.policies import HealthChecker, get_health_checker
+from tripwise.policies.health import server_error
 
 
 class FakeProbe:
@@ -165,3 +168,105 @@ def test_re_registering_replaces_the_endpoint_breaker() -> None:
     assert checker.breaker("svc") is not first
     assert registry.get("svc") is checker.breaker("svc")
     assert checker.breaker("svc").half_open_after == 120.0
+
+
+class Response:
+    """What ``requests.post`` / ``httpx.post`` give back: an object with a ``status_code``."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+def test_http_5xx_answers_count_as_failed_requests_and_open_the_breaker() -> None:
+    clock = FakeClock()
+    checker = HealthChecker(registry=None, clock=clock)
+    checker.register_endpoint("api", probe=FakeProbe(), failure_threshold=3)
+
+    def post(status: int) -> Response:
+        return Response(status)
+
+    assert checker.call("api", post, 404).status_code == 404  # a client error: the service works
+    assert checker.get_health_status("api").total_failures == 0
+    for _ in range(3):
+        try:  # the caller still gets the answer, unless it is the one that trips the breaker
+            answer = checker.call("api", post, 503)
+        except CircuitBreakerOpen:
+            break
+        assert answer.status_code == 503
+    status = checker.get_health_status("api")
+    assert (status.total_failures, status.state) == (3, State.OPEN)
+    with pytest.raises(CircuitBreakerOpen):
+        checker.call("api", post, 200)
+
+
+def test_the_result_check_can_be_replaced_or_turned_off() -> None:
+    def empty(result: object) -> bool:
+        return result == ""
+
+    checker = HealthChecker(registry=None, is_failure=empty)
+    checker.register_endpoint("llm", probe=FakeProbe())
+    checker.register_endpoint("raw", probe=FakeProbe(), is_failure=None)
+    checker.call("llm", lambda: "")
+    checker.call("llm", lambda: Response(500))  # not what this check looks at
+    checker.call("raw", lambda: Response(500))
+    assert checker.get_health_status("llm").total_failures == 1
+    assert checker.get_health_status("raw").total_failures == 0
+    with pytest.raises(TypeError, match="is_failure must be a callable"):
+        HealthChecker(registry=None, is_failure=500)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="is_failure must be a callable"):
+        checker.register_endpoint("x", is_failure="5xx")  # type: ignore[arg-type]
+
+
+def test_server_error_recognises_responses_only() -> None:
+    assert server_error(Response(500)) and server_error(Response(599))
+    assert not server_error(Response(499)) and not server_error("500")
+    assert not server_error(Response(True))  # type: ignore[arg-type]
+
+
+# A core install, simulated: httpx cannot be imported in the child interpreter.
+_NO_HTTPX = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "httpx" or name.startswith("httpx."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Block())
+from tripwise.policies import HealthChecker
+try:
+    HealthChecker(registry=None)
+except ImportError as exc:
+    print("refused:", exc)
+import asyncio
+async def probe():
+    return True
+checker = HealthChecker(registry=None, http=False)
+checker.register_endpoint("svc", probe=probe)
+print("probe ok:", asyncio.run(checker.health_check("svc")))
+try:
+    checker.register_endpoint("http://svc:8080")
+except ValueError as exc:
+    print("needs probe:", exc)
+"""
+
+
+def test_without_httpx_the_checker_refuses_http_probes_at_construction() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_HTTPX], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out[0].startswith("refused: HealthChecker probes endpoints over HTTP with httpx")
+    assert "pip install 'tripwise[client]'" in out[0] and "pip install '.[client]'" in out[0]
+    assert out[1] == "probe ok: True"
+    assert out[2].startswith("needs probe: endpoint 'http://svc:8080' needs probe=")
+
+
+def test_a_thread_whose_start_fails_reports_it_and_leaves_nothing_running() -> None:
+    checker = HealthChecker(registry=None)
+
+    async def broken_start() -> None:
+        raise OSError("no sockets")
+
+    checker.start = broken_start  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="no sockets"):
+        checker.start_in_thread()
+    assert not [t for t in threading.enumerate() if t.name == "tripwise-health"]
+    checker.stop_thread()  # nothing to stop: returns at once

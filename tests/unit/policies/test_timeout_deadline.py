@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tripwise import CircuitBreaker, CircuitBreakerOpen, FakeClock, consecutive_failures
@@ -70,3 +72,32 @@ def test_bad_mode_and_type() -> None:
         Timeout(1, sync_mode="signal")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be a number"):
         Timeout("1")  # type: ignore[arg-type]
+
+
+async def test_cancelling_a_caller_whose_call_just_finished_still_cancels_it() -> None:
+    # The interleaving that made HealthChecker.stop() hang on 3.10: the callee's answer and the
+    # caller's cancellation land in the same loop iteration (asyncio.wait_for returned the
+    # answer there and dropped the cancellation).
+    answer = asyncio.get_running_loop().create_future()
+
+    async def callee() -> str:
+        return await answer  # type: ignore[no-any-return]
+
+    caller = asyncio.ensure_future(Timeout(5.0).acall(callee))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the caller now waits for the callee
+    answer.set_result("done")
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+async def test_a_callee_raising_its_own_asyncio_timeout_is_not_a_policy_timeout() -> None:
+    timeout = Timeout(5.0)
+
+    async def callee() -> None:
+        raise asyncio.TimeoutError("the callee's own")  # not TimeoutError before 3.11
+
+    with pytest.raises(asyncio.TimeoutError, match="callee's own") as info:
+        await timeout.acall(callee)
+    assert not isinstance(info.value, CallTimeout) and timeout.timeouts == 0

@@ -189,6 +189,17 @@ def test_json_schema_scorer_survives_deep_nesting() -> None:
     assert scorer("[" * 3000 + "]" * 3000) == 0.0
 
 
+def test_json_depth_limit_is_the_same_on_every_python() -> None:
+    # 3.11's parser accepts 600 levels and 3.13's accepts 3,000: the limit is ours, not theirs
+    from tripwise.quality.text import MAX_JSON_DEPTH, JsonScorer
+
+    scorer = JsonScorer()
+    assert scorer("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) == 1.0
+    deeper = MAX_JSON_DEPTH + 100
+    assert scorer.explain("[" * deeper + "]" * deeper) == (0.0, "JSON nested too deeply to parse")
+    assert scorer('{"a": ' * 50 + "1" + "}" * 50) == 1.0
+
+
 # ---------------------------------------------------------------- embeddings
 
 

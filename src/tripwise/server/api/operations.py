@@ -26,6 +26,8 @@ async def healthz() -> dict[str, Any]:
 async def readyz(plane: Plane) -> JSONResponse:
     """Ready when the database answers and the evaluator loop is running."""
     checks = {"database": False, "evaluator": plane.evaluator_running}
+    if plane.bus is not None:
+        checks["redis"] = await plane.bus.ping()
     try:
         async with plane.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -33,8 +35,11 @@ async def readyz(plane: Plane) -> JSONResponse:
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", exc)
     ready = all(checks.values()) and not plane.hub.closing
+    body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if plane.bus is not None:
+        body["replica"] = {"id": plane.bus.id, "evaluating": len(plane.bus.led)}
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        body,
         status_code=200 if ready else 503,
     )
 

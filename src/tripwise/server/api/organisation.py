@@ -14,6 +14,26 @@ router = APIRouter(prefix="/v1", tags=["organisation"])
 Id = Annotated[str, Path(max_length=200)]
 
 
+@router.get("/admin_keys")
+async def list_admin_keys(principal: Admin, plane: Plane) -> dict[str, Any]:
+    """The organisation's admin keys (prefixes only; a key is shown once, at creation)."""
+    return await orgs.list_admin_keys(plane, principal.org_id)
+
+
+@router.post("/admin_keys", status_code=201)
+async def create_admin_key(
+    principal: Admin, plane: Plane, body: KeyIn | None = None
+) -> dict[str, Any]:
+    return await orgs.create_admin_key(plane, principal.org_id, body or KeyIn())
+
+
+@router.delete("/admin_keys/{key_id}", status_code=204)
+async def delete_admin_key(key_id: Id, principal: Admin, plane: Plane) -> Response:
+    """Revoke an admin key at once; 409 for the organisation's last admin key."""
+    await orgs.delete_admin_key(plane, principal.org_id, key_id)
+    return Response(status_code=204)
+
+
 @router.get("/workspaces")
 async def list_workspaces(principal: Admin, plane: Plane) -> dict[str, Any]:
     return await orgs.list_workspaces(plane, principal.org_id)

@@ -26,11 +26,7 @@ async def state_stream(
     """SSE: a ``state`` event per breaker on connect, then every change; ``: ping`` comments."""
     if plane.hub.closing:
         raise ApiError(503, "server is shutting down", "unavailable")
-    sub = plane.hub.subscribe(
-        project.id,
-        None if principal.is_admin else principal.key_id,
-        plane.snapshot(project.id),
-    )
+    sub = plane.hub.subscribe(project.id, principal.key_id, plane.snapshot(project.id))
     return SSEResponse(plane.hub, sub)
 
 
@@ -44,7 +40,10 @@ async def ingest_samples(
     documents the endpoint and answers when the fast path is not installed.
     """
     body = await request.body()
-    result = ingest_request(plane, project_id, request.headers, body, request.app.state.replay)
+    client = request.client.host if request.client else ""
+    result = await ingest_request(
+        plane, project_id, request.headers, body, request.app.state.replay, client
+    )
     return JSONResponse(result, status_code=202)
 
 
@@ -73,7 +72,13 @@ async def routers_metadata(project: ReaderProject, plane: Plane, request: Reques
     return await _metadata("routers", project, plane, request)
 
 
-@router.api_route("/status", methods=["GET", "HEAD"])
+@router.head("/status")
+async def status_head(project: ReaderProject, plane: Plane, request: Request) -> Response:
+    """The status answer's headers (``ETag``) without its body."""
+    return await status(project, plane, request)
+
+
+@router.get("/status")
 async def status(project: ReaderProject, plane: Plane, request: Request) -> Response:
     """Open/closed counts and the last evaluation; weak ``ETag`` and 304 like the metadata."""
     counts = project.counts()

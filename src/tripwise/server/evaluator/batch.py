@@ -16,16 +16,17 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from operator import mul
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tripwise.core.histogram import LogHistogram
 from tripwise.core.windows import Aggregate
 
-if TYPE_CHECKING:
-    from tripwise.server.evaluator.breaker import BreakerRuntime
-
 MAX_FUTURE_MS = 5 * 60 * 1000
 MAX_AGE_MS = 60 * 60 * 1000
+# Sample values beyond this magnitude are refused (reason ``value_out_of_range``): squares and
+# sums of values this size stay far from float overflow in every window aggregate, so no batch
+# can make a window (and with it the evaluation of other breakers) raise.
+MAX_ABS_VALUE = 1e15
 HISTOGRAM_ACCURACY = 0.01  # the core TimeWindow default, which the breaker windows use
 
 # (router id, metric) -> (ts_ms, values, oks) columns
@@ -74,6 +75,8 @@ def _group_fast(samples: list[Any], now_ms: int) -> Groups | None:
         except OverflowError:
             return None
     if not math.isfinite(sum(values)):  # any NaN/inf makes the sum non-finite
+        return None
+    if max(values) > MAX_ABS_VALUE or min(values) < -MAX_ABS_VALUE:
         return None
     if min(tss) < now_ms - MAX_AGE_MS or max(tss) > now_ms + MAX_FUTURE_MS:
         return None
@@ -126,6 +129,9 @@ def _group_slow(samples: list[Any], now_ms: int, rejected: Counter[str]) -> Grou
                 continue
         elif type(value) is not float or not isfinite(value):
             rejected["invalid_value"] += 1
+            continue
+        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+            rejected["value_out_of_range"] += 1
             continue
         if type(ok) is not bool:
             rejected["invalid_ok"] += 1
@@ -197,15 +203,3 @@ def _aggregate(
         max=max(values),
         histogram=hist,
     )
-
-
-def apply_group(
-    breakers: Sequence[BreakerRuntime],
-    tss: list[int],
-    values: list[float],
-    oks: list[bool],
-) -> None:
-    """Add one (router, metric) group to every breaker it routes to."""
-    cache: SummaryCache = {}
-    for b in breakers:
-        b.add_batch(tss, values, oks, cache)

@@ -8,14 +8,19 @@ The window is the core's :class:`tripwise.core.TimeWindow`; aggregates are the c
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tripwise.core.windows import TimeWindow
+from tripwise.core.states import State
+from tripwise.core.windows import Aggregate, TimeWindow
 from tripwise.server.evaluator.batch import SummaryCache, summarize
 from tripwise.server.evaluator.failure_run import FailureRun
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+# The core's states; being ``str`` enums they are the contract's wire strings as they are
+# (``State.HALF_OPEN == "half_open"``), which is how they reach JSON, SSE and the database.
+CLOSED, OPEN, HALF_OPEN = State.CLOSED, State.OPEN, State.HALF_OPEN
 KINDS = (
     "error_rate",
     "avg",
@@ -52,14 +57,21 @@ class Change:
         return self.reason is not None
 
 
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "gt": operator.gt,
+    "lt": operator.lt,
+    "gte": operator.ge,
+    "lte": operator.le,
+}
+
+
 def compare(value: float, op: str, threshold: float) -> bool:
-    if op == "gt":
-        return value > threshold
-    if op == "lt":
-        return value < threshold
-    if op == "gte":
-        return value >= threshold
-    return value <= threshold
+    return _OPS[op](value, threshold)
+
+
+def wire_state(state: str) -> str:
+    """A state as the contract spells it on the wire (JSON, SSE, database rows)."""
+    return State(state).value
 
 
 class BreakerRuntime:
@@ -108,7 +120,7 @@ class BreakerRuntime:
     def __init__(self, row: Any, *, now_ms: int) -> None:
         self.id: str = row.id
         self.project_id: str = row.project_id
-        self.state: str = row.state
+        self.state: State = State(row.state)
         self.allow_rate: float = row.allow_rate
         self.state_changed_ms: int = row.state_changed_ms
         self.rate_changed_ms: int = row.rate_changed_ms
@@ -227,8 +239,8 @@ class BreakerRuntime:
         if kind == "sum":
             return window.total, count
         if kind == "stddev":
-            mean = window.total / valued
-            return math.sqrt(max(0.0, window.sum_sq / valued - mean * mean)), count
+            spread = Aggregate(valued=valued, total=window.total, sum_sq=window.sum_sq)
+            return spread.stddev, count
         if kind == "p95":
             return window.quantile(0.95), count
         if kind == "percentile":
@@ -304,8 +316,8 @@ class BreakerRuntime:
         rate = (self.healthy_evals + 1) / (self.ramp_steps + 1)
         return self._set_rate(rate, now_ms)
 
-    def _move(self, to_state: str, rate: float, now_ms: int, reason: str) -> Change:
-        change = Change(self, self.state, to_state, rate, reason, now_ms)
+    def _move(self, to_state: State, rate: float, now_ms: int, reason: str) -> Change:
+        change = Change(self, self.state.value, to_state.value, rate, reason, now_ms)
         self.state = to_state
         self.allow_rate = rate
         self.state_changed_ms = self.rate_changed_ms = now_ms
@@ -316,10 +328,10 @@ class BreakerRuntime:
     def _set_rate(self, rate: float, now_ms: int) -> Change:
         self.allow_rate = rate
         self.rate_changed_ms = now_ms
-        return Change(self, self.state, self.state, rate, None, now_ms)
+        return Change(self, self.state.value, self.state.value, rate, None, now_ms)
 
     def apply_override(self, mode: str, reason: str, now_ms: int) -> Change:
-        """Force open / force closed / hand back to the evaluator; always recorded."""
+        """Force open / force closed (recorded as transitions) / hand back to the evaluator."""
         if mode not in OVERRIDES:
             raise ValueError(f"override mode must be one of {OVERRIDES}, got {mode!r}")
         self.override = mode
@@ -330,16 +342,30 @@ class BreakerRuntime:
         if mode == "forced_closed":
             self.half_open_failures = 0
             return self._move(CLOSED, 1.0, now_ms, text)
-        # Back to automatic: keep the current state; the evaluator takes over from now.
+        # Back to automatic: keep the current state; the evaluator takes over from now. That is
+        # no transition, so no event (an "open -> open" event would be noise); the override
+        # field of the persisted state records it.
         self.next_eval_ms = now_ms
-        return self._move(self.state, self.allow_rate, now_ms, text)
+        return Change(self, self.state.value, self.state.value, self.allow_rate, None, now_ms)
 
     def sse_payload(self) -> dict[str, Any]:
-        return {"breaker": self.name, "state": self.state, "allow_rate": self.allow_rate}
+        return {"breaker": self.name, "state": self.state.value, "allow_rate": self.allow_rate}
+
+    def adopt_state(self, state: dict[str, Any]) -> None:
+        """Take the state the evaluating replica reported (replica mode; the inverse of
+        :meth:`persisted_state`)."""
+        self.state = State(state["state"])
+        self.allow_rate = float(state["allow_rate"])
+        self.state_changed_ms = int(state["state_changed_ms"])
+        self.rate_changed_ms = int(state["rate_changed_ms"])
+        self.half_open_failures = int(state["half_open_failures"])
+        self.healthy_evals = int(state["healthy_evals"])
+        self.override = str(state["override"])
+        self.override_reason = state["override_reason"]
 
     def persisted_state(self) -> dict[str, Any]:
         return {
-            "state": self.state,
+            "state": self.state.value,
             "allow_rate": self.allow_rate,
             "state_changed_ms": self.state_changed_ms,
             "rate_changed_ms": self.rate_changed_ms,

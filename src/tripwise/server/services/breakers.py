@@ -60,6 +60,19 @@ def _apply(row: m.Breaker, values: dict[str, Any]) -> None:
         else:
             setattr(row, field, value)
     row.kind_params = _check_kind_params(row.kind, dict(row.kind_params or {}))
+    _check_threshold(row.kind, row.op, float(row.threshold))
+
+
+def _check_threshold(kind: str, op: str, threshold: float) -> None:
+    """Refuse thresholds the kind's value can never cross (they would silently never trip)."""
+    if kind == "error_rate" and not 0.0 <= threshold <= 1.0:
+        raise ApiError(
+            422,
+            f"threshold of an error_rate breaker is a fraction in 0..1 (0.05 = 5 %), "
+            f"got {threshold!r}",
+        )
+    if kind in ("count", "consecutive_failures") and threshold < 0:
+        raise ApiError(422, f"threshold of a {kind} breaker must be >= 0, got {threshold!r}")
 
 
 def _create_values(body: BreakerIn) -> dict[str, Any]:
@@ -131,7 +144,7 @@ def _register(plane: ControlPlane, project: ProjectRuntime, row: m.Breaker) -> B
     runtime = BreakerRuntime(row, now_ms=now_ms())
     project.breakers[row.id] = runtime
     project.invalidate()
-    plane.hub.publish(project.id, encode_state(runtime.sse_payload()))
+    plane.publish(project.id, encode_state(runtime.sse_payload()))
     return runtime
 
 
@@ -199,7 +212,7 @@ async def update_breaker(
     project.invalidate()
     if row.name != old_name:
         plane.publish_farewell(project.id, old_name)
-        plane.hub.publish(project.id, encode_state(runtime.sse_payload()))
+        plane.publish(project.id, encode_state(runtime.sse_payload()))
     return breaker_envelope(row, rids, runtime)
 
 

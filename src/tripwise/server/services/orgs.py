@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripwise.server.control import ControlPlane
@@ -21,16 +21,28 @@ from tripwise.server.security import (
 from tripwise.server.serialize import key_json, project_json, workspace_json
 from tripwise.server.services.common import new_id
 from tripwise.server.storage import models as m
+from tripwise.server.storage.database import STARTUP_LOCK
 from tripwise.server.timefmt import now_us
 
 
-async def bootstrap(plane: ControlPlane, admin_key: str | None) -> str | None:
+class BootstrapError(Exception):
+    """The given bootstrap admin key conflicts with the database (a one-line CLI error)."""
+
+
+async def bootstrap(
+    plane: ControlPlane, admin_key: str | None, *, rotate: bool = False
+) -> str | None:
     """First start: create the organisation, its default workspace and an admin key.
 
-    Returns the admin key when one was generated (to be shown once), else None. A given
-    ``admin_key`` that the database does not know yet is added as an admin key.
+    Returns the admin key when one was generated (to be shown once), else None. Later starts
+    with a given ``admin_key``: a key the database knows is used as is; an unknown one is
+    refused (:class:`BootstrapError`) unless ``rotate`` is set, which makes it the only admin
+    key (every other admin key is revoked). Admin keys are otherwise managed through
+    ``/v1/admin_keys``.
     """
     async with plane.sessions.begin() as s:
+        if plane.engine.dialect.name == "postgresql":  # replicas starting together take turns
+            await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": STARTUP_LOCK})
         org = await s.scalar(select(m.Org).limit(1))
         generated = None
         now = now_us()
@@ -52,7 +64,28 @@ async def bootstrap(plane: ControlPlane, admin_key: str | None) -> str | None:
                 admin_key = generated = new_admin_key()
         if admin_key is not None:
             digest = hash_key(admin_key)
-            if await s.scalar(select(m.ApiKey).where(m.ApiKey.key_hash == digest)) is None:
+            known = await s.scalar(select(m.ApiKey).where(m.ApiKey.key_hash == digest))
+            if known is not None and known.project_id is not None:
+                raise BootstrapError("the given admin key is a project key of this database")
+            others = list(
+                await s.scalars(
+                    select(m.ApiKey).where(
+                        m.ApiKey.org_id == org.id,
+                        m.ApiKey.project_id.is_(None),
+                        m.ApiKey.key_hash != digest,
+                    )
+                )
+            )
+            if known is None and others and not rotate:
+                raise BootstrapError(
+                    "the given admin key (TRIPWISE_ADMIN_KEY / --admin-key) is not an admin key "
+                    "of this database; pass --rotate-admin-key to make it the only admin key "
+                    "(revoking the others), or manage keys with /v1/admin_keys"
+                )
+            if rotate:
+                for other in others:
+                    await s.delete(other)
+            if known is None:
                 s.add(
                     m.ApiKey(
                         id=new_id(),
@@ -64,7 +97,55 @@ async def bootstrap(plane: ControlPlane, admin_key: str | None) -> str | None:
                         inserted_us=now,
                     )
                 )
+    if rotate:
+        plane.forget_keys()
     return generated
+
+
+# -- admin keys -----------------------------------------------------------------------------
+
+
+async def list_admin_keys(plane: ControlPlane, org_id: str) -> dict[str, Any]:
+    async with plane.sessions() as s:
+        rows = await s.scalars(
+            select(m.ApiKey)
+            .where(m.ApiKey.org_id == org_id, m.ApiKey.project_id.is_(None))
+            .order_by(m.ApiKey.inserted_us, m.ApiKey.id)
+        )
+        items = [key_json(k) for k in rows]
+    return {"keys": items, "count": len(items)}
+
+
+async def create_admin_key(plane: ControlPlane, org_id: str, body: KeyIn) -> dict[str, Any]:
+    key = new_admin_key()
+    row = m.ApiKey(
+        id=new_id(),
+        org_id=org_id,
+        project_id=None,
+        name=body.name or "admin key",
+        key_prefix=key_prefix(key),
+        key_hash=hash_key(key),
+        inserted_us=now_us(),
+    )
+    async with plane.sessions.begin() as s:
+        s.add(row)
+    return {**key_json(row), "key": key, "message": "Store this key now: it is shown only once."}
+
+
+async def delete_admin_key(plane: ControlPlane, org_id: str, kid: str) -> None:
+    """Revoke an admin key at once (cached lookups and its streams included); the last admin
+    key of the organisation cannot be revoked (409), so nobody is locked out."""
+    async with plane.sessions.begin() as s:
+        row = await s.get(m.ApiKey, kid)
+        if row is None or row.org_id != org_id or row.project_id is not None:
+            raise ApiError(404, f"admin key {kid!r} not found")
+        n = await s.scalar(
+            select(func.count()).where(m.ApiKey.org_id == org_id, m.ApiKey.project_id.is_(None))
+        )
+        if (n or 0) <= 1:
+            raise ApiError(409, "the last admin key cannot be revoked; create another first")
+        await s.delete(row)
+    plane.revoke(key_id=kid)
 
 
 # -- workspaces ------------------------------------------------------------------------------
@@ -206,8 +287,7 @@ async def delete_project(plane: ControlPlane, org_id: str, pid: str) -> None:
         p = await _project(s, org_id, pid)
         await s.delete(p)
     plane.projects.pop(pid, None)
-    plane.forget_keys()
-    plane.hub.close_where(project_id=pid)
+    plane.revoke(project_id=pid)
     plane.notifier.drop_project(pid)
 
 
@@ -258,5 +338,4 @@ async def delete_key(plane: ControlPlane, pid: str, kid: str) -> None:
         if row is None or row.project_id != pid:
             raise ApiError(404, f"key {kid!r} not found")
         await s.delete(row)
-    plane.forget_keys()
-    plane.hub.close_where(key_id=kid)
+    plane.revoke(key_id=kid)

@@ -54,7 +54,15 @@ async def _render(s: Any, project: ProjectRuntime, rows: list[m.Router]) -> list
         by_router.setdefault(rid, []).append(
             breaker_json(b, links.get(b.id, []), project.breakers.get(b.id))
         )
-    return [router_json(r, by_router.get(r.id, [])) for r in rows]
+    runtimes = project.routers
+    return [
+        router_json(
+            r,
+            by_router.get(r.id, []),
+            dict(runtimes[r.id].unmatched) if r.id in runtimes else None,
+        )
+        for r in rows
+    ]
 
 
 async def _check_breakers(s: Any, pid: str, ids: list[str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -65,8 +65,15 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+# PostgreSQL advisory lock key serialising start-up work of replicas (migrations, bootstrap)
+STARTUP_LOCK = 0x7472_6970  # "trip"
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply every pending Alembic migration (idempotent)."""
+    """Apply every pending Alembic migration (idempotent). On PostgreSQL, replicas starting
+    together take turns (a transaction-scoped advisory lock)."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": STARTUP_LOCK})
         await conn.run_sync(_upgrade)
     log.info("database schema is up to date")
