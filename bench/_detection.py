@@ -38,6 +38,8 @@ class Bank:
     warmup_calls: np.ndarray  # (D,) scored calls each warmup took
     conds: list[QualityDrift]
     ranks: list[np.ndarray | None]
+    on_low: np.ndarray | None = None  # (K,) which CUSUMs read "above the low line" (0/1)
+    lines: np.ndarray | None = None  # (D,) each row's low line
 
     def inputs(self, scores: np.ndarray) -> np.ndarray:
         """(D, T, K): what each CUSUM reads: the raw score, or its mid-rank among the row's
@@ -50,6 +52,10 @@ class Bank:
                 left = np.searchsorted(ref, scores[row], side="left")
                 right = np.searchsorted(ref, scores[row], side="right")
                 out[row][:, self.on_ranks] = ((left + right) / (2 * len(ref)))[:, None]
+        if self.on_low is not None and self.on_low.any():
+            assert self.lines is not None
+            above = (scores > self.lines[:, None]).astype(float)
+            out[:, :, self.on_low] = above[:, :, None]
         return out
 
     def step(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -76,7 +82,7 @@ def learn_many(
                     break
         conds.append(cond)
         calls.append(n)
-    kinds = {c.cusum_on_ranks for c in conds}
+    kinds = {(c.cusum_on_ranks, c.cusum_on_low) for c in conds}
     assert len(kinds) == 1, "deployments with different CUSUM layouts"
     return Bank(
         np.array([c.cusum_centres for c in conds], dtype=float),
@@ -86,6 +92,11 @@ def learn_many(
         np.array(calls),
         conds,
         [None if c.ranks is None else np.array(c.ranks) for c in conds],
+        np.array(conds[0].cusum_on_low, dtype=bool),
+        np.array(
+            [math.nan if c.low_threshold is None else c.low_threshold for c in conds],
+            dtype=float,
+        ),
     )
 
 
@@ -312,3 +323,21 @@ def window_mean_first_trip(
     first = hit.argmax(axis=1) + 1
     first[~hit.any(axis=1)] = 0
     return first
+
+
+def ml_episodes(means: np.ndarray, threshold: float) -> int:
+    """Trip episodes: window means crossing below ``threshold`` (one per excursion)."""
+    below = means < threshold
+    return int((below[:, 1:] & ~below[:, :-1]).sum() + below[:, 0].sum())
+
+
+def ml_threshold_on(means: np.ndarray, allowed: float, top: float, steps: int = 24) -> float:
+    """The highest threshold (to ``top / 2**steps``) with at most ``allowed`` episodes."""
+    lo, hi = 0.0, top
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if ml_episodes(means, mid) <= allowed:
+            lo = mid
+        else:
+            hi = mid
+    return lo

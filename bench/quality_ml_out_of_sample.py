@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     for sc in scenarios:
         if sc.name not in rows:
             continue
-        lanes = [lane for lane in rows[sc.name]["lanes"] if lane["name"].startswith("ml-")]
+        lanes = [
+            lane
+            for lane in rows[sc.name]["lanes"]
+            if lane["name"].startswith("ml-breaker quality_below")
+        ]
         best = min(lanes, key=lambda lane: (lane["median"], lane["p95"]))
         match = re.search(r"quality_below\(([0-9.]+)", best["name"])
         assert match is not None

@@ -12,6 +12,12 @@ For continuous scores a second bank reads ranks instead of raw scores: each scor
 among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
 scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
 drop anywhere. The raw bank stays for scores that fall to 0 (a rank cannot go below 0).
+A third, "low" lane (continuous scores with ranks) counts scores at or below the known-good
+1st percentile: two Bernoulli CUSUMs on that share, tuned for 20% and 60% of calls low
+(likelihood-ratio slacks), catch bursts of scores at the bottom of the range (zero vectors,
+a flaky join) within a handful of calls, where a CUSUM on the mean or the ranks adds a
+bounded step per call and drains between bursts. Its healthy share is a Wilson upper bound
+(z = 2), the sample padded with low scores up to it.
 Pass/fail scores stay raw: for 0/1 scores a linear CUSUM is the likelihood-ratio test.
 
 ``h`` comes from ``false_trips_per_million``, split over the CUSUMs. If ``theta > 0``
@@ -68,6 +74,10 @@ _MIN_FAILURES = 25  # pass/fail warmups last until this many failures (or max_wa
 _RANK_SHIFT_MIN, _RANK_SHIFT_MAX = 0.02, 0.25  # the rank drop the bank is tuned around
 _MIN_DISTINCT_FOR_RANKS = 20  # fewer distinct known-good scores: a discrete score, kept raw
 _MARGIN_Z = 0.5  # the learned baseline: the sample mean lowered by this many standard errors
+_LOW_QUANTILE = 0.01  # the low lane: scores at or below this known-good quantile are "low"
+_LOW_Z = 2.0  # the low lane's healthy low share: a Wilson upper bound at this z
+_LOW_TARGETS = (0.2, 0.6)  # the low lane's CUSUMs: tuned for these shares of low scores
+_MIN_LOW = 5  # the low lane needs at least this many known-good scores at or below its line
 
 
 def _variance_upper(var: float, n: int) -> float:
@@ -93,14 +103,16 @@ class _Lane:
     slacks: tuple[float, ...]
     variance: float
     sample: list[float] | None  # padded known-good sample, in the lane's units
+    on_low: bool = False  # reads 0 for a score at or below ``low_threshold``, else 1
 
 
 class QualityDrift(ScoredCondition):
     """A bank of one-sided CUSUMs on quality scores (and their ranks); trips on a lasting drop.
 
-    ``transform``: ``"auto"`` (ranks as well as raw scores for continuous scores, raw only for
-    pass/fail or few distinct values), ``"rank"`` (ranks only), ``"none"`` (raw only: then a
-    drop of the mean smaller than ``shift / 2`` never trips on average).
+    ``transform``: ``"auto"`` (ranks and the low lane as well as raw scores for continuous
+    scores, raw only for pass/fail or few distinct values), ``"rank"`` (ranks and the low
+    lane only), ``"none"`` (raw only: then a drop of the mean smaller than ``shift / 2``
+    never trips on average). ``low_threshold`` is the low lane's line (None without one).
 
     The healthy baseline is given (``mean``, ``std``), seeded from known-good scores
     (``fit``, e.g. an offline validation run), or learned from the first scored calls (at
@@ -175,6 +187,9 @@ class QualityDrift(ScoredCondition):
         self.ranks: list[float] | None = None  # sorted known-good scores, in rank mode
         self.rank_shift = math.nan
         self.cusum_on_ranks: tuple[bool, ...] = ()
+        self.cusum_on_low: tuple[bool, ...] = ()
+        self._plan: tuple[tuple[int, float, float, float], ...] = ()
+        self.low_threshold: float | None = None  # the low lane's line (None: no low lane)
         self.cusum_centres: tuple[float, ...] = ()
         self.cusum_slacks: tuple[float, ...] = ()
         self.cusum_variances: tuple[float, ...] = ()
@@ -214,7 +229,7 @@ class QualityDrift(ScoredCondition):
             probe = max(0.0, sample_mean - 2.33 * math.sqrt(variance))
         self._probe_default = probe
         budget = self.false_trips_per_million / sum(len(lane.slacks) for lane in lanes)
-        on_ranks, centres, slacks, variances, thetas, hs = [], [], [], [], [], []
+        on_ranks, on_low, centres, slacks, variances, thetas, hs = [], [], [], [], [], [], []
         for lane in lanes:
             for slack in lane.slacks:
                 factor = 1.0
@@ -224,6 +239,7 @@ class QualityDrift(ScoredCondition):
                 else:
                     theta = bennett_theta(max(lane.variance, 1e-12), slack)
                 on_ranks.append(lane.on_ranks)
+                on_low.append(lane.on_low)
                 centres.append(lane.centre)
                 slacks.append(slack)
                 variances.append(max(lane.variance, 1e-12))
@@ -235,10 +251,21 @@ class QualityDrift(ScoredCondition):
                     else math.inf
                 )
         self.cusum_on_ranks = tuple(on_ranks)
+        self.cusum_on_low = tuple(on_low)
         self.cusum_centres = tuple(centres)
         self.cusum_slacks = tuple(slacks)
         self.cusum_variances = tuple(variances)
         self.thetas, self.hs = tuple(thetas), tuple(hs)
+        # per CUSUM: which input it reads (0 raw, 1 rank, 2 low), its centre, slack and h
+        self._plan = tuple(
+            zip(
+                [2 if lo else 1 if rk else 0 for lo, rk in zip(on_low, on_ranks, strict=True)],
+                centres,
+                slacks,
+                hs,
+                strict=True,
+            )
+        )
         self.theta, self.h = self.thetas[0], self.hs[0]
         self.statistics = [0.0] * len(hs)
         self._learned = []
@@ -273,12 +300,16 @@ class QualityDrift(ScoredCondition):
         raw_baseline = max(0.0, mean - _MARGIN_Z * math.sqrt(var_up / n))
         lanes = []
         self.ranks = None
+        self.low_threshold = None
         if self.transform != "rank" or binary or len(set(values)) < 2:
             lanes.append(_Lane(False, raw_baseline, self.slacks, var_up, padded))
         if self.transform == "rank" or (
             self.transform == "auto" and len(set(values)) >= _MIN_DISTINCT_FOR_RANKS
         ):
             lanes.append(self._rank_lane(values))
+            low = self._low_lane(values)
+            if low is not None:
+                lanes.append(low)
         probe = 0.0 if binary else sorted(values)[int(0.01 * n)]
         self._set_baseline(raw_baseline, mean, var_up, lanes, probe)
 
@@ -300,6 +331,34 @@ class QualityDrift(ScoredCondition):
             rank_var,
             [*units, 0.0],  # one worst-case rank: the sample may have missed the low tail
         )
+
+    def _low_lane(self, values: list[float]) -> _Lane | None:
+        """CUSUMs on the share of scores at or below the known-good 1st percentile (a
+        Bernoulli CUSUM: near-optimal for bursts of scores at the bottom of the range, where
+        a CUSUM on the mean or the ranks adds a bounded step per call and drains between
+        bursts). The healthy share is taken at a Wilson upper bound (the sample padded with
+        low scores up to it), so an unlucky warmup cannot make the line too tight."""
+        ranked = sorted(values)
+        n = len(ranked)
+        line = ranked[int(_LOW_QUANTILE * n)]
+        low = bisect_right(ranked, line)
+        if low < _MIN_LOW or low > n // 4:
+            return None  # too few low scores to bound their share, or a pile-up at the line
+        p0 = _wilson_upper(low, n, _LOW_Z)
+        units = [0.0 if v <= line else 1.0 for v in values]
+        extra = max(1, math.ceil((p0 * n - low) / (1.0 - p0)))
+        slacks = []
+        for target in _LOW_TARGETS:
+            p1 = max(target, 4.0 * p0)
+            if p1 >= 1.0:
+                continue
+            # the Bernoulli likelihood-ratio CUSUM for p0 -> p1, in units of (1 - low)
+            k = math.log((1.0 - p0) / (1.0 - p1)) / math.log(p1 * (1.0 - p0) / (p0 * (1.0 - p1)))
+            slacks.append(k - p0)
+        if not slacks:
+            return None
+        self.low_threshold = line
+        return _Lane(False, 1.0 - p0, tuple(slacks), p0 * (1.0 - p0), units + [0.0] * extra, True)
 
     def _rank_shift(
         self, values: list[float], rank: Callable[[float], float], centre: float
@@ -327,6 +386,9 @@ class QualityDrift(ScoredCondition):
         self._probe_default = None
         self.ranks = None
         self.cusum_on_ranks = self.cusum_centres = self.cusum_slacks = self.cusum_variances = ()
+        self.cusum_on_low = ()
+        self._plan = ()
+        self.low_threshold = None
         self.thetas = self.hs = ()
         self.theta = self.h = math.nan
         self.statistics = [0.0] * len(self.slacks)
@@ -380,8 +442,14 @@ class QualityDrift(ScoredCondition):
         if self.ranks is not None:
             ranked = self.ranks
             dropped_rank = math.fsum(self._rank(max(0.0, v - drop)) for v in ranked) / len(ranked)
+        dropped_low = math.nan
+        line = self.low_threshold
+        if line is not None and self.ranks is not None:
+            ranked = self.ranks
+            dropped_low = sum(1 for v in ranked if v - drop > line) / len(ranked)
         best = math.inf
-        for on_ranks, centre, slack, var, h in zip(
+        for on_low, on_ranks, centre, slack, var, h in zip(
+            self.cusum_on_low,
             self.cusum_on_ranks,
             self.cusum_centres,
             self.cusum_slacks,
@@ -392,7 +460,8 @@ class QualityDrift(ScoredCondition):
             if not math.isfinite(h):
                 continue
             sigma = math.sqrt(var)
-            mu = (centre - (dropped_rank if on_ranks else dropped_raw) - slack) / sigma
+            dropped = dropped_low if on_low else dropped_rank if on_ranks else dropped_raw
+            mu = (centre - dropped - slack) / sigma
             if mu <= 0.0:
                 continue  # the drop is within this CUSUM's slack: it never trips on average
             b = h / sigma + 1.166
@@ -408,14 +477,15 @@ class QualityDrift(ScoredCondition):
         if self.reference_mean is not None:
             self._track_reference(quality)
         rank = self._rank(quality) if self.ranks is not None else quality
+        line = self.low_threshold
+        inputs = (quality, rank, 1.0 if line is None or quality > line else 0.0)
         stats = self.statistics
         tripped = False
-        for i, slack in enumerate(self.cusum_slacks):
-            x = rank if self.cusum_on_ranks[i] else quality
-            s = stats[i] + ((self.cusum_centres[i] - x) - slack)
+        for i, (kind, centre, slack, h) in enumerate(self._plan):
+            s = stats[i] + ((centre - inputs[kind]) - slack)
             s = s if s > 0.0 else 0.0
             stats[i] = s
-            if s >= self.hs[i]:
+            if s >= h:
                 tripped = True
         return tripped
 

@@ -232,3 +232,46 @@ def test_pure_python_fit_matches_the_numpy_one(monkeypatch: pytest.MonkeyPatch) 
     pure = QualityDrift().fit(sample)
     assert pure.hs == pytest.approx(with_numpy.hs, rel=1e-9)
     assert pure.thetas == pytest.approx(with_numpy.thetas, rel=1e-9)
+
+
+def test_low_lane_catches_bursts_of_floor_scores_within_the_first_burst() -> None:
+    # calibrated scores (uniform when healthy, like StandardizedDistance); the first 30 calls
+    # of every 100 are bursts in which half the scores sit at the floor (zero vectors). Without
+    # the low lane a quarter of these deployments needed two to five bursts.
+    delays = []
+    for seed in range(20):
+        rng = random.Random(seed)
+        cond = QualityDrift().fit([rng.random() for _ in range(2000)])
+        assert cond.low_threshold is not None and any(cond.cusum_on_low)
+        assert 0.005 < cond.low_threshold < 0.02  # the known-good 1st percentile
+        stream = [
+            0.001 if i % 100 < 30 and rng.random() < 0.5 else rng.random() for i in range(3000)
+        ]
+        delays.append(first_trip(cond, stream))
+    assert all(d is not None and d <= 30 for d in delays), delays
+
+
+def test_low_lane_stays_quiet_on_an_occasional_floor_score() -> None:
+    cond = QualityDrift().fit(beta(33, 8.0, 1.0, 5000))
+    rng = random.Random(34)
+    # one score at 0 every 50 calls (2%, twice the known-good share at the line) is no burst
+    stream = [0.0 if i % 50 == 0 else rng.betavariate(8.0, 1.0) for i in range(20_000)]
+    assert first_trip(cond, stream) is None
+
+
+def test_pass_fail_and_raw_scores_have_no_low_lane() -> None:
+    assert QualityDrift().fit(bernoulli(35, 0.05, 2000)).low_threshold is None
+    raw = QualityDrift(transform="none").fit(beta(36, 8.0, 1.0, 2000))
+    assert raw.low_threshold is None and not any(raw.cusum_on_low)
+
+
+def test_unlucky_continuous_warmup_does_not_tighten_the_low_line() -> None:
+    # a warmup that missed the low tail: the lowest 1.5% of 2,000 healthy scores cut away, so
+    # 1% of the sample but 2.4% of live healthy scores sit at or below the low line (a warmup
+    # about 1 in 100,000 draws). Taken at face value, that share trips 3 times in 200,000
+    # healthy calls; the Wilson bound keeps it to at most one.
+    rng = random.Random(41)
+    sample = sorted(rng.random() for _ in range(2000))[30:]
+    cond = QualityDrift().fit(sample)
+    assert cond.low_threshold is not None and cond.low_threshold > 0.02
+    assert trips(cond, [rng.random() for _ in range(200_000)]) <= 1
