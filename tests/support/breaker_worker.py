@@ -9,6 +9,7 @@ own store, i.e. its own fleet member), ``breaker`` (CircuitBreaker options) and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -93,6 +94,14 @@ class Worker:
         self.breakers[0].reset()
         return self._info()
 
+    def op_control(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A manual action on member 0: force_open, disable, reset or half_open_now."""
+        getattr(self.breakers[0], cmd["action"])(by=cmd.get("by"), reason=cmd.get("reason"))
+        return self._info()
+
+    def op_modes(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        return {**self._info(), "modes": [b.mode.value for b in self.breakers]}
+
     def _at(self, cmd: dict[str, Any], target: Any, threads: int) -> list[Any]:
         """Run ``target(i)`` in ``threads`` threads, all starting at wall time ``cmd['at']``."""
         results: list[Any] = [None] * threads
@@ -122,6 +131,62 @@ class Worker:
 
         admitted = self._at(cmd, attempt, cmd.get("threads", 3))
         return {**self._info(), "admitted": sum(admitted)}
+
+    def op_cycle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """One failure burst and recovery: every thread fails calls from wall time ``at`` until
+        its member rejects; then, from wall time ``probe_at``, every thread tries one healthy
+        call held ``hold`` s. Answers how many calls were admitted as probes and how many
+        calls crashed (raised anything but the model's error or CircuitBreakerOpen)."""
+        threads = cmd.get("threads", 4)
+        hold = cmd.get("hold", 0.08)
+        crashed = [0] * threads
+
+        def hammer(i: int) -> None:
+            breaker = self.breakers[i % len(self.breakers)]
+            for _ in range(200):
+                try:
+                    breaker.call(_fail)
+                except Boom:
+                    continue
+                except CircuitBreakerOpen:
+                    return
+                except Exception:
+                    crashed[i] += 1
+                    return
+
+        def probe(i: int) -> bool:
+            breaker = self.breakers[i % len(self.breakers)]
+            try:
+                breaker.call(time.sleep, hold)
+                return True
+            except CircuitBreakerOpen:
+                return False
+            except Exception:
+                crashed[i] += 1
+                return False
+
+        self._at(cmd, hammer, threads)
+        trips = [b.trip_count for b in self.breakers]
+        # A worker that reaches the probe instant late (a loaded machine) does not probe: the
+        # others' probes may have closed the breaker already, and its calls would not be probes.
+        late = time.time() > cmd["probe_at"] or max(b.retry_after() for b in self.breakers) > (
+            cmd["probe_at"] - time.time()
+        )
+        admitted = [] if late else self._at({"at": cmd["probe_at"]}, probe, threads)
+        return {**self._info(), "burst_trips": trips, "admitted": sum(admitted),
+                "late": late, "crashed": sum(crashed)}  # fmt: skip
+
+    def op_heal(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Healthy calls on every member until all are CLOSED (at most ``timeout`` s)."""
+        deadline = time.monotonic() + cmd.get("timeout", 5.0)
+        while time.monotonic() < deadline:
+            if all(b.state.value == "closed" for b in self.breakers):
+                return {**self._info(), "ok": True}
+            for breaker in self.breakers:
+                with contextlib.suppress(CircuitBreakerOpen):
+                    breaker.call(lambda: None)
+            time.sleep(0.005)
+        return {**self._info(), "ok": False}
 
     def op_burst(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Every thread fails calls on its member until the member rejects (one burst)."""

@@ -18,6 +18,10 @@ store's namespace):
 - ``<prefix>_store_refreshes_total``, ``<prefix>_store_pushes_total``,
   ``<prefix>_store_flushes_total``: safety-net re-reads, changes learnt from other processes,
   shared-window flushes.
+- ``<prefix>_store_state_losses_total``: shared states found lost (FLUSHALL, DEL, eviction, an
+  empty restart) and re-created from local state.
+- ``<prefix>_store_permits_reclaimed_total``: probe permits freed after their request or
+  report was lost; ``<prefix>_store_controls_total``: manual actions sent to the fleet.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ COUNTERS = {
     "refreshes": "Periodic re-reads of the shared state (safety net under pub/sub)",
     "pushes": "State changes learnt from other processes",
     "flushes": "Shared-window batches flushed to Redis",
+    "state_losses": "Shared breaker states found lost by Redis and re-created from local state",
+    "permits_reclaimed": "Probe permits freed after their request or report was lost",
+    "controls": "Manual actions (force_open, disable, reset, half_open) sent to the fleet",
 }
 
 

@@ -19,8 +19,10 @@ class UnavailablePolicy(str, Enum):
     """What breakers do while their shared store is unreachable.
 
     - ``LOCAL``: keep working on local state (trip, probe and recover in this process alone);
-      a trip made meanwhile is pushed to the fleet when the store returns.
-    - ``FAIL_OPEN``: admit every call (the breaker acts closed and does not trip).
+      a trip made meanwhile and still in effect is pushed to the fleet when the store returns,
+      unless the fleet's state moved on during the outage (then the fleet's state wins).
+    - ``FAIL_OPEN``: admit every call (the breaker acts closed, does not trip and counts no
+      trips).
     - ``FAIL_CLOSED``: reject every call (the breaker acts open).
     """
 

@@ -7,10 +7,12 @@ buckets, keyed by wall-clock bucket number, and reads back the sum of the fleet'
 the window. Conditions read ``count``/``flagged``/``valued``/``total`` as usual and so judge the
 fleet-wide aggregate.
 
-Staleness: an outcome of another process is seen here at most two flush intervals (plus two
-round trips) after it happened; this process's own outcomes count at once. Count windows and
-``consecutive_failures`` stay per process. While Redis is unreachable a window holds local
-outcomes only and flushes them when Redis returns.
+Staleness: flushes run on a fixed grid of ``flush_interval`` (a slow flush does not stretch
+the period), so an outcome of another process is seen here at most two flush intervals plus
+two flush durations (round trips) after it happened; this process's own outcomes count at
+once. Count windows and ``consecutive_failures`` stay per process. While Redis is unreachable
+a window reports its local window (this process's outcomes only) and flushes what Redis has
+not seen when it returns.
 """
 
 from __future__ import annotations
@@ -41,62 +43,116 @@ def _zero() -> _Sums:
     return [0, 0, 0, 0.0, 0.0]
 
 
-class SharedTimeWindow(TimeWindow):
+def next_flush(previous: float, period: float, now: float) -> float:
+    """When the flush after the one due at ``previous`` is due: on a fixed grid of ``period``
+    (so the time a flush takes never stretches the period); a flush that ran late skips the
+    grid points already past instead of bursting to catch up."""
+    due = previous + period
+    if due <= now:
+        due += math.ceil((now - due) / period + 1e-9) * period
+    return due
+
+
+class SharedTimeWindow:
     """A time window whose totals are the fleet's (as of the last flush) plus this process's
-    outcomes not yet flushed. Thread-safe against the flush thread through its own lock."""
+    outcomes not yet flushed. It wraps the condition's own :class:`TimeWindow` (``local``):
+    every outcome also lands there, at the breaker's ``now``, so this process's own view stays
+    exact and is what the window reports while Redis is unreachable. Bucket numbers are the
+    breaker's ``now`` on the wall-clock scale (the offset is taken at the first outcome), so
+    they agree across hosts and follow an injected clock. Thread-safe against the flush thread
+    through its own lock. Implements the conditions' window protocol (``add``, ``expire``,
+    ``clear``, ``aggregate`` and the running totals)."""
 
     __slots__ = (
         "__weakref__",
         "_carry",
         "_clears",
+        "_degraded",
         "_inflight",
         "_key",
+        "_latest",
         "_lock",
+        "_offset",
         "_pending",
         "_remote",
         "_since",
+        "buckets",
+        "count",
+        "flagged",
+        "local",
+        "seconds",
+        "sum_sq",
+        "total",
+        "valued",
+        "width",
     )
 
-    def __init__(self, seconds: float, buckets: int, key: str) -> None:
-        super().__init__(seconds, buckets)
+    def __init__(self, local: TimeWindow, key: str) -> None:
+        self.local = local
+        self.seconds, self.buckets, self.width = local.seconds, local.buckets, local.width
         self._key = key  # bucket keys are f"{key}:{epoch}"
         self._lock = threading.Lock()
+        self._offset: float | None = None  # wall clock minus the breaker's clock
+        self._latest = -(2**62)  # the newest bucket an outcome or expire() named
         self._pending: dict[int, _Sums] = {}
         self._inflight = _zero()
         self._remote = _zero()
         self._since = -(2**62)  # buckets up to this one were cleared away
         self._carry = _zero()  # own outcomes after a clear, in the cleared bucket
         self._clears = 0
+        self._degraded = False  # Redis unreachable: report the local window
+        self.count = self.flagged = self.valued = 0
+        self.total = self.sum_sq = 0.0
 
-    def _epoch(self) -> int:
-        return int(time.time() // self.width)
+    def _epoch_at(self, now: float) -> int:
+        if self._offset is None:
+            self._offset = time.time() - now
+        epoch = int((now + self._offset) // self.width)
+        if epoch > self._latest:
+            self._latest = epoch
+        return epoch
+
+    def _head(self) -> int:
+        return max(int(time.time() // self.width), self._latest)
 
     def add(self, value: float | None, flag: bool, now: float) -> bool:
-        epoch = self._epoch()  # wall clock: bucket numbers must agree across hosts
         with self._lock:
+            epoch = self._epoch_at(now)
+            self.local.add(value, flag, now)
             sums = self._pending.get(epoch)
             if sums is None:
                 sums = self._pending[epoch] = _zero()
             sums[0] += 1
-            self.count += 1
             if flag:
                 sums[1] += 1
-                self.flagged += 1
             if value is not None:
                 sums[2] += 1
                 sums[3] += value
                 sums[4] += value * value
+            if self._degraded:
+                self._set_view()
+                return True
+            self.count += 1
+            if flag:
+                self.flagged += 1
+            if value is not None:
                 self.valued += 1
                 self.total += value
                 self.sum_sq += value * value
         return True
 
     def expire(self, now: float) -> None:
-        """Nothing to do here: the flush thread moves the window forward."""
+        """Moves the local window; the flush thread moves the fleet's."""
+        with self._lock:
+            self._epoch_at(now)
+            self.local.expire(now)
+            if self._degraded:
+                self._set_view()
 
     def clear(self) -> None:
         with self._lock:
-            self._since = self._epoch()  # outcomes of the current bucket and before no longer count
+            self._since = self._head()  # outcomes of the current bucket and before no longer count
+            self.local.clear()
             self._pending.clear()
             self._inflight = _zero()
             self._remote = _zero()
@@ -107,7 +163,10 @@ class SharedTimeWindow(TimeWindow):
     def aggregate(
         self, now: float | None = None, *, span: float | None = None, offset: float = 0.0
     ) -> Aggregate:
-        """The fleet-wide totals (``span``/``offset`` are not supported in shared mode)."""
+        """The fleet-wide totals (``span``/``offset`` are not supported in shared mode; the
+        process's own outcomes, with min/max/quantiles, are in ``local``)."""
+        if span is not None or offset:
+            raise ValueError("a shared window has no span/offset reads; use window.local")
         with self._lock:
             return Aggregate(
                 count=int(self.count),
@@ -121,6 +180,11 @@ class SharedTimeWindow(TimeWindow):
             )
 
     def _set_view(self) -> None:
+        if self._degraded:
+            w = self.local
+            self.count, self.flagged, self.valued = w.count, w.flagged, w.valued
+            self.total, self.sum_sq = w.total, w.sum_sq
+            return
         totals = [
             r + i + c for r, i, c in zip(self._remote, self._inflight, self._carry, strict=True)
         ]
@@ -129,13 +193,19 @@ class SharedTimeWindow(TimeWindow):
         self.count, self.flagged, self.valued = int(totals[0]), int(totals[1]), int(totals[2])
         self.total, self.sum_sq = totals[3], totals[4]
 
+    def __repr__(self) -> str:
+        return (
+            f"SharedTimeWindow(seconds={self.seconds!r}, buckets={self.buckets}, "
+            f"count={self.count}, flagged={self.flagged})"
+        )
+
     # ------------------------------------------------------------------ used by the flush
 
     def take(self) -> tuple[dict[int, _Sums], list[int], int]:
         """Move pending outcomes in flight; return them, the window's epochs, a clear count."""
-        head = self._epoch()
-        oldest = head - self.buckets + 1
         with self._lock:
+            head = self._head()
+            oldest = head - self.buckets + 1
             if self._since < oldest:
                 self._carry = _zero()
             # The cleared bucket mixes outcomes from before the clear: it is flushed, never read.
@@ -152,13 +222,14 @@ class SharedTimeWindow(TimeWindow):
             if clears != self._clears:
                 return  # cleared meanwhile: what came back predates the restart
             self._inflight = _zero()
+            self._degraded = fleet is None
             if fleet is None:
                 self._remote = _zero()
                 for epoch, sums in batch.items():
                     mine = self._pending.setdefault(epoch, _zero())
                     for i, s in enumerate(sums):
                         mine[i] += s
-                head = self._epoch()
+                head = self._head()
                 for epoch in [e for e in self._pending if e <= head - self.buckets]:
                     del self._pending[epoch]
             else:
@@ -190,15 +261,21 @@ class WindowSync:
             if type(window) is not TimeWindow:
                 continue
             width_ms = round(window.width * 1000)
-            shared = SharedTimeWindow(window.seconds, window.buckets, f"{base}:w{index}-{width_ms}")
+            shared = SharedTimeWindow(window, f"{base}:w{index}-{width_ms}")
             cond.window = shared  # type: ignore[attr-defined]
             index += 1
             with self._lock:
                 self._windows.add(shared)
 
     def run(self) -> None:
+        """Flush on a fixed period (see :func:`next_flush`), so the staleness bound holds
+        however long each flush takes."""
         store = self._store
-        while not store._stopping.wait(store.flush_interval):
+        due = time.monotonic()
+        while True:
+            due = next_flush(due, store.flush_interval, time.monotonic())
+            if store._stopping.wait(max(0.0, due - time.monotonic())):
+                return
             self._flush_logged()
 
     def _flush_logged(self) -> None:
@@ -219,14 +296,14 @@ class WindowSync:
                 w.settle(None, batch, clears)
             return
         try:
-            pipe = store.client.pipeline(transaction=False)
+            calls = []
             for w, (batch, epochs, _) in zip(windows, taken, strict=True):
                 keys = [w.key(e) for e in batch] + [w.key(e) for e in epochs]
                 args: list[Any] = [len(batch), math.ceil(w.seconds * 2000)]
                 for sums in batch.values():
                     args.extend(sums)
-                self._script(keys=keys, args=args, client=pipe)
-            replies = pipe.execute()
+                calls.append((self._script, keys, args))
+            replies = store.run_batch(calls)
         except (RedisError, OSError) as exc:
             store.mark_unavailable(exc)
             for w, (batch, _, clears) in zip(windows, taken, strict=True):

@@ -147,3 +147,16 @@ def test_two_stores_on_one_namespace_get_distinct_labels(
     labels = {label for name, label in scrape(preg) if name == "tripwise_store_available"}
     assert len(labels) == 2 and all(label.startswith(namespace + "#") for label in labels)
     assert labels == {label for name, label in scrape(preg) if name == "tripwise_store_available"}
+
+
+def test_lost_state_and_manual_control_are_counted(
+    private_redis: RedisServer, make_store: Callable[..., Any], namespace: str
+) -> None:
+    _store, breaker, preg = setup(make_store, private_redis.url)
+    private_redis.command("FLUSHALL")
+    assert until(lambda: scrape(preg)[("tripwise_store_state_losses_total", namespace)] == 1.0)
+    breaker.force_open(by="ops")
+    breaker.reset(by="ops")
+    m = scrape(preg)
+    assert m[("tripwise_store_controls_total", namespace)] == 2.0
+    assert m[("tripwise_store_permits_reclaimed_total", namespace)] == 0.0

@@ -10,6 +10,7 @@ from tripwise import (
     CircuitBreaker,
     CircuitBreakerOpen,
     FakeClock,
+    Mode,
     SharedState,
     State,
     consecutive_failures,
@@ -204,3 +205,37 @@ def test_policy_names() -> None:
     assert check_policy("fail_open") is UnavailablePolicy.FAIL_OPEN
     with pytest.raises(ValueError, match="'local', 'fail_open', 'fail_closed'"):
         check_policy("open")
+
+
+def test_manual_actions_go_to_a_link_that_shares_them_with_who_and_why() -> None:
+    fleet = FakeFleet(FakeClock())
+    sent: list[tuple[str, Any, Any]] = []
+    breaker = _breaker(fleet)
+    link = breaker._link
+
+    def control(action: str, by: Any, reason: Any) -> Any:
+        sent.append((action, by, reason))
+        return None  # "decide locally": the local action stands
+
+    link.control = control  # type: ignore[union-attr]
+    breaker.force_open(by="alice", reason="incident")
+    assert breaker.mode is Mode.FORCED_OPEN
+    breaker.reset(by="bob")
+    breaker.disable()
+    assert sent == [
+        ("force_open", "alice", "incident"),
+        ("reset", "bob", None),
+        ("disable", None, None),
+    ]
+    assert "published open->closed" not in fleet.calls  # reset went through control instead
+
+
+def test_a_pushed_manual_mode_is_adopted_and_lifted() -> None:
+    fleet = FakeFleet(FakeClock())
+    breaker = _breaker(fleet)
+    breaker.apply_shared_state(SharedState(State.OPEN, 0, 1, mode=Mode.FORCED_OPEN))
+    assert breaker.mode is Mode.FORCED_OPEN
+    with pytest.raises(CircuitBreakerOpen):
+        breaker.call(lambda: 1)
+    breaker.apply_shared_state(SharedState(State.CLOSED, 0, 2, mode=Mode.NORMAL))
+    assert breaker.mode is Mode.NORMAL and breaker.call(lambda: 1) == 1
