@@ -153,6 +153,7 @@ class CircuitBreaker:
         **engine_options: Any,
     ) -> None:
         check_int("failure_threshold", failure_threshold)
+        check_int("failure_rate_window", failure_rate_window)
         condition: Condition = consecutive_failures(failure_threshold)
         if failure_rate_threshold is not None:
             condition = condition | error_rate_above(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import TextIO
 
@@ -13,6 +14,20 @@ SCENES = ["core_scene", "quality_scene", "chain_scene"]
 def run_demo(out: TextIO | None = None, *, fast: bool = True) -> None:
     stream = out if out is not None else sys.stdout
     stream.write("tripwise demo: circuit breakers that trip on model-output quality\n\n")
+    # The scenes print every transition themselves; the breakers' own WARNING logs would reach
+    # stderr through logging's last-resort handler and interleave duplicates with the story.
+    log = logging.getLogger("tripwise")
+    level = log.level
+    if not log.handlers and not logging.getLogger().handlers:
+        log.setLevel(logging.ERROR)
+    try:
+        _run_scenes(stream, fast)
+    finally:
+        log.setLevel(level)
+    stream.flush()
+
+
+def _run_scenes(stream: TextIO, fast: bool) -> None:
     for name in SCENES:
         try:
             scene = importlib.import_module(f"tripwise.demo.{name}")
@@ -22,4 +37,3 @@ def run_demo(out: TextIO | None = None, *, fast: bool = True) -> None:
             continue
         scene.run(stream, fast=fast)
         stream.write("\n")
-    stream.flush()

@@ -26,8 +26,8 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from tripwise.core.registry import Registry, default_registry
-from tripwise.observe.snapshot import readiness, snapshot
+from tripwise.core.registry import Registry
+from tripwise.observe.snapshot import names_arg, readiness, registry_arg, snapshot
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,9 +77,9 @@ def status_app(
     ``metrics_registry``: a prometheus-client ``CollectorRegistry`` for ``/metrics``
     (default: the global one, when prometheus-client is installed).
     """
-    reg = default_registry if registry is None else registry
-    critical_names = None if critical is None else tuple(critical)
-    live_names = tuple(liveness_critical)
+    reg = registry_arg(registry)
+    critical_names = None if critical is None else tuple(names_arg("critical", critical))
+    live_names = tuple(names_arg("liveness_critical", liveness_critical))
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -93,6 +93,23 @@ def _fill_breaker_metrics(
             calls.add_metric([s.name, "ignored"], s.ignored)
 
 
+def _label(value: str) -> str:
+    """A label value the exposition can encode: a lone surrogate in one breaker's name would
+    otherwise make every scrape fail (UnicodeEncodeError) for all breakers."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe_labels(family: Metric) -> Metric:
+    if any(not v.isascii() for sample in family.samples for v in sample.labels.values()):
+        family.samples = [
+            sample._replace(labels={k: _label(v) for k, v in sample.labels.items()})
+            for sample in family.samples
+        ]
+    return family
+
+
 class _HistogramListener:
     """Feeds latency and quality histograms from every completed call of a breaker."""
 
@@ -102,7 +119,7 @@ class _HistogramListener:
     def on_call(self, breaker: CircuitBreaker, record: CallRecord | None, outcome: str) -> None:
         if record is None:
             return
-        name = breaker.name
+        name = _label(breaker.name)
         for latency, quality in self._pairs:
             latency.labels(name).observe(record.latency_ms)
             if record.quality is not None:
@@ -128,6 +145,8 @@ class TripwiseCollector(Collector):
                 f"prefix must be a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*),"
                 f" got {prefix!r}"
             )
+        if not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a tripwise Registry or None, got {registry!r}")
         self.presets = _expand(preset)
         self.preset = preset
         self.prefix = prefix
@@ -248,7 +267,8 @@ class TripwiseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         breakers = self._watch_new_breakers()
         stores = stores_of(self.registry, self.extra_stores) if self._exports_stores() else []
-        return self._families([b.stats() for b in breakers], self._chains(), stores)
+        families = self._families([b.stats() for b in breakers], self._chains(), stores)
+        return (_safe_labels(family) for family in families)
 
     def _families(self, stats: list[Any], chains: list[Any], stores: list[Any]) -> Iterator[Metric]:
         for preset in self.presets:

@@ -88,14 +88,38 @@ def is_unavailable(breaker: CircuitBreaker) -> bool:
     )
 
 
+def registry_arg(registry: Any) -> Registry:
+    """``registry``, or the process-wide one for None; a TypeError for anything else."""
+    if registry is None:
+        return default_registry
+    if not isinstance(registry, Registry):
+        raise TypeError(f"registry must be a tripwise Registry or None, got {registry!r}")
+    return registry
+
+
+def names_arg(name: str, names: Any) -> list[str]:
+    """Breaker names given as an iterable of strings (a lone string is refused: it would be
+    read as one name per character)."""
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"{name} must be an iterable of breaker names, not a string: {names!r}")
+    try:
+        result = list(names)
+    except TypeError:
+        raise TypeError(f"{name} must be an iterable of breaker names, got {names!r}") from None
+    for n in result:
+        if not isinstance(n, str):
+            raise TypeError(f"{name} must hold breaker names (strings), got {n!r}")
+    return result
+
+
 def readiness(
     registry: Registry | None = None, *, critical: Iterable[str] | None = None
 ) -> dict[str, Any]:
     """``{"ready": bool, "open": [...]}``: not ready while any critical breaker (all of them
     by default) rejects calls. A critical name with no breaker is reported as ``missing``."""
-    registry = default_registry if registry is None else registry
+    registry = registry_arg(registry)
     breakers = registry.all()
-    names = sorted(breakers) if critical is None else list(critical)
+    names = sorted(breakers) if critical is None else names_arg("critical", critical)
     missing = [n for n in names if n not in breakers]
     unavailable = [n for n in names if n in breakers and is_unavailable(breakers[n])]
     return {"ready": not unavailable and not missing, "open": unavailable, "missing": missing}
@@ -108,7 +132,7 @@ def snapshot(
 ) -> dict[str, Any]:
     """Every breaker of ``registry`` (the process-wide one by default) and every fallback chain
     whose tier breakers live there (or ``chains``), as JSON-friendly data."""
-    registry = default_registry if registry is None else registry
+    registry = registry_arg(registry)
     now = time.time()
     breakers = registry.all()
     statuses = {name: breaker_status(b, now=now) for name, b in sorted(breakers.items())}

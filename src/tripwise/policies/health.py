@@ -42,6 +42,7 @@ from tripwise.core.records import CallRecord
 from tripwise.core.registry import Registry
 from tripwise.core.states import State
 from tripwise.core.validation import check_int, check_positive
+from tripwise.policies._checks import check_rng
 from tripwise.policies.timeout import Timeout
 
 logger = logging.getLogger("tripwise.policies.health")
@@ -194,10 +195,12 @@ class HealthChecker:
             from tripwise.core.registry import default_registry
 
             registry = default_registry
+        if registry is not None and not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a tripwise Registry or None, got {registry!r}")
         self.registry: Registry | None = registry
         self._clock = clock
         self._sleep = async_sleep if async_sleep is not None else asyncio.sleep
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = check_rng(rng) if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

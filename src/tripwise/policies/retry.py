@@ -70,7 +70,10 @@ class Backoff:
     def delay(self, retry_number: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
         exponent = retry_number - 1
-        base = self.initial * self.multiplier**exponent if exponent < 1024 else math.inf
+        try:  # a large multiplier overflows float ** long before exponent 1024
+            base = self.initial * self.multiplier**exponent if exponent < 1024 else math.inf
+        except OverflowError:
+            base = math.inf
         d = min(self.max_delay, base)
         if self.jitter == "full":
             return rng.uniform(0.0, d)
@@ -152,9 +155,11 @@ def retry_after_of(error: BaseException) -> float | None:
         return None
     raw = str(raw).strip()
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
         pass
+    else:  # "nan" / "inf" are no delay a server can mean: ignore them like any bad header
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
