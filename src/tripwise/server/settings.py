@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -113,14 +114,15 @@ class Settings:
             "ingest_rate_limit_per_s",
             "unauth_rate_limit_per_s",
         ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):  # NaN fails both comparisons
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         for name, allowed in (("http", _HTTP), ("loop", _LOOPS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
-        if self.shutdown_grace_s < 0:
+        if not self.shutdown_grace_s >= 0:  # NaN included
             raise ValueError(f"shutdown_grace_s must be >= 0, got {self.shutdown_grace_s!r}")
         if self.signature_window_ms < 150_000:
             raise ValueError(
