@@ -122,6 +122,29 @@ def excursion_factor(scores: list[float], baseline: float, slack: float, theta: 
     return min(1.0, total / len(increments))
 
 
+def excursion_rarity(scores: list[float], baseline: float, slack: float) -> float:
+    """``1 + mean(max(d, 0)) / -mean(d)`` over the increments ``d`` of ``scores``: how many
+    times rarer excursions of the CUSUM are than calls that could start one.
+
+    An excursion can only start from 0, and the walk is away from 0 while one lasts: one
+    that starts with a step ``d > 0`` lasts at least ``1 + d / -mean`` calls on average
+    (Wald's identity, the walk ending at or below 0). A renewal argument then puts the
+    excursions per call at ``q / (1 + q * E[d | d > 0] / -mean)``, ``q`` the share of
+    positive increments, instead of ``q``. 1 when the increments do not drift down."""
+    increments = [baseline - x - slack for x in scores]
+    n = len(increments)
+    if _np is not None and n > 256:
+        arr = _np.asarray(increments, dtype=float)
+        mean = float(arr.mean())
+        positive = float(_np.maximum(arr, 0.0).sum()) / n
+    else:
+        mean = math.fsum(increments) / n
+        positive = math.fsum(d for d in increments if d > 0.0) / n
+    if mean >= 0.0:
+        return 1.0
+    return 1.0 + positive / -mean
+
+
 def _largest_theta(ok: Callable[[float], bool], *, steps: int) -> float:
     """The largest theta >= 0 with ``ok(theta)``, for an ``ok`` that holds up to some point
     and fails past it: double an upper bound until it fails (or passes 1e6), then bisect

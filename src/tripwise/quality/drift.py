@@ -11,21 +11,28 @@ calls. A CUSUM is fastest for drops near ``2 * slack``; the bank runs four (slac
 For continuous scores a second bank reads ranks instead of raw scores: each score's mid-rank
 among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
 scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
-drop anywhere. The raw bank stays for scores that fall to 0 (a rank cannot go below 0).
-A third, "low" lane (continuous scores with ranks) counts scores at or below the known-good
+drop anywhere. Beside ranks the raw lane keeps two small slacks (``shift/4``, ``shift/2``):
+for scores that fall to 0 (a rank cannot go below 0) and for slow ramps. A third, "low" lane (continuous scores with ranks) counts scores at or below the known-good
 1st percentile: two Bernoulli CUSUMs on that share, tuned for 20% and 60% of calls low
 (likelihood-ratio slacks), catch bursts of scores at the bottom of the range (zero vectors,
 a flaky join) within a handful of calls, where a CUSUM on the mean or the ranks adds a
 bounded step per call and drains between bursts. Its healthy share is a Wilson upper bound
 (z = 2), the sample padded with low scores up to it.
-Pass/fail scores stay raw: for 0/1 scores a linear CUSUM is the likelihood-ratio test.
+Discrete scores (pass/fail, or a few levels such as ``TextQuality``'s 0 / 0.83 / 1) get a
+"failure" lane instead: Bernoulli likelihood-ratio CUSUMs on the share of scores at the
+lowest known-good level, tuned for that share rising by ``shift`` x 0.5, 1, 2 and 4 (healthy
+share at a Wilson upper bound, z = 0.5).
 
 ``h`` comes from ``false_trips_per_million``, split over the CUSUMs. If ``theta > 0``
 satisfies ``E[exp(theta * increment)] <= 1`` for a healthy model, ``exp(theta * S)`` is a
 supermartingale and an excursion that starts with a step ``d > 0`` reaches ``h`` with
 probability at most ``exp(theta * (d - h))``; so expected false trips per call are at most
 ``factor * exp(-theta * h)``, ``factor`` the average of ``exp(theta * d)`` over positive
-steps (see ``_stats.excursion_factor``). ``theta``:
+steps (see ``_stats.excursion_factor``), divided by how much rarer excursions are than
+calls that could start one (an excursion keeps the sum away from 0 for ``1 + d / -mean``
+calls on average; ``_stats.excursion_rarity``). Both are computed on the padded sample
+(below), whose increments are stochastically larger than the model's, so the bound holds
+for the model too. ``theta``:
 
 - ``bound="empirical"`` (default when a sample is known: ``fit`` or the warmup): the largest
   theta for which the *sample's* average of ``exp(theta * increment)`` (plus worst-case
@@ -39,7 +46,7 @@ mean lowered by half a standard error (from an upper bound on the variance), the
 for ``theta`` is padded with worst-case scores (one for continuous scores; for pass/fail
 scores, failures up to a Wilson upper bound on the failure share, so an all-pass warmup
 cannot claim failures never happen), and the warmup keeps going past ``warmup`` calls until
-that standard error is below a tenth of the slack (and a pass/fail score has shown 25
+that standard error is below a tenth of the slack (and a discrete score has shown 50
 failures), or ``max_warmup`` is reached.
 """
 
@@ -61,6 +68,7 @@ from tripwise.quality._stats import (
     check_false_trips,
     empirical_theta,
     excursion_factor,
+    excursion_rarity,
 )
 
 logger = logging.getLogger("tripwise.quality")
@@ -68,9 +76,10 @@ logger = logging.getLogger("tripwise.quality")
 _BOUNDS = ("auto", "empirical", "bennett")
 _TRANSFORMS = ("auto", "rank", "none")
 _SLACK_FACTORS = (0.5, 1.0, 2.0, 4.0)  # the bank: tuned for drops of 1, 2, 4, 8 x shift
+_RAW_BESIDE_RANKS = (0.25, 0.5)  # the raw lane's slacks (x shift) beside ranks: slow drifts
 _PRECISION = 0.1  # the warmup ends when the baseline's standard error <= this * slack
 _WILSON_Z = 0.5  # pass/fail scores: failures padded up to this Wilson upper bound
-_MIN_FAILURES = 25  # pass/fail warmups last until this many failures (or max_warmup)
+_MIN_FAILURES = 50  # discrete warmups last until this many failures (or max_warmup)
 _RANK_SHIFT_MIN, _RANK_SHIFT_MAX = 0.02, 0.25  # the rank drop the bank is tuned around
 _MIN_DISTINCT_FOR_RANKS = 20  # fewer distinct known-good scores: a discrete score, kept raw
 _MARGIN_Z = 0.5  # the learned baseline: the sample mean lowered by this many standard errors
@@ -78,6 +87,13 @@ _LOW_QUANTILE = 0.01  # the low lane: scores at or below this known-good quantil
 _LOW_Z = 2.0  # the low lane's healthy low share: a Wilson upper bound at this z
 _LOW_TARGETS = (0.2, 0.6)  # the low lane's CUSUMs: tuned for these shares of low scores
 _MIN_LOW = 5  # the low lane needs at least this many known-good scores at or below its line
+
+
+def _bernoulli_slack(p0: float, p1: float) -> float:
+    """The slack of the likelihood-ratio CUSUM for a low share rising from p0 to p1, in units
+    of (1 - low) around the centre 1 - p0: steps ``1 - k`` on a low score, ``-k`` otherwise."""
+    k = math.log((1.0 - p0) / (1.0 - p1)) / math.log(p1 * (1.0 - p0) / (p0 * (1.0 - p1)))
+    return k - p0
 
 
 def _variance_upper(var: float, n: int) -> float:
@@ -190,6 +206,7 @@ class QualityDrift(ScoredCondition):
         self.cusum_on_low: tuple[bool, ...] = ()
         self._plan: tuple[tuple[int, float, float, float], ...] = ()
         self.low_threshold: float | None = None  # the low lane's line (None: no low lane)
+        self._fail_share = self._fail_gap = math.nan  # the failure lane's sample share, step
         self.cusum_centres: tuple[float, ...] = ()
         self.cusum_slacks: tuple[float, ...] = ()
         self.cusum_variances: tuple[float, ...] = ()
@@ -236,6 +253,7 @@ class QualityDrift(ScoredCondition):
                 if lane.sample is not None and self.bound != "bennett":
                     theta = empirical_theta(lane.sample, lane.centre, slack)
                     factor = excursion_factor(lane.sample, lane.centre, slack, theta)
+                    factor /= excursion_rarity(lane.sample, lane.centre, slack)
                 else:
                     theta = bennett_theta(max(lane.variance, 1e-12), slack)
                 on_ranks.append(lane.on_ranks)
@@ -301,11 +319,22 @@ class QualityDrift(ScoredCondition):
         lanes = []
         self.ranks = None
         self.low_threshold = None
-        if self.transform != "rank" or binary or len(set(values)) < 2:
-            lanes.append(_Lane(False, raw_baseline, self.slacks, var_up, padded))
-        if self.transform == "rank" or (
-            self.transform == "auto" and len(set(values)) >= _MIN_DISTINCT_FOR_RANKS
-        ):
+        distinct = len(set(values))
+        ranked = self.transform == "rank" or (
+            self.transform == "auto" and distinct >= _MIN_DISTINCT_FOR_RANKS
+        )
+        fail = None
+        if self.transform == "auto" and not ranked:
+            fail = self._fail_lane(values)
+        if fail is not None:
+            lanes.append(fail)
+        elif self.transform != "rank" or binary or distinct < 2:
+            # beside ranks, the raw lane only needs small slacks: it is there for drifts too
+            # slow for the rank lane's slacks and for scores falling below the known range
+            factors = _RAW_BESIDE_RANKS if ranked and self.transform == "auto" else _SLACK_FACTORS
+            slacks = tuple(self.shift * f for f in factors)
+            lanes.append(_Lane(False, raw_baseline, slacks, var_up, padded))
+        if ranked:
             lanes.append(self._rank_lane(values))
             low = self._low_lane(values)
             if low is not None:
@@ -331,6 +360,35 @@ class QualityDrift(ScoredCondition):
             rank_var,
             [*units, 0.0],  # one worst-case rank: the sample may have missed the low tail
         )
+
+    def _fail_lane(self, values: list[float]) -> _Lane | None:
+        """Discrete scores (pass/fail, or a few levels such as TextQuality's): Bernoulli
+        likelihood-ratio CUSUMs on the share of scores at the lowest known-good level (the
+        "failures"), tuned for that share rising by ``shift`` x 0.5, 1, 2 and 4. Steps of a
+        mean CUSUM would count a middle level as a partial failure; the failure share is where
+        such scores move. The healthy share is taken at a Wilson upper bound (the sample
+        padded with failures up to it), so a warmup that saw few failures cannot promise that
+        failures are rare; below 50 failures seen, the mean CUSUMs stay instead."""
+        n = len(values)
+        line = min(values)
+        failures = sum(1 for v in values if v <= line)
+        p0 = _wilson_upper(failures, n, _WILSON_Z)
+        if failures < _MIN_FAILURES or failures > n // 2:
+            # too few failures seen to bound their share tightly (the small slacks of this
+            # lane would trust it), or no level rare enough to be one: the mean CUSUMs
+            return None
+        units = [0.0 if v <= line else 1.0 for v in values]
+        extra = max(1, math.ceil((p0 * n - failures) / (1.0 - p0)))
+        # every p1 below 1 (capped half way), so all deployments get the same layout
+        slacks = tuple(
+            _bernoulli_slack(p0, min(p0 + self.shift * f, (1.0 + p0) / 2.0))
+            for f in _SLACK_FACTORS
+        )
+        self.low_threshold = line
+        passing = [v for v in values if v > line]
+        self._fail_gap = math.fsum(passing) / len(passing) - max(line, 0.0) if passing else 1.0
+        self._fail_share = failures / n
+        return _Lane(False, 1.0 - p0, slacks, p0 * (1.0 - p0), units + [0.0] * extra, True)
 
     def _low_lane(self, values: list[float]) -> _Lane | None:
         """CUSUMs on the share of scores at or below the known-good 1st percentile (a
@@ -447,6 +505,8 @@ class QualityDrift(ScoredCondition):
         if line is not None and self.ranks is not None:
             ranked = self.ranks
             dropped_low = sum(1 for v in ranked if v - drop > line) / len(ranked)
+        elif line is not None:  # the failure lane: the drop made of passing calls failing
+            dropped_low = 1.0 - min(1.0, self._fail_share + drop / self._fail_gap)
         best = math.inf
         for on_low, on_ranks, centre, slack, var, h in zip(
             self.cusum_on_low,
@@ -519,6 +579,8 @@ class QualityDrift(ScoredCondition):
                 return False  # ranked: the rank shift costs a sort; check every 64 calls
             ranked = sorted(self._learned)
             if len(set(ranked)) < _MIN_DISTINCT_FOR_RANKS:
+                if self.transform == "auto" and bisect_right(ranked, ranked[0]) < _MIN_FAILURES:
+                    return False  # the failure lane: its share is only known once seen often
                 return math.sqrt(_variance_upper(var, n) / n) <= _PRECISION * self.shift / 2.0
             m = len(ranked)
 

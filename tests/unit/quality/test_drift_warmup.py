@@ -252,17 +252,65 @@ def test_low_lane_catches_bursts_of_floor_scores_within_the_first_burst() -> Non
 
 
 def test_low_lane_stays_quiet_on_an_occasional_floor_score() -> None:
-    cond = QualityDrift().fit(beta(33, 8.0, 1.0, 5000))
-    rng = random.Random(34)
-    # one score at 0 every 50 calls (2%, twice the known-good share at the line) is no burst
-    stream = [0.0 if i % 50 == 0 else rng.betavariate(8.0, 1.0) for i in range(20_000)]
-    assert first_trip(cond, stream) is None
+    # one score at 0 every 50 calls (2%, twice the known-good share at the line) is no burst:
+    # the low lane never reaches its line (the raw lane's shift/4 CUSUM may, slowly: 2% of
+    # calls at 0 is a lasting mean drop of 0.018); one in 100 trips nothing at all
+    for every in (50, 100):
+        cond = QualityDrift().fit(beta(33, 8.0, 1.0, 5000))
+        rng = random.Random(34)
+        low = [i for i, on_low in enumerate(cond.cusum_on_low) if on_low]
+        assert low
+        tripped = False
+        for i in range(20_000):
+            q = 0.0 if i % every == 0 else rng.betavariate(8.0, 1.0)
+            tripped |= cond.observe(None, 0.0, q, 0.0, i)
+            assert all(cond.statistics[j] < cond.hs[j] for j in low)
+        if every == 100:
+            assert not tripped
 
 
-def test_pass_fail_and_raw_scores_have_no_low_lane() -> None:
-    assert QualityDrift().fit(bernoulli(35, 0.05, 2000)).low_threshold is None
+def test_raw_scores_have_no_low_lane() -> None:
     raw = QualityDrift(transform="none").fit(beta(36, 8.0, 1.0, 2000))
     assert raw.low_threshold is None and not any(raw.cusum_on_low)
+    binary = QualityDrift(transform="none").fit(bernoulli(35, 0.05, 2000))
+    assert binary.low_threshold is None and not any(binary.cusum_on_low)
+
+
+def levels(seed: int, fail: float, middle: float, n: int) -> list[float]:
+    """TextQuality-like scores: 0 (failed), 0.83 (a soft problem) or 1."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        out.append(0.0 if r < fail else 0.83 if r < fail + middle else 1.0)
+    return out
+
+
+def test_discrete_scores_get_a_failure_lane_on_their_lowest_level() -> None:
+    for healthy in (bernoulli(35, 0.05, 2000), levels(37, 0.05, 0.2, 2000)):
+        cond = QualityDrift().fit(healthy)
+        assert cond.low_threshold == 0.0 and all(cond.cusum_on_low) and len(cond.hs) == 4
+        # the Bernoulli likelihood-ratio CUSUMs: smallest slack for the smallest rise
+        assert list(cond.cusum_slacks) == sorted(cond.cusum_slacks)
+        share = healthy.count(0.0) / len(healthy)
+        assert 0.9 < cond.cusum_centres[0] < 1.0 - share  # 1 - an upper bound on the share
+
+
+def test_failure_lane_ignores_the_middle_level_and_catches_more_failures() -> None:
+    cond = QualityDrift().fit(levels(38, 0.05, 0.2, 3000))
+    # many more soft problems but no more failures: the failure share is what the lane reads
+    assert first_trip(cond, levels(39, 0.05, 0.6, 20_000)) is None
+    cond.statistics = [0.0] * len(cond.hs)
+    delay = first_trip(cond, levels(40, 0.15, 0.2, 5000))  # failures 5% -> 15%
+    assert delay is not None and delay < 400
+
+
+def test_few_failures_seen_keep_the_mean_cusums() -> None:
+    # a failure share known from fewer than 50 failures is too loose for the failure lane's
+    # small slacks: an all-pass or nearly all-pass sample keeps the mean CUSUM bank
+    for sample in ([1.0] * 3000, [0.0] * 20 + [1.0] * 2000):
+        cond = QualityDrift().fit(sample)
+        assert cond.low_threshold is None and not any(cond.cusum_on_low)
 
 
 def test_unlucky_continuous_warmup_does_not_tighten_the_low_line() -> None:
