@@ -12,9 +12,10 @@ For continuous scores a second bank reads ranks instead of raw scores: each scor
 among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
 scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
 drop anywhere. Beside ranks the raw lane keeps two small slacks (``shift/4``, ``shift/2``):
-for scores that fall to 0 (a rank cannot go below 0) and for slow ramps. A third, "low" lane (continuous scores with ranks) counts scores at or below the known-good
-1st percentile: two Bernoulli CUSUMs on that share, tuned for 20% and 60% of calls low
-(likelihood-ratio slacks), catch bursts of scores at the bottom of the range (zero vectors,
+for scores that fall to 0 (a rank cannot go below 0) and for slow ramps. A third, "low"
+lane (continuous scores with ranks) counts scores at or below the known-good 1st percentile:
+two Bernoulli CUSUMs on that share, tuned for 20% and 60% of calls low (likelihood-ratio
+slacks), catch bursts of scores at the bottom of the range (zero vectors,
 a flaky join) within a handful of calls, where a CUSUM on the mean or the ranks adds a
 bounded step per call and drains between bursts. Its healthy share is a Wilson upper bound
 (z = 2), the sample padded with low scores up to it.
@@ -125,10 +126,11 @@ class _Lane:
 class QualityDrift(ScoredCondition):
     """A bank of one-sided CUSUMs on quality scores (and their ranks); trips on a lasting drop.
 
-    ``transform``: ``"auto"`` (ranks and the low lane as well as raw scores for continuous
-    scores, raw only for pass/fail or few distinct values), ``"rank"`` (ranks and the low
-    lane only), ``"none"`` (raw only: then a drop of the mean smaller than ``shift / 2``
-    never trips on average). ``low_threshold`` is the low lane's line (None without one).
+    ``transform``: ``"auto"`` (ranks, the low lane and a small-slack raw lane for continuous
+    scores; the failure lane for pass/fail or few distinct values, once 50 failures were
+    seen, else raw), ``"rank"`` (ranks and the low lane only), ``"none"`` (raw only: then a
+    drop of the mean smaller than ``shift / 2`` never trips on average). ``low_threshold``
+    is the low or failure lane's line (None without one).
 
     The healthy baseline is given (``mean``, ``std``), seeded from known-good scores
     (``fit``, e.g. an offline validation run), or learned from the first scored calls (at
@@ -381,8 +383,7 @@ class QualityDrift(ScoredCondition):
         extra = max(1, math.ceil((p0 * n - failures) / (1.0 - p0)))
         # every p1 below 1 (capped half way), so all deployments get the same layout
         slacks = tuple(
-            _bernoulli_slack(p0, min(p0 + self.shift * f, (1.0 + p0) / 2.0))
-            for f in _SLACK_FACTORS
+            _bernoulli_slack(p0, min(p0 + self.shift * f, (1.0 + p0) / 2.0)) for f in _SLACK_FACTORS
         )
         self.low_threshold = line
         passing = [v for v in values if v > line]

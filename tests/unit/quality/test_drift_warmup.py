@@ -162,6 +162,19 @@ def test_expected_delay_matches_simulation(drop: float, transform: str) -> None:
     assert predicted == pytest.approx(mean_delay, rel=0.25)
 
 
+@pytest.mark.parametrize("drop", [0.1, 0.2])
+def test_expected_delay_matches_simulation_on_the_failure_lane(drop: float) -> None:
+    cond = QualityDrift().fit(bernoulli(21, 0.05, 3000))
+    assert all(cond.cusum_on_low)
+    delays = []
+    for onset in range(120):
+        cond.statistics = [0.0] * len(cond.hs)
+        delay = first_trip(cond, bernoulli(200 + onset, 0.05 + drop, 5000))
+        assert delay is not None
+        delays.append(delay)
+    assert cond.expected_delay(drop) == pytest.approx(sum(delays) / len(delays), rel=0.25)
+
+
 def test_expected_delay_is_infinite_within_the_slack_or_unfitted() -> None:
     assert quality_drift().expected_delay(0.2) == math.inf
     cond = quality_drift(mean=0.9, std=0.05)
