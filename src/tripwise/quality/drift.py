@@ -331,10 +331,14 @@ class QualityDrift(ScoredCondition):
         if fail is not None:
             lanes.append(fail)
         elif self.transform != "rank" or binary or distinct < 2:
-            # beside ranks, the raw lane only needs small slacks: it is there for drifts too
-            # slow for the rank lane's slacks and for scores falling below the known range
-            factors = _RAW_BESIDE_RANKS if ranked and self.transform == "auto" else _SLACK_FACTORS
-            slacks = tuple(self.shift * f for f in factors)
+            slacks = tuple(self.shift * f for f in _SLACK_FACTORS)
+            if ranked and self.transform == "auto":
+                # beside ranks, the raw lane only needs small slacks: it is there for drifts
+                # too slow for the rank lane and for scores falling below the known range.
+                # No slack below ten standard errors of the baseline (the warmup's own rule
+                # for its lanes): a small slack would trust a noisy warmup's centre
+                scale = max(self.shift, 4.0 * math.sqrt(var_up / n) / _PRECISION)
+                slacks = tuple(scale * f for f in _RAW_BESIDE_RANKS)
             lanes.append(_Lane(False, raw_baseline, slacks, var_up, padded))
         if ranked:
             lanes.append(self._rank_lane(values))
