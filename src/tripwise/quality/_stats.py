@@ -128,7 +128,8 @@ def excursion_rarity(scores: list[float], baseline: float, slack: float) -> floa
 
     An excursion can only start from 0, and the walk is away from 0 while one lasts: one
     that starts with a step ``d > 0`` lasts at least ``1 + d / -mean`` calls on average
-    (Wald's identity, the walk ending at or below 0). A renewal argument then puts the
+    (Wald's identity, the walk ending at or below 0; excursions that end in a trip instead
+    are rarer than the budget, and ignored). A renewal argument then puts the
     excursions per call at ``q / (1 + q * E[d | d > 0] / -mean)``, ``q`` the share of
     positive increments, instead of ``q``. 1 when the increments do not drift down."""
     increments = [baseline - x - slack for x in scores]

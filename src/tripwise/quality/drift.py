@@ -11,8 +11,9 @@ calls. A CUSUM is fastest for drops near ``2 * slack``; the bank runs four (slac
 For continuous scores a second bank reads ranks instead of raw scores: each score's mid-rank
 among the known-good ones (uniform on [0, 1] for a healthy model, whatever the shape of its
 scores), so a drop among scores piled up near 1 (softmax confidences) weighs as much as a
-drop anywhere. Beside ranks the raw lane keeps two small slacks (``shift/4``, ``shift/2``):
-for scores that fall to 0 (a rank cannot go below 0) and for slow ramps. A third, "low"
+drop anywhere. Beside ranks the raw lane keeps two small slacks (``shift/4``, ``shift/2``,
+or 10 and 20 standard errors of the baseline if larger): for scores that fall to 0 (a rank
+cannot go below 0) and for slow ramps. A third, "low"
 lane (continuous scores with ranks) counts scores at or below the known-good 1st percentile:
 two Bernoulli CUSUMs on that share, tuned for 20% and 60% of calls low (likelihood-ratio
 slacks), catch bursts of scores at the bottom of the range (zero vectors,
@@ -391,7 +392,7 @@ class QualityDrift(ScoredCondition):
         )
         self.low_threshold = line
         passing = [v for v in values if v > line]
-        self._fail_gap = math.fsum(passing) / len(passing) - max(line, 0.0) if passing else 1.0
+        self._fail_gap = math.fsum(passing) / len(passing) - line if passing else 1.0
         self._fail_share = failures / n
         return _Lane(False, 1.0 - p0, slacks, p0 * (1.0 - p0), units + [0.0] * extra, True)
 
