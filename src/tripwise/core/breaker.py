@@ -514,18 +514,26 @@ class CircuitBreaker:
             open_until = math.inf
         elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
             open_until = self._opened_at + self._open_duration
+        plain = not quality and config.result_predicate is None
+        scored = quality and config.result_predicate is None and not config.require_quality_signal
         return Path(
             gen=gen,
             state=state,
             mode=mode,
             admit=admit,
             lean=lean,
+            quick=(
+                state is _CLOSED
+                and (mode is _NORMAL or mode is _METRICS_ONLY)
+                and not lean
+                and not self._listeners
+                and not self._warming
+                and (plain or scored)
+            ),
             timed=timed,
             quality=quality,
-            plain=not quality and config.result_predicate is None,
-            scored=(
-                quality and config.result_predicate is None and not config.require_quality_signal
-            ),
+            plain=plain,
+            scored=scored,
             open_until=open_until,
             calls=calls,
         )
@@ -831,6 +839,42 @@ class CircuitBreaker:
             return changed[1] is _OPEN
         return False
 
+    def _complete(self, path: Path, lat: float | None, quality: float | None, now: float) -> bool:
+        """The outcome of a call that returned on a ``quick`` path (CLOSED, no listeners, no
+        result predicate): ``_record`` with no error, without its general cases. ``lat`` is
+        None for an untimed call (``now`` is then not read). True if this call opened the
+        breaker."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            if path is not self._path:  # the path changed since admission: the general case
+                changed = None
+                stale = True
+            else:
+                stale = False
+                if lat is not None:
+                    self._timed_calls += 1
+                    self._latency_sum += lat
+                    if lat > self._latency_max:
+                        self._latency_max = lat
+                if quality is not None:
+                    self._quality_sum += quality
+                    self._quality_count += 1
+                    self._last_quality = quality
+                calls = path.calls
+                seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
+                if not self._root.observe(None, 0.0 if lat is None else lat, quality, now, seq):
+                    return False
+                changed = self._open_locked(_CLOSED, self._clock() if lat is None else now)
+        finally:
+            lock.release()
+        if stale:
+            return self._record(path, None, None, quality, lat)
+        if changed is not None:
+            self._emit_state_change(*changed)
+            return changed[1] is _OPEN
+        return False
+
     def _release(self, permit: Path) -> None:
         """Complete a permit without an outcome (ignored exception, cancellation)."""
         with self._lock:
@@ -923,17 +967,32 @@ class CircuitBreaker:
             return False
 
     def _quality_of(self, result: Any, slot: list[Any] | None) -> float | None:
+        """The call's score: the one reported in ``slot``, else the score_fn's of ``result``."""
         if slot is not None and slot[0] is not None:
             score: float = slot[0]
             return score
-        if self._score_fn is not None:
-            try:
-                return check_reported_score(self._score_fn(result), "score_fn result")
-            except Exception:
-                logger.exception(
-                    "score_fn of breaker %r failed; call counted without a score", self.name
-                )
-        return None
+        score_fn = self._score_fn
+        if score_fn is None:
+            return None
+        try:  # (the decorator inlines this much: keep the two in step)
+            raw = score_fn(result)
+        except Exception:
+            self._score_failed()
+            return None
+        if type(raw) is float and raw - raw == 0.0:  # a finite float: nothing to check
+            return raw
+        return self._score_value(raw)
+
+    def _score_value(self, raw: Any) -> float | None:
+        """A score_fn's answer that is not a finite float, as the call counts it."""
+        try:
+            return check_reported_score(raw, "score_fn result")
+        except Exception:
+            self._score_failed()
+            return None
+
+    def _score_failed(self) -> None:
+        logger.exception("score_fn of breaker %r failed; call counted without a score", self.name)
 
     def _finish(
         self,
