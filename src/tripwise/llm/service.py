@@ -119,19 +119,6 @@ class _Step:
     wait before it. As a ``with`` block around the attempt it records a failure: the error the
     caller is owed goes on up, any other is swallowed and the chain goes on."""
 
-    __slots__ = (
-        "breaker",
-        "client",
-        "delay",
-        "failed",
-        "inner",
-        "n",
-        "run",
-        "sent",
-        "start",
-        "t",
-    )
-
     def __init__(
         self,
         run: _Run,
