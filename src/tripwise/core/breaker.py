@@ -45,7 +45,7 @@ from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
-from tripwise.core.validation import check_exception_types
+from tripwise.core.validation import check_exception_types, check_name
 
 if TYPE_CHECKING:
     from tripwise.core.registry import Registry
@@ -109,10 +109,8 @@ class CircuitBreaker:
         registry: Registry | None = _DEFAULT_REGISTRY,
         store: StateStore | None = None,
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string, got {name!r}")
-        if name is not None and not name.strip():
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if name is not None:
+            check_name(name)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         if rng is not None and not callable(getattr(rng, "random", None)):
@@ -887,7 +885,9 @@ class CircuitBreaker:
             dispatch_call(self, self._listeners, None, "ignored")
 
     def _emit_state_change(self, old: State, new: State) -> None:
-        if new is _OPEN:
+        if new is _OPEN and self._mode is _FORCED_OPEN:
+            logger.warning("Circuit breaker '%s' forced open", self.name)
+        elif new is _OPEN:
             logger.warning("Circuit breaker '%s' opened (trip #%d)", self.name, self._trip_count)
         elif new is _CLOSED:
             logger.info("Circuit breaker '%s' closed (was %s)", self.name, old.value)

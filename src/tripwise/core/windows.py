@@ -605,6 +605,12 @@ class TimeWindow:
         self._b_sum_sq = [0.0] * b
         self._b_min = [math.inf] * b
         self._b_max = [-math.inf] * b
+        if isinstance(relative_accuracy, bool) or not isinstance(relative_accuracy, (int, float)):
+            raise TypeError(
+                f"relative_accuracy must be a number in (0, 1), got {relative_accuracy!r}"
+            )
+        if not 0.0 < relative_accuracy < 1.0:  # also refuses NaN
+            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
         self._relative_accuracy = relative_accuracy
         self._b_hist: list[LogHistogram] | None = (
             [LogHistogram(relative_accuracy) for _ in range(b)] if track_histogram else None
