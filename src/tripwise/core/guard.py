@@ -11,7 +11,9 @@ to the end of the call (see :mod:`tripwise.core.breaker` for the three steps):
 
 The decorator's wrappers inline the first two (a Python call costs ~30 ns, a third of the whole
 lean path) and hand everything else to the one sync and the one async full path; ``call()`` and
-``acall()`` run the same three steps. Generators and async generators are guarded by
+``acall()`` run the same three steps. The sync wrapper also inlines the ``quick`` path (CLOSED,
+outcome = latency and score: the latency and quality rules), which completes through
+``breaker._complete``. Generators and async generators are guarded by
 :mod:`tripwise.core.streaming`.
 """
 
