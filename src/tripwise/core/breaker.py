@@ -82,6 +82,59 @@ class CircuitBreaker:
     raises :class:`CircuitBreakerOpen`).
     """
 
+    # Slots: attribute reads and writes on the hot path are CPython's fastest kind (a breaker
+    # has ~45 fields, too many for a dict with shared keys).
+    __slots__ = (
+        "__weakref__",
+        "_base_mode",
+        "_calls_offset",
+        "_clock",
+        "_clock_fn",
+        "_config",
+        "_created_wall",
+        "_failed_recoveries",
+        "_failures",
+        "_fallback",
+        "_frames",
+        "_gen",
+        "_ignored",
+        "_last_quality",
+        "_last_trip_at",
+        "_late_calls",
+        "_late_ids",
+        "_latency_max",
+        "_latency_sum",
+        "_lean",
+        "_link",
+        "_listeners",
+        "_lock",
+        "_mode",
+        "_open_duration",
+        "_opened_at",
+        "_opened_at_wall",
+        "_path",
+        "_probe_successes",
+        "_probes_in_flight",
+        "_quality_count",
+        "_quality_sum",
+        "_rejected_offset",
+        "_rejections",
+        "_retired_calls",
+        "_rng",
+        "_root",
+        "_score_fn",
+        "_stale_path",
+        "_state",
+        "_state_callbacks",
+        "_state_changed_wall",
+        "_timed_calls",
+        "_trip_count",
+        "_warming",
+        "late_quality_capacity",
+        "name",
+        "registry",
+    )
+
     def __init__(
         self,
         trip_on: Any = None,
@@ -170,6 +223,9 @@ class CircuitBreaker:
         self._clock: Clock = clock if clock is not None else monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
+        self._late_calls = None
+        self._late_ids = None
+        self.late_quality_capacity = self.LATE_QUALITY_CAPACITY
         self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
 
         self._listeners: list[Listener] = listeners
@@ -897,12 +953,12 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ late quality scores
 
-    late_quality_capacity = 10_000
-    """How many call ids handed out by ``current_call_id()`` wait for a late score at most;
-    beyond that the oldest are forgotten."""
+    LATE_QUALITY_CAPACITY = 10_000
+    """The default of ``breaker.late_quality_capacity``: how many call ids handed out by
+    ``current_call_id()`` wait for a late score at most; beyond that the oldest are forgotten."""
 
-    _late_calls: dict[str, int] | None = None  # call id -> generation of the call
-    _late_ids: itertools.count[int] | None = None
+    _late_calls: dict[str, int] | None  # call id -> generation of the call
+    _late_ids: itertools.count[int] | None
 
     def _register_late_call(self, gen: int) -> str:
         """Remember a call (by the generation it ran in) that may get a late score."""

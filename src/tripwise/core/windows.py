@@ -421,15 +421,14 @@ class FlagWindow:
 
     def push(self, flag: bool) -> None:
         """:meth:`add` of one flag: the hot path of ``latency_above``."""
+        ring = self._ring
         i = self._next
         if self.count == self.size:
-            if self._ring[i]:
-                self.flagged -= 1
+            self.flagged += flag - ring[i]  # (bools are 0 and 1)
         else:
             self.count += 1
-        self._ring[i] = flag
-        if flag:
-            self.flagged += 1
+            self.flagged += flag
+        ring[i] = flag
         i += 1
         self._next = 0 if i == self.size else i
 
