@@ -111,10 +111,17 @@ class _SlowCallRule(WindowRule):
     not the latencies themselves."""
 
     uses_clock = True
+    _limit_ms: float  # a call slower than this is slow
 
     def _setup_flags(
-        self, window: int | None, window_seconds: float | None, min_calls: int | None, buckets: int
+        self,
+        limit_ms: float,
+        window: int | None,
+        window_seconds: float | None,
+        min_calls: int | None,
+        buckets: int,
     ) -> None:
+        self._limit_ms = limit_ms
         self._setup_window(
             window,
             window_seconds,
@@ -123,6 +130,9 @@ class _SlowCallRule(WindowRule):
             default_window=DEFAULT_WINDOW,
             count_window=FlagWindow,
         )
+
+    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
+        return error is not None or latency_ms > self._limit_ms
 
 
 class LatencyAbove(_SlowCallRule):
@@ -138,7 +148,7 @@ class LatencyAbove(_SlowCallRule):
         buckets: int = 10,
     ) -> None:
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
-        self._setup_flags(window, window_seconds, min_calls, buckets)
+        self._setup_flags(self.threshold_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -155,9 +165,6 @@ class LatencyAbove(_SlowCallRule):
             return False
         n = w.count
         return w.flagged == n and n >= self.min_calls
-
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.threshold_ms
 
     def __repr__(self) -> str:
         return f"latency_above({self.threshold_ms!r}, {self._window_repr}{self._min_repr})"
@@ -180,7 +187,7 @@ class SlowCallRateAbove(_SlowCallRule):
         self.rate = check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(self.rate)
         self.slow_ms = _check_latency("slow_ms", slow_ms)
-        self._setup_flags(window, window_seconds, min_calls, buckets)
+        self._setup_flags(self.slow_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -195,9 +202,6 @@ class SlowCallRateAbove(_SlowCallRule):
         n = w.count
         return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
 
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.slow_ms
-
     def __repr__(self) -> str:
         return (
             f"slow_call_rate_above({self.rate!r}, slow_ms={self.slow_ms!r}, "
@@ -205,14 +209,12 @@ class SlowCallRateAbove(_SlowCallRule):
         )
 
 
-class LatencyQuantileAbove(WindowRule):
+class LatencyQuantileAbove(_SlowCallRule):
     """Trip when the nearest-rank ``q``-quantile of latency (0.95 = p95) exceeds ``threshold_ms``.
 
     Decided exactly in O(1): the q-quantile of ``n`` latencies exceeds T exactly when at least
     ``n - ceil(q*n) + 1`` of them exceed T, so only a count of slow calls is kept.
     """
-
-    uses_clock = True
 
     def __init__(
         self,
@@ -229,9 +231,7 @@ class LatencyQuantileAbove(WindowRule):
         self.q: float = float(q)
         self._q_num, self._q_den = _exact(self.q)
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
-        self._setup_window(
-            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
-        )
+        self._setup_flags(self.threshold_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -246,9 +246,6 @@ class LatencyQuantileAbove(WindowRule):
         n = w.count
         rank = -(-self._q_num * n // self._q_den)  # ceil(q * n), exactly
         return n >= self.min_calls and w.flagged >= n - rank + 1
-
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.threshold_ms
 
     def __repr__(self) -> str:
         return (
