@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.signals import report_quality
@@ -41,6 +41,7 @@ logger = logging.getLogger("tripwise.gateway")
 _rng = random.Random()
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 
 class QualityFailed(Exception):
@@ -358,9 +359,18 @@ class Engine:
                 return Outcome(200, dumps(_completion_from_text(model, text)), audit)
         return self._exhausted(audit)
 
-    async def _complete_live(
-        self, b: LiveBackend, body: dict[str, Any], audit: Audit, deadline: float
-    ) -> dict[str, Any] | None:
+    async def _attempts(
+        self,
+        b: LiveBackend,
+        audit: Audit,
+        deadline: float,
+        attempt: Callable[[_Admission, float], Awaitable[T]],
+    ) -> T | None:
+        """The attempt loop shared by JSON and streams: ``attempt(admission, remaining)``
+        under the backend's breaker, its retries and the deadline, until it returns (its
+        value is returned) or gives up (None: try the next tier). ``attempt`` leaves the
+        admission on success; failures it raises are heard here. A 4xx that is the
+        request's fault becomes :class:`ClientFault` (no other backend is tried)."""
         b.budget.record_call()
         n = 0
         while True:
@@ -376,10 +386,7 @@ class Engine:
             n += 1
             audit.attempts += 1
             try:
-                completion = await b.upstream.complete(body, min(b.cfg.timeout, remaining))
-                reason, quality = b.checks.check(completion, body)
-                if reason is not None:
-                    raise QualityFailed(reason)
+                return await attempt(adm, remaining)
             except UpstreamError as exc:
                 if exc.status is not None and 400 <= exc.status < 500 and not exc.retryable:
                     fault = ClientFault(exc.status, _client_error_body(exc))
@@ -395,11 +402,21 @@ class Engine:
             except BaseException as exc:
                 await adm.fail(exc)
                 raise
-            else:
-                await adm.ok(quality)
-                return completion
             if delay is None or not await self._sleep(delay, deadline):
                 return None
+
+    async def _complete_live(
+        self, b: LiveBackend, body: dict[str, Any], audit: Audit, deadline: float
+    ) -> dict[str, Any] | None:
+        async def attempt(adm: _Admission, remaining: float) -> dict[str, Any]:
+            completion = await b.upstream.complete(body, min(b.cfg.timeout, remaining))
+            reason, quality = b.checks.check(completion, body)
+            if reason is not None:
+                raise QualityFailed(reason)
+            await adm.ok(quality)
+            return completion
+
+        return await self._attempts(b, audit, deadline, attempt)
 
     # ------------------------------------------------------------------ streaming
 
@@ -472,115 +489,144 @@ class Engine:
     ) -> bool:
         """True when this backend answered (committed and finished, or failed after commit:
         either way the client has its answer); False to move on."""
-        b.budget.record_call()
         hold = route.hold if has_next and route.hold.armed else None
-        n = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            adm = _Admission(b)
+
+        async def attempt(adm: _Admission, remaining: float) -> bool:
+            st = _StreamAttempt(b.checks.stream() if hold is not None else None)
             try:
-                await adm.enter()
-            except CircuitBreakerOpen:
-                audit.skip(b.name, "breaker_open")
-                return False
-            n += 1
-            audit.attempts += 1
-            committed = False
-            checker = b.checks.stream() if hold is not None else None
-            held: list[bytes] = []
-            parts: list[str] = []
-            chars = tokens = 0
-            finish: str | None = None
-            tool_calls: dict[int, dict[str, Any]] = {}
-            last: dict[str, Any] = {}
-            started = time.monotonic()
-            agen = b.upstream.stream(
-                body,
-                min(b.cfg.first_byte_timeout, remaining),
-                b.cfg.stall_timeout,
-            )
-            try:
-                try:
-                    async for chunk in agen:
-                        last = chunk
-                        choices = chunk.get("choices")
-                        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
-                            c0 = choices[0]
-                            delta = c0.get("delta")
-                            if isinstance(delta, dict):
-                                text = delta.get("content")
-                                if isinstance(text, str) and text:
-                                    parts.append(text)
-                                    chars += len(text)
-                                    tokens += 1
-                                    if checker is not None and not committed:
-                                        early = checker.feed(text)
-                                        if early is not None:
-                                            raise QualityFailed(partial_reason(early.check))
-                                if delta.get("tool_calls"):
-                                    _merge_tool_calls(tool_calls, delta["tool_calls"])
-                            if c0.get("finish_reason"):
-                                finish = c0["finish_reason"]
-                        line = b"data: " + dumps(chunk) + b"\n\n"
-                        if committed:
-                            await _send_body(send, line)
-                            continue
-                        held.append(line)
-                        if hold is not None and not (
-                            (hold.chars and chars >= hold.chars)
-                            or (hold.tokens and tokens >= hold.tokens)
-                            or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
-                        ):
-                            continue
-                        committed = True
-                        await _start_sse(send, audit, b.name, index)
-                        await _send_body(send, b"".join(held))
-                        held = []
-                finally:
-                    await agen.aclose()  # type: ignore[attr-defined]
-                completion = _assemble(last, parts, finish, tool_calls, body)
-                reason, quality = b.checks.check(completion, body)
-                if reason is not None and not committed:
-                    raise QualityFailed(reason)
-                if not committed:
-                    committed = True
-                    await _start_sse(send, audit, b.name, index)
-                    await _send_body(send, b"".join(held))
-                await _send_body(send, b"data: [DONE]\n\n", more=False)
-                self.stats.serve(route.name, b.name)
-                if reason is not None:
-                    # Past the commit point the answer is the client's; the breaker still hears
-                    # that it failed its checks, and it is not cached.
-                    await adm.fail(QualityFailed(reason))
-                    self.last_reason[b.name] = reason
-                    return True
-                await adm.ok(quality)
-                if key:
-                    await self._store(chain, key, completion)
-                return True
+                await self._relay(route, b, index, hold, body, audit, send, adm, st, remaining)
             except (UpstreamError, QualityFailed) as exc:
-                if isinstance(exc, UpstreamError) and not committed:
-                    st = exc.status
-                    if st is not None and 400 <= st < 500 and not exc.retryable:
-                        fault = ClientFault(st, _client_error_body(exc))
-                        await adm.fail(fault)
-                        raise fault from exc
+                if not st.committed:
+                    raise  # nothing reached the client: the attempt loop fails over
                 await adm.fail(exc)
                 self._note_failure(audit, b, exc.reason)
-                if committed:
-                    await _send_error_event(send, exc.reason, str(exc))
-                    return True
-                delay = self._retry_delay(b, n, exc)
+                await _send_error_event(send, exc.reason, str(exc))
+                return True
             except OSError as exc:  # the client went away while we were sending
                 await adm.fail(ClientGone(str(exc)))
                 return True
             except BaseException as exc:
-                await adm.fail(ClientGone(repr(exc)) if committed else exc)
+                if st.committed:
+                    await adm.fail(ClientGone(repr(exc)))
                 raise
-            if delay is None or not await self._sleep(delay, deadline):
-                return False
+            if key and st.completion is not None:
+                await self._store(chain, key, st.completion)
+            return True
+
+        return bool(await self._attempts(b, audit, deadline, attempt))
+
+    async def _relay(
+        self,
+        route: RouteConfig,
+        b: LiveBackend,
+        index: int,
+        hold: Any,
+        body: dict[str, Any],
+        audit: Audit,
+        send: Send,
+        adm: _Admission,
+        st: _StreamAttempt,
+        remaining: float,
+    ) -> None:
+        """One streamed attempt: hold chunks until the commit point, then forward each
+        network read as it comes (one write per read). Without a hold window the first
+        chunk commits: the status line, headers and first chunk leave at once."""
+        started = time.monotonic()
+        agen = b.upstream.stream(
+            body, min(b.cfg.first_byte_timeout, remaining), b.cfg.stall_timeout
+        )
+        held: list[bytes] = []
+        try:
+            async for batch in agen:
+                out: list[bytes] = []
+                for chunk, line in batch:
+                    st.feed(chunk)
+                    if st.committed:
+                        out.append(line)
+                        continue
+                    held.append(line)
+                    if hold is not None and not (
+                        (hold.chars and st.chars >= hold.chars)
+                        or (hold.tokens and st.tokens >= hold.tokens)
+                        or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
+                    ):
+                        continue
+                    st.committed = True
+                    await _start_sse(send, audit, b.name, index)
+                    await _send_body(send, b"".join(held))
+                    held = []
+                if out:
+                    await _send_body(send, b"".join(out))
+        finally:
+            await agen.aclose()  # type: ignore[attr-defined]
+        completion = _assemble(st.last, st.parts, st.finish, st.tool_calls, body)
+        reason, quality = b.checks.check(completion, body)
+        if reason is not None and not st.committed:
+            raise QualityFailed(reason)
+        if not st.committed:
+            st.committed = True
+            await _start_sse(send, audit, b.name, index)
+            await _send_body(send, b"".join(held))
+        await _send_body(send, b"data: [DONE]\n\n", more=False)
+        self.stats.serve(route.name, b.name)
+        if reason is not None:
+            # Past the commit point the answer is the client's; the breaker still hears
+            # that it failed its checks, and it is not cached.
+            await adm.fail(QualityFailed(reason))
+            self.last_reason[b.name] = reason
+            return
+        await adm.ok(quality)
+        st.completion = completion
+
+
+class _StreamAttempt:
+    """What one streamed attempt has seen so far (the answer is assembled from it)."""
+
+    __slots__ = (
+        "chars",
+        "checker",
+        "committed",
+        "completion",
+        "finish",
+        "last",
+        "parts",
+        "tokens",
+        "tool_calls",
+    )
+
+    def __init__(self, checker: Any) -> None:
+        self.checker = checker
+        self.committed = False
+        self.parts: list[str] = []
+        self.chars = 0
+        self.tokens = 0
+        self.finish: str | None = None
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.last: dict[str, Any] = {}
+        self.completion: dict[str, Any] | None = None
+
+    def feed(self, chunk: dict[str, Any]) -> None:
+        """Take in one chunk; raise QualityFailed when the hold-window checks refuse it."""
+        self.last = chunk
+        choices = chunk.get("choices")
+        if not (choices and isinstance(choices, list) and isinstance(choices[0], dict)):
+            return
+        c0 = choices[0]
+        delta = c0.get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self.parts.append(text)
+                self.chars += len(text)
+                self.tokens += 1
+                if self.checker is not None and not self.committed:
+                    early = self.checker.feed(text)
+                    if early is not None:
+                        raise QualityFailed(partial_reason(early.check))
+            if delta.get("tool_calls"):
+                _merge_tool_calls(self.tool_calls, delta["tool_calls"])
+        if c0.get("finish_reason"):
+            self.finish = c0["finish_reason"]
 
 
 def _client_error_body(exc: UpstreamError) -> bytes:
