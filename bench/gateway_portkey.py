@@ -299,6 +299,10 @@ def _fb_relay(g: dict) -> float:
     return float(r["gw_stream"]["p50"] - r["direct_stream"]["p50"]) if r else float("nan")
 
 
+def _hop_total(g: dict) -> float:
+    return float(g["probe"]["paired"]["gw_hop-gw_json"]["p50"])
+
+
 def _hop(g: dict) -> float:
     p = g["probe"]
     return float(p["paired"]["gw_hop-gw_json"]["p50"] - p["targets"]["direct_fail"]["p50"])
@@ -316,7 +320,8 @@ def print_table(r: dict[str, Any]) -> None:
         t = p["targets"]
         print(
             f"{name} probe ({p['rounds']} rounds, load {p['load_before'][0]:.2f} -> "
-            f"{p['load_after'][0]:.2f}, non-200 {p['non_200'] or 0}): "
+            f"{p['load_after'][0]:.2f}, non-200 "
+            f"{ {k: v for k, v in p['non_200'].items() if k != 'direct_fail'} or 0 }): "
             + "; ".join(
                 f"{k} p50 {v['p50']:.3f} [p25 {v['p25']:.3f}, p75 {v['p75']:.3f}]"
                 for k, v in t.items()
@@ -338,6 +343,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("gateway CPU per request (ms)", lambda g: g["cpu_ms_per_request"]),
         ("first streamed byte, added (ms)", _fb_added),
         ("first byte after upstream's (relay, ms)", _fb_relay),
+        ("fallback hop, total added (ms)", _hop_total),
         ("fallback hop over extra round trip (ms)", _hop),
         ("fallback hop throughput, c=50 (req/s)", lambda g: g["hop_c50"]["rps"]),
         ("non-2xx answers (wrk)", lambda g: g["c50"]["non_2xx"] + g["hop_c50"]["non_2xx"]),
