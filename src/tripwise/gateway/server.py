@@ -43,6 +43,9 @@ def _uvicorn_server(app: GatewayApp, cfg: GatewayConfig, host: str, port: int) -
         timeout_keep_alive=30,
         http="auto",
         loop="auto",
+        # The gateway never reads the client address: skip the X-Forwarded-* middleware
+        # uvicorn otherwise runs on every request.
+        proxy_headers=False,
     )
     return _Server(config)
 
