@@ -92,6 +92,28 @@ class Outcome:
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
+@dataclass
+class _Answer:
+    """A cached or degraded answer: sent as JSON or as a stream, as the request asked."""
+
+    completion: dict[str, Any]
+    audit: Audit
+
+
+@dataclass
+class _Walk:
+    """One request's way through a chain."""
+
+    route: RouteConfig
+    chain: tuple[Backend, ...]
+    audit: Audit
+    deadline: float
+    key: str = ""
+
+
+LiveStep = Callable[[_Walk, LiveBackend, int], Awaitable["Outcome | bool | None"]]
+
+
 def openai_error(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> bytes:
@@ -310,39 +332,40 @@ class Engine:
             audit,
         )
 
-    # ------------------------------------------------------------------ JSON
+    # ------------------------------------------------------------------ the chain walk
 
-    async def complete(self, route: RouteConfig, body: dict[str, Any]) -> Outcome:
-        rt = self.runtime
-        chain = rt.chains[route.name]
-        audit = Audit(route.name)
-        deadline = time.monotonic() + route.deadline
-        decision, seconds = self._all_open_decision(route, chain, audit)
+    async def _walk(
+        self, route: RouteConfig, body: dict[str, Any], live: LiveStep
+    ) -> Outcome | _Answer | bool:
+        """Walk the route's chain, JSON and streams alike. ``live(walk, backend, tier)`` tries
+        one live backend: an Outcome (its answer), True (a stream it answered itself) or
+        None (move on). Returns an Outcome to send as it is, an :class:`_Answer` (a cached
+        or degraded answer, sent in the request's shape), or True."""
+        chain = self.runtime.chains[route.name]
+        w = _Walk(route, chain, Audit(route.name), time.monotonic() + route.deadline)
+        decision, seconds = self._all_open_decision(route, chain, w.audit)
         if decision == "fail":
-            return self._fail_fast(audit, chain, seconds)
+            return self._fail_fast(w.audit, chain, seconds)
         if decision == "wait":
-            await self._sleep(seconds, deadline)
-        key = cache_key(route.name, body) if any(isinstance(b, CacheBackend) for b in chain) else ""
-        model = str(body.get("model") or route.name)
+            await self._sleep(seconds, w.deadline)
+        if any(isinstance(b, CacheBackend) for b in chain):
+            w.key = cache_key(route.name, body)
+        audit = w.audit
         for index, b in enumerate(chain, 1):
             if isinstance(b, LiveBackend):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= w.deadline:
                     audit.skip(b.name, "deadline")  # cache and degraded still answer
                     continue
                 try:
-                    completion = await self._complete_live(b, body, audit, deadline)
+                    got = await live(w, b, index)
                 except ClientFault as exc:
                     audit.backend, audit.tier = b.name, index
                     return Outcome(exc.status, exc.body, audit)
-                if completion is None:
+                if got is None:
                     continue
-                audit.backend, audit.tier = b.name, index
-                self.stats.serve(route.name, b.name)
-                if key:
-                    await self._store(chain, key, completion)
-                return Outcome(200, dumps(completion), audit)
+                return got
             if isinstance(b, CacheBackend):
-                hit = await b.get(key)
+                hit = await b.get(w.key)
                 if hit is None:
                     audit.skip(b.name, "cache_miss")
                     continue
@@ -350,14 +373,34 @@ class Engine:
                 audit.backend, audit.tier = b.name, index
                 audit.cache_age = max(0.0, time.time() - stored_at)
                 self.stats.serve(route.name, b.name)
-                return Outcome(200, dumps(value), audit)
+                return _Answer(value, audit)
             if isinstance(b, DegradedBackend):
                 audit.backend, audit.tier = b.name, index
                 self.stats.serve(route.name, b.name)
+                model = str(body.get("model") or route.name)
                 reason = audit.reasons[-1] if audit.reasons else ""
                 text = b.message(model=model, route=route.name, reason=reason)
-                return Outcome(200, dumps(_completion_from_text(model, text)), audit)
+                return _Answer(_completion_from_text(model, text), audit)
         return self._exhausted(audit)
+
+    # ------------------------------------------------------------------ JSON
+
+    async def complete(self, route: RouteConfig, body: dict[str, Any]) -> Outcome:
+        async def live(w: _Walk, b: LiveBackend, index: int) -> Outcome | None:
+            completion = await self._complete_live(b, body, w.audit, w.deadline)
+            if completion is None:
+                return None
+            w.audit.backend, w.audit.tier = b.name, index
+            self.stats.serve(route.name, b.name)
+            if w.key:
+                await self._store(w.chain, w.key, completion)
+            return Outcome(200, dumps(completion), w.audit)
+
+        got = await self._walk(route, body, live)
+        if isinstance(got, _Answer):
+            return Outcome(200, dumps(got.completion), got.audit)
+        assert isinstance(got, Outcome)  # only a stream's live step answers by itself
+        return got
 
     async def _attempts(
         self,
@@ -422,57 +465,23 @@ class Engine:
 
     async def stream(self, route: RouteConfig, body: dict[str, Any], send: Send) -> int:
         """Answer a streaming request through ``send`` (ASGI); returns the HTTP status."""
-        rt = self.runtime
-        chain = rt.chains[route.name]
-        audit = Audit(route.name)
-        deadline = time.monotonic() + route.deadline
-        decision, seconds = self._all_open_decision(route, chain, audit)
-        if decision == "fail":
-            out = self._fail_fast(audit, chain, seconds)
-            await send_json(send, out)
-            return out.status
-        if decision == "wait":
-            await self._sleep(seconds, deadline)
-        key = cache_key(route.name, body) if any(isinstance(b, CacheBackend) for b in chain) else ""
-        model = str(body.get("model") or route.name)
-        for index, b in enumerate(chain, 1):
-            has_next = index < len(chain)
-            if isinstance(b, LiveBackend):
-                if time.monotonic() >= deadline:
-                    audit.skip(b.name, "deadline")
-                    continue
-                try:
-                    done = await self._stream_live(
-                        route, b, index, has_next, body, audit, deadline, send, chain, key
-                    )
-                except ClientFault as exc:
-                    audit.backend, audit.tier = b.name, index
-                    await send_json(send, Outcome(exc.status, exc.body, audit))
-                    return exc.status
-                if done:
-                    return 200
-                continue
-            if isinstance(b, CacheBackend):
-                hit = await b.get(key)
-                if hit is None:
-                    audit.skip(b.name, "cache_miss")
-                    continue
-                value, stored_at = hit
-                audit.backend, audit.tier = b.name, index
-                audit.cache_age = max(0.0, time.time() - stored_at)
-                self.stats.serve(route.name, b.name)
-                await send_sse(send, audit, _chunks_of(value))
-                return 200
-            if isinstance(b, DegradedBackend):
-                audit.backend, audit.tier = b.name, index
-                self.stats.serve(route.name, b.name)
-                reason = audit.reasons[-1] if audit.reasons else ""
-                text = b.message(model=model, route=route.name, reason=reason)
-                await send_sse(send, audit, _chunks_of(_completion_from_text(model, text)))
-                return 200
-        out = self._exhausted(audit)
-        await send_json(send, out)
-        return out.status
+
+        async def live(w: _Walk, b: LiveBackend, index: int) -> bool | None:
+            has_next = index < len(w.chain)
+            answered = await self._stream_live(
+                route, b, index, has_next, body, w.audit, w.deadline, send, w.chain, w.key
+            )
+            return True if answered else None
+
+        got = await self._walk(route, body, live)
+        if got is True:
+            return 200
+        if isinstance(got, _Answer):
+            await send_sse(send, got.audit, _chunks_of(got.completion))
+            return 200
+        assert isinstance(got, Outcome)
+        await send_json(send, got)
+        return got.status
 
     async def _stream_live(
         self,
