@@ -44,6 +44,10 @@ find_python() { # find_python 3.X: an interpreter of that version, or nothing
 }
 
 ensure_venv .venv "$PYTHON"
+# openai 2.x beside the venv's 3.x, for tests/integration/llm/test_openai2_httpx.py: downloaded
+# here once per spec into the user's cache (a warm check is a stat), not inside a timed test.
+.venv/bin/python -m tests.support.openai2 >/dev/null ||
+  echo "test.sh: openai 2.x could not be installed: test_openai2_httpx will fail" >&2
 main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 # --- the other supported versions: venvs in parallel, then their unit suites in background

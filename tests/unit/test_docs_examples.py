@@ -9,6 +9,10 @@ the rendered page, steer a block; they sit on the lines right before it:
   reader (``big_model``, ``prompt``, ...), never anything the block itself should show;
 - ``<!-- docs-example: skip: REASON -->``: a block that cannot run here (a Redis host, a running
   control plane); REASON is required.
+
+A page whose examples use the local Redis (``RedisStore("redis://127.0.0.1:6379/0",
+namespace="recsys")``) runs as written; the keys of those namespaces are deleted from that Redis
+before and after the page, so the shared server keeps nothing of the docs' examples.
 """
 
 from __future__ import annotations
@@ -86,12 +90,61 @@ def run(path: Path, runnable: list[Block]) -> subprocess.CompletedProcess[str]:
     )
 
 
+_LOCAL_REDIS_STORE = re.compile(
+    r"""RedisStore\(\s*["'](redis://(?:127\.0\.0\.1|localhost)[:/][^"']*)["']\s*,"""
+    r"""\s*namespace\s*=\s*["']([^"'{}]+)["']"""
+)
+
+
+def local_redis_namespaces(runnable: list[Block]) -> set[tuple[str, str]]:
+    """(URL, namespace) of every RedisStore on a loopback Redis that the blocks make."""
+    return {m.groups() for b in runnable for m in _LOCAL_REDIS_STORE.finditer(b.setup + b.code)}
+
+
+def redis_keys(stores: set[tuple[str, str]], *, delete: bool = False) -> list[str]:
+    """The keys of those namespaces (every key a RedisStore makes starts with ``namespace:``)."""
+    if not stores:
+        return []
+    import redis
+
+    found = []
+    for url, namespace in sorted(stores):
+        with redis.Redis.from_url(url) as client:
+            keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+            if delete and keys:
+                client.delete(*keys)
+            found += [k.decode() for k in keys]
+    return found
+
+
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
 def test_every_python_block_runs(path: Path) -> None:
     runnable = [b for b in blocks(path) if b.skip is None]
-    done = run(path, runnable)
+    stores = local_redis_namespaces(runnable)
+    redis_keys(stores, delete=True)  # what an interrupted earlier run may have left
+    try:
+        done = run(path, runnable)
+    finally:
+        redis_keys(stores, delete=True)
     assert done.returncode == 0, f"{path.name}: an example failed\n{done.stderr[-3000:]}"
     assert f"ran {len(runnable)} blocks" in done.stdout
+    assert redis_keys(stores) == []
+
+
+def test_the_local_redis_stores_of_a_page_are_found() -> None:
+    page = [
+        Block(Path("p.md"), 1, 'RedisStore("redis://127.0.0.1:6379/0", namespace="recsys")\n'),
+        Block(Path("p.md"), 5, "RedisStore('redis://localhost/1',\n    namespace='a-b')\n"),
+        Block(Path("p.md"), 9, 'RedisStore("redis://redis.internal:6379/0", namespace="x")\n'),
+        Block(Path("p.md"), 13, 'RedisStore(url, namespace="y")\n'),
+    ]
+    assert local_redis_namespaces(page) == {
+        ("redis://127.0.0.1:6379/0", "recsys"),
+        ("redis://localhost/1", "a-b"),
+    }
+    assert local_redis_namespaces(blocks(ROOT / "docs" / "redis.md")) >= {
+        ("redis://127.0.0.1:6379/0", "recsys")
+    }
 
 
 def test_a_failing_example_is_reported_at_its_line(tmp_path: Path) -> None:

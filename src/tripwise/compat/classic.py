@@ -42,7 +42,12 @@ from tripwise.core.conditions import Condition, consecutive_failures, error_rate
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.registry import Registry
 from tripwise.core.states import State
-from tripwise.core.validation import check_exception_types, check_int
+from tripwise.core.validation import (
+    check_exceedable_rate,
+    check_exception_types,
+    check_int,
+    check_positive,
+)
 from tripwise.observe.snapshot import add_status_fields
 from tripwise.policies.timeout import _await_with_timeout, _OurTimeout
 
@@ -152,8 +157,14 @@ class CircuitBreaker:
         registry: Registry | None = _DEFAULT_REGISTRY,
         **engine_options: Any,
     ) -> None:
+        # this API's own names in its errors (the engine calls recovery_timeout half_open_after)
         check_int("failure_threshold", failure_threshold)
         check_int("failure_rate_window", failure_rate_window)
+        check_int("half_open_max_calls", half_open_max_calls)
+        check_int("success_threshold", success_threshold)
+        check_positive("recovery_timeout", recovery_timeout)
+        if failure_rate_threshold is not None:
+            check_exceedable_rate("failure_rate_threshold", failure_rate_threshold)
         condition: Condition = consecutive_failures(failure_threshold)
         if failure_rate_threshold is not None:
             condition = condition | error_rate_above(

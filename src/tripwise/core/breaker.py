@@ -45,7 +45,7 @@ from tripwise.core.shared import SharedState, StateLink, StateStore
 from tripwise.core.signals import check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
-from tripwise.core.validation import check_exception_types
+from tripwise.core.validation import check_exception_types, check_name
 
 if TYPE_CHECKING:
     from tripwise.core.registry import Registry
@@ -82,6 +82,59 @@ class CircuitBreaker:
     raises :class:`CircuitBreakerOpen`).
     """
 
+    # Slots: attribute reads and writes on the hot path are CPython's fastest kind (a breaker
+    # has ~45 fields, too many for a dict with shared keys).
+    __slots__ = (
+        "__weakref__",
+        "_base_mode",
+        "_calls_offset",
+        "_clock",
+        "_clock_fn",
+        "_config",
+        "_created_wall",
+        "_failed_recoveries",
+        "_failures",
+        "_fallback",
+        "_frames",
+        "_gen",
+        "_ignored",
+        "_last_quality",
+        "_last_trip_at",
+        "_late_calls",
+        "_late_ids",
+        "_latency_max",
+        "_latency_sum",
+        "_lean",
+        "_link",
+        "_listeners",
+        "_lock",
+        "_mode",
+        "_open_duration",
+        "_opened_at",
+        "_opened_at_wall",
+        "_path",
+        "_probe_successes",
+        "_probes_in_flight",
+        "_quality_count",
+        "_quality_sum",
+        "_rejected_offset",
+        "_rejections",
+        "_retired_calls",
+        "_rng",
+        "_root",
+        "_score_fn",
+        "_stale_path",
+        "_state",
+        "_state_callbacks",
+        "_state_changed_wall",
+        "_timed_calls",
+        "_trip_count",
+        "_warming",
+        "late_quality_capacity",
+        "name",
+        "registry",
+    )
+
     def __init__(
         self,
         trip_on: Any = None,
@@ -109,10 +162,8 @@ class CircuitBreaker:
         registry: Registry | None = _DEFAULT_REGISTRY,
         store: StateStore | None = None,
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string, got {name!r}")
-        if name is not None and not name.strip():
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if name is not None:
+            check_name(name)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         if rng is not None and not callable(getattr(rng, "random", None)):
@@ -172,6 +223,9 @@ class CircuitBreaker:
         self._clock: Clock = clock if clock is not None else monotonic
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
+        self._late_calls = None
+        self._late_ids = None
+        self.late_quality_capacity = self.LATE_QUALITY_CAPACITY
         self._frames: ContextVar[guard.Frame | None] = ContextVar("tripwise_frames", default=None)
 
         self._listeners: list[Listener] = listeners
@@ -514,18 +568,26 @@ class CircuitBreaker:
             open_until = math.inf
         elif state is _OPEN and mode is _NORMAL and self._opened_at is not None:
             open_until = self._opened_at + self._open_duration
+        plain = not quality and config.result_predicate is None
+        scored = quality and config.result_predicate is None and not config.require_quality_signal
         return Path(
             gen=gen,
             state=state,
             mode=mode,
             admit=admit,
             lean=lean,
+            quick=(
+                state is _CLOSED
+                and (mode is _NORMAL or mode is _METRICS_ONLY)
+                and not lean
+                and not self._listeners
+                and not self._warming
+                and (plain or scored)
+            ),
             timed=timed,
             quality=quality,
-            plain=not quality and config.result_predicate is None,
-            scored=(
-                quality and config.result_predicate is None and not config.require_quality_signal
-            ),
+            plain=plain,
+            scored=scored,
             open_until=open_until,
             calls=calls,
         )
@@ -831,6 +893,42 @@ class CircuitBreaker:
             return changed[1] is _OPEN
         return False
 
+    def _complete(self, path: Path, lat: float | None, quality: float | None, now: float) -> bool:
+        """The outcome of a call that returned on a ``quick`` path (CLOSED, no listeners, no
+        result predicate): ``_record`` with no error, without its general cases. ``lat`` is
+        None for an untimed call (``now`` is then not read). True if this call opened the
+        breaker."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            if path is not self._path:  # the path changed since admission: the general case
+                changed = None
+                stale = True
+            else:
+                stale = False
+                if lat is not None:
+                    self._timed_calls += 1
+                    self._latency_sum += lat
+                    if lat > self._latency_max:
+                        self._latency_max = lat
+                if quality is not None:
+                    self._quality_sum += quality
+                    self._quality_count += 1
+                    self._last_quality = quality
+                calls = path.calls
+                seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
+                if not self._root.observe(None, 0.0 if lat is None else lat, quality, now, seq):
+                    return False
+                changed = self._open_locked(_CLOSED, self._clock() if lat is None else now)
+        finally:
+            lock.release()
+        if stale:
+            return self._record(path, None, None, quality, lat)
+        if changed is not None:
+            self._emit_state_change(*changed)
+            return changed[1] is _OPEN
+        return False
+
     def _release(self, permit: Path) -> None:
         """Complete a permit without an outcome (ignored exception, cancellation)."""
         with self._lock:
@@ -843,7 +941,9 @@ class CircuitBreaker:
             dispatch_call(self, self._listeners, None, "ignored")
 
     def _emit_state_change(self, old: State, new: State) -> None:
-        if new is _OPEN:
+        if new is _OPEN and self._mode is _FORCED_OPEN:
+            logger.warning("Circuit breaker '%s' forced open", self.name)
+        elif new is _OPEN:
             logger.warning("Circuit breaker '%s' opened (trip #%d)", self.name, self._trip_count)
         elif new is _CLOSED:
             logger.info("Circuit breaker '%s' closed (was %s)", self.name, old.value)
@@ -853,12 +953,12 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ late quality scores
 
-    late_quality_capacity = 10_000
-    """How many call ids handed out by ``current_call_id()`` wait for a late score at most;
-    beyond that the oldest are forgotten."""
+    LATE_QUALITY_CAPACITY = 10_000
+    """The default of ``breaker.late_quality_capacity``: how many call ids handed out by
+    ``current_call_id()`` wait for a late score at most; beyond that the oldest are forgotten."""
 
-    _late_calls: dict[str, int] | None = None  # call id -> generation of the call
-    _late_ids: itertools.count[int] | None = None
+    _late_calls: dict[str, int] | None  # call id -> generation of the call
+    _late_ids: itertools.count[int] | None
 
     def _register_late_call(self, gen: int) -> str:
         """Remember a call (by the generation it ran in) that may get a late score."""
@@ -923,17 +1023,32 @@ class CircuitBreaker:
             return False
 
     def _quality_of(self, result: Any, slot: list[Any] | None) -> float | None:
+        """The call's score: the one reported in ``slot``, else the score_fn's of ``result``."""
         if slot is not None and slot[0] is not None:
             score: float = slot[0]
             return score
-        if self._score_fn is not None:
-            try:
-                return check_reported_score(self._score_fn(result), "score_fn result")
-            except Exception:
-                logger.exception(
-                    "score_fn of breaker %r failed; call counted without a score", self.name
-                )
-        return None
+        score_fn = self._score_fn
+        if score_fn is None:
+            return None
+        try:  # (the decorator inlines this much: keep the two in step)
+            raw = score_fn(result)
+        except Exception:
+            self._score_failed()
+            return None
+        if type(raw) is float and raw - raw == 0.0:  # a finite float: nothing to check
+            return raw
+        return self._score_value(raw)
+
+    def _score_value(self, raw: Any) -> float | None:
+        """A score_fn's answer that is not a finite float, as the call counts it."""
+        try:
+            return check_reported_score(raw, "score_fn result")
+        except Exception:
+            self._score_failed()
+            return None
+
+    def _score_failed(self) -> None:
+        logger.exception("score_fn of breaker %r failed; call counted without a score", self.name)
 
     def _finish(
         self,

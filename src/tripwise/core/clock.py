@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from tripwise.core.validation import check_finite, check_number
+
 Clock = Callable[[], float]
 """A zero-argument callable returning seconds on a monotonic scale."""
 
@@ -21,17 +23,21 @@ class FakeClock:
     __slots__ = ("_now",)
 
     def __init__(self, start: float = 1000.0) -> None:
-        self._now = float(start)
+        self._now = check_finite("FakeClock start", start)
 
     def __call__(self) -> float:
         return self._now
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
-        self._now += seconds
+        now = self._now + check_number(
+            "FakeClock.advance: seconds", seconds, low=0.0, inclusive=True
+        )
+        if not now < float("inf"):
+            raise ValueError(f"FakeClock.advance: the clock would pass infinity ({seconds!r} s)")
+        self._now = now
 
     def set(self, now: float) -> None:
+        now = check_finite("FakeClock.set: now", now)
         if now < self._now:
             raise ValueError(f"FakeClock.set: time cannot go backwards ({now!r} < {self._now!r})")
         self._now = float(now)

@@ -11,7 +11,7 @@ from tripwise.core.conditions import Condition
 from tripwise.core.config import BreakerConfig
 from tripwise.core.guard import check_fallback
 from tripwise.core.registry import Registry, default_registry
-from tripwise.core.validation import check_exception_types
+from tripwise.core.validation import check_exception_types, check_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,8 +59,8 @@ def circuit_breaker(
         and not callable(getattr(trip_on, "reset", None))
     ):
         return circuit_breaker(name=name, registry=registry, **options)(trip_on)
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {name!r}")
+    if name is not None:
+        check_name(name)
 
     def decorate(fn: F) -> F:
         breaker_name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"

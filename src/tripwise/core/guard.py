@@ -11,7 +11,9 @@ to the end of the call (see :mod:`tripwise.core.breaker` for the three steps):
 
 The decorator's wrappers inline the first two (a Python call costs ~30 ns, a third of the whole
 lean path) and hand everything else to the one sync and the one async full path; ``call()`` and
-``acall()`` run the same three steps. Generators and async generators are guarded by
+``acall()`` run the same three steps. The sync wrapper also inlines the ``quick`` path (CLOSED,
+outcome = latency and score: the latency and quality rules), which completes through
+``breaker._complete``. Generators and async generators are guarded by
 :mod:`tripwise.core.streaming`.
 """
 
@@ -375,8 +377,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     breaker = b
     on_exception = b._on_exception
     late_success = b._late_success
-    record = b._record
-    finish = b._finish
+    complete = b._complete
     set_slot = current_slot.set
     reset_slot = current_slot.reset
     clock = b._clock_fn
@@ -433,16 +434,13 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 next(rejections)
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             return run_full(breaker, path, fn, args, kwargs)
-        if not path.admit:
+        if not path.quick:
             return run_full(breaker, path, fn, args, kwargs)
-        # CLOSED, not lean: the latency and quality rules' paths, inlined from run_full
-        start: float | None = None
+        # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path
         if path.quality:
             quality_slot: list[Any] = [None, breaker, path.gen, None]  # signals.new_slot
-            slot: list[Any] | None = quality_slot
             token = set_slot(quality_slot)
-            if path.timed:
-                start = _time.monotonic() if clock is None else clock()
+            start = (_time.monotonic() if clock is None else clock()) if path.timed else None
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -451,28 +449,42 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                     return fallback(*args, **kwargs) if fallback_is_callable else fallback
                 raise
             reset_slot(token)
-            if path.scored:
-                score = quality_slot[0]
-                if score is None and breaker._score_fn is not None:
-                    score = breaker._quality_of(result, None)
-                if record(path, start, None, score) and breaker._substitutes():
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                return result
+            score = quality_slot[0]
+            if score is None:
+                score_fn = breaker._score_fn
+                if score_fn is not None:  # breaker._quality_of, inlined
+                    try:
+                        score = score_fn(result)
+                    except Exception:
+                        breaker._score_failed()
+                    else:
+                        if type(score) is not float or score - score != 0.0:
+                            score = breaker._score_value(score)
+            if start is None:
+                tripped = complete(path, None, score, 0.0)
+            else:
+                now = _time.monotonic() if clock is None else clock()
+                tripped = complete(path, (now - start) * 1000.0, score, now)
         else:
-            slot = None
             if path.timed:
                 start = _time.monotonic() if clock is None else clock()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                if on_exception(path, start, exc):
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                raise
-            if path.plain:
-                if record(path, start, None, None) and breaker._substitutes():
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                return result
-        if finish(path, start, result, slot):
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    if on_exception(path, start, exc):
+                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                    raise
+                now = _time.monotonic() if clock is None else clock()
+                tripped = complete(path, (now - start) * 1000.0, None, now)
+            else:
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    if on_exception(path, None, exc):
+                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
+                    raise
+                tripped = complete(path, None, None, 0.0)
+        if tripped and breaker._substitutes():
             return fallback(*args, **kwargs) if fallback_is_callable else fallback
         return result
 

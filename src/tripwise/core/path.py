@@ -73,6 +73,9 @@ class Path:
     - ``timed``: the clock is read around calls (latency conditions, time windows, listeners,
       ``track_latency``).
     - ``quality``: calls get a quality slot (``report_quality``), a score_fn runs on results.
+    - ``quick``: admitted (CLOSED, normal or metrics-only mode), not lean, no listeners, and
+      a returned call's outcome is its latency and score alone (``plain`` or ``scored``): it
+      completes through ``breaker._complete`` (the timed and quality rules' hot path).
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``scored``: quality, but no result predicate and no required signal: a returned call's
       outcome is its score (reported, or from the score_fn).
@@ -91,6 +94,7 @@ class Path:
         "open_until",
         "plain",
         "quality",
+        "quick",
         "scored",
         "state",
         "timed",
@@ -103,6 +107,7 @@ class Path:
     lean: bool
     timed: bool
     quality: bool
+    quick: bool
     plain: bool
     scored: bool
     open_until: float | None
@@ -118,6 +123,7 @@ class Path:
         lean: bool,
         timed: bool,
         quality: bool,
+        quick: bool,
         plain: bool,
         scored: bool,
         open_until: float | None,
@@ -131,6 +137,7 @@ class Path:
         setter(self, "lean", lean)
         setter(self, "timed", timed)
         setter(self, "quality", quality)
+        setter(self, "quick", quick)
         setter(self, "plain", plain)
         setter(self, "scored", scored)
         setter(self, "open_until", open_until)

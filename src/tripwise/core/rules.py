@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tripwise.core.condition_base import DEFAULT_WINDOW, Condition, WindowRule
 from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
 from tripwise.core.validation import check_exceedable_rate, check_int, check_positive, is_real
-from tripwise.core.windows import SequenceWindow
+from tripwise.core.windows import FlagWindow, SequenceWindow
 
 _exact = exact_ratio  # 0.58 is 29/50: 29 failures of 50 are exactly at the rate, not above
 
@@ -125,7 +125,12 @@ class LatencyAbove(WindowRule):
     ) -> None:
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
         self._setup_window(
-            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+            window,
+            window_seconds,
+            min_calls,
+            buckets,
+            default_window=DEFAULT_WINDOW,
+            count_window=FlagWindow,
         )
 
     def observe(
@@ -137,8 +142,19 @@ class LatencyAbove(WindowRule):
         seq: int,
     ) -> bool:
         w = self.window
-        w.add(None, latency_ms > self.threshold_ms, now)
-        return w.count >= self.min_calls and w.flagged == w.count
+        if latency_ms > self.threshold_ms:
+            if type(w) is FlagWindow:
+                w.push(True)
+            else:
+                w.add(None, True, now)
+            n = w.count
+            return w.flagged == n and n >= self.min_calls
+        # a fast call cannot trip the rule: it leaves an unflagged call in the window
+        if type(w) is FlagWindow:
+            w.push(False)
+        else:
+            w.add(None, False, now)
+        return False
 
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         return error is not None or latency_ms > self.threshold_ms
@@ -167,7 +183,12 @@ class SlowCallRateAbove(WindowRule):
         self._rate_num, self._rate_den = _exact(self.rate)
         self.slow_ms = _check_latency("slow_ms", slow_ms)
         self._setup_window(
-            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
+            window,
+            window_seconds,
+            min_calls,
+            buckets,
+            default_window=DEFAULT_WINDOW,
+            count_window=FlagWindow,
         )
 
     def observe(
@@ -179,7 +200,11 @@ class SlowCallRateAbove(WindowRule):
         seq: int,
     ) -> bool:
         w = self.window
-        w.add(None, latency_ms > self.slow_ms, now)
+        slow = latency_ms > self.slow_ms
+        if type(w) is FlagWindow:
+            w.push(slow)
+        else:
+            w.add(None, slow, now)
         n = w.count
         return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
 

@@ -63,7 +63,15 @@ class ScoredCondition(Condition):
     lean = True
     score_range: tuple[float, float] = DEFAULT_SCORE_RANGE
     clamped_scores = 0
-    _lo, _hi = DEFAULT_SCORE_RANGE
+    # The bounds are instance attributes only (set in __new__): an instance attribute that
+    # shadows a class attribute is not specialized by CPython 3.11, and observe reads both.
+    _lo: float
+    _hi: float
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        self = super().__new__(cls)
+        self._lo, self._hi = DEFAULT_SCORE_RANGE
+        return self
 
     def _set_score_range(self, score_range: Any) -> None:
         self.score_range = _check_score_range(score_range)
@@ -122,7 +130,7 @@ class ScoredCondition(Condition):
     ) -> bool:
         if quality is None:
             return False
-        if not self._lo <= quality <= self._hi:
+        if not quality >= self._lo or not quality <= self._hi:  # (NaN too)
             quality = self._in_range(quality)
             if quality is None:
                 return False
@@ -177,7 +185,7 @@ class QualityBelow(ScoredCondition, WindowRule):
     ) -> bool:
         if quality is None:
             return False
-        if not self._lo <= quality <= self._hi:
+        if not quality >= self._lo or not quality <= self._hi:  # (NaN too)
             quality = self._in_range(quality)
             if quality is None:
                 return False

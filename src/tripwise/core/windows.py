@@ -9,6 +9,7 @@ Float sums are recomputed exactly once per rotation of the window, so rounding n
 
 - :class:`CountWindow` holds the last ``size`` observations.
 - :class:`ValueWindow` holds the last ``size`` values only (no flags): the mean of a ring.
+- :class:`FlagWindow` holds the last ``size`` flags only (no values): a share of slow calls.
 - :class:`SequenceWindow` holds the last ``size`` calls of a numbered call sequence and is told
   only of the calls that matter (failures); it learns of the others from the numbers.
 - :class:`TimeWindow` holds the observations of the last ``seconds`` in a ring of ``buckets``
@@ -38,6 +39,7 @@ __all__ = [
     "VALUE_LIMIT",
     "Aggregate",
     "CountWindow",
+    "FlagWindow",
     "SequenceWindow",
     "TimeWindow",
     "ValueWindow",
@@ -386,6 +388,64 @@ class ValueWindow:
         return f"ValueWindow(size={self.size}, count={self.valued})"
 
 
+class FlagWindow:
+    """The last ``size`` flags (a slow call, a failure...), without values: what a count-window
+    rule that only counts flagged calls needs (``latency_above``, ``slow_call_rate_above``).
+
+    A ring of booleans and two counters; :meth:`push` is the hot path."""
+
+    __slots__ = ("_next", "_ring", "count", "flagged", "size")
+
+    valued = 0  # holds no values
+    total = 0.0
+    sum_sq = 0.0
+    saturated = dropped = 0
+
+    def __init__(self, size: int) -> None:
+        self.size = _check_size("window", size)
+        self._ring = [False] * size
+        self._next = 0
+        self.count = 0
+        self.flagged = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count == self.size
+
+    def add(self, value: float | None, flag: bool, now: float = 0.0) -> bool:
+        """Add one flag (``value`` must be ``None``: this window holds no values)."""
+        if value is not None:
+            raise ValueError("a FlagWindow holds flags only; use a CountWindow for values")
+        self.push(bool(flag))
+        return True
+
+    def push(self, flag: bool) -> None:
+        """:meth:`add` of one flag: the hot path of ``latency_above``."""
+        ring = self._ring
+        i = self._next
+        if self.count == self.size:
+            self.flagged += flag - ring[i]  # (bools are 0 and 1)
+        else:
+            self.count += 1
+            self.flagged += flag
+        ring[i] = flag
+        i += 1
+        self._next = 0 if i == self.size else i
+
+    def expire(self, now: float) -> None:
+        """Nothing expires from a count window."""
+
+    def clear(self) -> None:
+        self._ring = [False] * self.size
+        self._next = self.count = self.flagged = 0
+
+    def aggregate(self, now: float | None = None) -> Aggregate:
+        return Aggregate(count=self.count, flagged=self.flagged)
+
+    def __repr__(self) -> str:
+        return f"FlagWindow(size={self.size}, count={self.count}, flagged={self.flagged})"
+
+
 class SequenceWindow:
     """The last ``size`` calls of a numbered call sequence (1, 2, ...), told only of some.
 
@@ -544,6 +604,12 @@ class TimeWindow:
         self._b_sum_sq = [0.0] * b
         self._b_min = [math.inf] * b
         self._b_max = [-math.inf] * b
+        if isinstance(relative_accuracy, bool) or not isinstance(relative_accuracy, (int, float)):
+            raise TypeError(
+                f"relative_accuracy must be a number in (0, 1), got {relative_accuracy!r}"
+            )
+        if not 0.0 < relative_accuracy < 1.0:  # also refuses NaN
+            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
         self._relative_accuracy = relative_accuracy
         self._b_hist: list[LogHistogram] | None = (
             [LogHistogram(relative_accuracy) for _ in range(b)] if track_histogram else None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from tripwise.core.breaker import CircuitBreaker
@@ -235,6 +235,142 @@ class _Core:
                     inner = self._inners[lib.__name__] = cls()
         return inner
 
+    def _admit(self, response: Any, request: Any, breaker: CircuitBreaker) -> bool:
+        """Classify an upstream answer (raise its failure); True when its body is to be read
+        and checked (``response.request`` is then set: checks may look at what was asked)."""
+        self._classify(response, breaker)
+        if not self._wants_body(response):
+            return False
+        response.request = request
+        return True
+
+    # ------------------------------------------------------------------ routing, sans I/O
+    # The decisions of a request, shared by the sync and async transports: generators that
+    # yield the I/O they need as (operation, target, breaker) and are sent its result (or
+    # thrown its failure) by the transport's driver (_Steps and its _do).
+
+    def _one_backend_answer(self, lib: Any, request: Any, raised: Exception) -> Any:
+        """What the caller gets when the only backend failed: the open breaker's 503 or the
+        upstream's own failing answer; any other error is raised."""
+        exc = tripped_by(raised)
+        if isinstance(exc, CircuitBreakerOpen):
+            return open_response(lib, request, exc.name, exc.retry_after or 0.0)
+        if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
+            return exc.response
+        if exc is raised:
+            raise raised
+        raise exc from None
+
+    def _route(self, lib: Any, request: Any) -> Generator[tuple[int, Any, Any], Any, Any]:
+        """Each target in turn (the request, then each fallback hop), then the final answer."""
+        body: bytes | None = None
+        last: Any = None  # the last upstream answer that failed, kept for the caller
+        last_error: BaseException | None = None
+        open_breaker: CircuitBreakerOpen | None = None
+        for req, hop in self._targets(request):
+            if hop is not None:
+                if body is None:
+                    body = yield _READ, request, None
+                req = rewrite(lib, request, self.base_path, hop, body)
+            breaker = self.breaker(self._key(req))
+            try:
+                response = yield _SEND, req, breaker
+            except Exception as raised:
+                exc = tripped_by(raised)
+                if isinstance(exc, CircuitBreakerOpen):
+                    open_breaker = open_breaker or exc
+                elif isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+                    if last is not None:
+                        yield _CLOSE, last, None
+                    last, last_error = exc.response, None
+                elif isinstance(exc, lib.TransportError):
+                    last_error = exc
+                else:
+                    raise
+                continue
+            if last is not None:
+                yield _CLOSE, last, None
+            return response
+        final = self._final_answer(lib, request)
+        if final is not None:
+            if last is not None:
+                yield _CLOSE, last, None
+            return (yield _FINAL, final, None)
+        if last is not None:
+            return last
+        if last_error is not None:
+            raise last_error
+        assert open_breaker is not None
+        return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
+
+
+# the I/O a routing generator asks its driver for
+_SEND = 0  # the attempts at (request, breaker): the answer, or the failure thrown back
+_READ = 1  # the request's body
+_CLOSE = 2  # close a discarded answer quietly
+_FINAL = 3  # the final fallback answer (awaited if the async transport got an awaitable)
+
+
+class _Steps:
+    """Drives a routing generator: iterate for the I/O it asks for, and ``answer`` each with
+    its result (or ``fail`` it with its error) before the next; ``result`` is the outcome."""
+
+    __slots__ = ("_error", "_gen", "_value", "result")
+
+    def __init__(self, gen: Generator[tuple[int, Any, Any], Any, Any]) -> None:
+        self._gen = gen
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.result: Any = None
+
+    def __iter__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> tuple[int, Any, Any]:
+        value, error = self._value, self._error
+        self._value = self._error = None
+        try:
+            return self._gen.send(value) if error is None else self._gen.throw(error)
+        except StopIteration as done:
+            self.result = done.value
+            raise StopIteration from None
+
+    def answer(self, value: Any) -> None:
+        self._value = value
+
+    def fail(self, error: Exception) -> None:
+        self._error = error
+
+
+def _discarded(raised: BaseException) -> Any:
+    """The upstream answer behind a failed attempt, or None: a retry discards it, and the last
+    one reaches the caller already read (from ``exc.response``)."""
+    exc = tripped_by(raised)
+    if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
+        return exc.response
+    return None
+
+
+def _read_and_close(raised: BaseException) -> None:
+    response = _discarded(raised)
+    if response is not None:
+        response.read()
+        response.close()
+
+
+async def _aread_and_close(raised: BaseException) -> None:
+    response = _discarded(raised)
+    if response is not None:
+        await response.aread()
+        await response.aclose()
+
+
+def _relayed(lib: Any, first: Any, body: Any) -> Any:
+    """A response with the upstream's status, headers and extensions over a guarded body."""
+    return lib.Response(
+        first.status_code, headers=first.headers, stream=body, extensions=first.extensions
+    )
+
 
 _BODIES: dict[str, tuple[type, type]] = {}
 
@@ -312,53 +448,24 @@ class BreakerTransport(_Core):
             try:
                 return self._attempts(inner, lib, request, breaker)
             except Exception as raised:
-                exc = tripped_by(raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
-                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
-                    return exc.response
-                if exc is raised:
-                    raise
-                raise exc from None
-        body: bytes | None = None
-        last: Any = None  # the last upstream answer that failed, kept for the caller
-        last_error: BaseException | None = None
-        open_breaker: CircuitBreakerOpen | None = None
-        for req, hop in self._targets(request):
-            if hop is not None:
-                if body is None:
-                    body = request.read()
-                req = rewrite(lib, request, self.base_path, hop, body)
-            breaker = self.breaker(self._key(req))
+                return self._one_backend_answer(lib, request, raised)
+        steps = _Steps(self._route(lib, request))
+        for op in steps:
             try:
-                response = self._attempts(inner, lib, req, breaker)
-            except Exception as raised:
-                exc = tripped_by(raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    open_breaker = open_breaker or exc
-                elif isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
-                    if last is not None:
-                        _close_quietly(last)
-                    last, last_error = exc.response, None
-                elif isinstance(exc, lib.TransportError):
-                    last_error = exc
-                else:
-                    raise
-                continue
-            if last is not None:
-                _close_quietly(last)
-            return response
-        final = self._final_answer(lib, request)
-        if final is not None:
-            if last is not None:
-                _close_quietly(last)
-            return final
-        if last is not None:
-            return last
-        if last_error is not None:
-            raise last_error
-        assert open_breaker is not None
-        return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
+                steps.answer(self._do(inner, lib, op))
+            except Exception as exc:  # noqa: PERF203 - the failure goes back to the router
+                steps.fail(exc)
+        return steps.result
+
+    def _do(self, inner: Any, lib: Any, op: tuple[int, Any, Any]) -> Any:
+        kind, target, breaker = op
+        if kind == _SEND:
+            return self._attempts(inner, lib, target, breaker)
+        if kind == _READ:
+            return target.read()
+        if kind == _CLOSE:
+            return _close_quietly(target)
+        return target
 
     def _attempts(self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker) -> Any:
         if self.stream_checks:
@@ -378,20 +485,16 @@ class BreakerTransport(_Core):
         def attempt() -> Any:
             response = inner.handle_request(request)
             try:
-                self._classify(response, breaker)
-                if not is_stream(response):
-                    if self._wants_body(response):
-                        response.request = request
-                        response.read()
-                        self._run_checks(response)
-                    yield response
-                    return
+                if self._admit(response, request, breaker):
+                    response.read()
+                    self._run_checks(response)
                 yield response
-                checkers = self._new_stream_checkers()
-                for chunk in response.stream:
-                    self._judge_chunk(checkers, chunk)
-                    yield chunk
-                self._judge_chunk(checkers, None)
+                if is_stream(response):
+                    checkers = self._new_stream_checkers()
+                    for chunk in response.stream:
+                        self._judge_chunk(checkers, chunk)
+                        yield chunk
+                    self._judge_chunk(checkers, None)
             finally:
                 if is_stream(response):
                     response.close()
@@ -402,38 +505,24 @@ class BreakerTransport(_Core):
         except StopIteration:  # pragma: no cover - attempt() always yields first
             raise RuntimeError("stream attempt ended before its response") from None
         except Exception as raised:
-            exc = tripped_by(raised)
-            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
-                exc.response.read()
-                exc.response.close()
+            _read_and_close(raised)
             raise
         if not is_stream(first):
             for _ in guarded:  # records the outcome (success)
                 pass
             return first
-        return lib.Response(
-            first.status_code,
-            headers=first.headers,
-            stream=_body_classes(lib)[0](guarded),
-            extensions=first.extensions,
-        )
+        return _relayed(lib, first, _body_classes(lib)[0](guarded))
 
     def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:
             return breaker.call(self._send, inner, request, breaker)
         except Exception as raised:
-            exc = tripped_by(raised)
-            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
-                # a retry discards it; the last one reaches the caller read, from exc.response
-                exc.response.read()
-                exc.response.close()
+            _read_and_close(raised)
             raise
 
     def _send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         response = inner.handle_request(request)
-        self._classify(response, breaker)
-        if self._wants_body(response):
-            response.request = request  # checks may look at what was asked
+        if self._admit(response, request, breaker):
             response.read()
             self._run_checks(response)
         return response
@@ -468,87 +557,52 @@ class AsyncBreakerTransport(_Core):
         if not self._hops and self._final is None:  # one backend: the short path
             breaker = self.breaker(self._key(request))
             try:
-                return await self._attempts(inner, request, breaker)
+                return await self._attempts(inner, lib, request, breaker)
             except Exception as raised:
-                exc = tripped_by(raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    return open_response(lib, request, exc.name, exc.retry_after or 0.0)
-                if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
-                    return exc.response
-                if exc is raised:
-                    raise
-                raise exc from None
-        body: bytes | None = None
-        last: Any = None
-        last_error: BaseException | None = None
-        open_breaker: CircuitBreakerOpen | None = None
-        for req, hop in self._targets(request):
-            if hop is not None:
-                if body is None:
-                    body = await request.aread()
-                req = rewrite(lib, request, self.base_path, hop, body)
-            breaker = self.breaker(self._key(req))
+                return self._one_backend_answer(lib, request, raised)
+        steps = _Steps(self._route(lib, request))
+        for op in steps:
             try:
-                response = await self._attempts(inner, req, breaker)
-            except Exception as raised:
-                exc = tripped_by(raised)
-                if isinstance(exc, CircuitBreakerOpen):
-                    open_breaker = open_breaker or exc
-                elif isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
-                    if last is not None:
-                        await _aclose_quietly(last)
-                    last, last_error = exc.response, None
-                elif isinstance(exc, lib.TransportError):
-                    last_error = exc
-                else:
-                    raise
-                continue
-            if last is not None:
-                await _aclose_quietly(last)
-            return response
-        final = self._final_answer(lib, request)
-        if final is not None:
-            if last is not None:
-                await _aclose_quietly(last)
-            if hasattr(final, "__await__"):
-                final = await final
-            return final
-        if last is not None:
-            return last
-        if last_error is not None:
-            raise last_error
-        assert open_breaker is not None
-        return open_response(lib, request, open_breaker.name, open_breaker.retry_after or 0.0)
+                steps.answer(await self._do(inner, lib, op))
+            except Exception as exc:  # noqa: PERF203 - the failure goes back to the router
+                steps.fail(exc)
+        return steps.result
 
-    async def _attempts(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
+    async def _do(self, inner: Any, lib: Any, op: tuple[int, Any, Any]) -> Any:
+        kind, target, breaker = op
+        if kind == _SEND:
+            return await self._attempts(inner, lib, target, breaker)
+        if kind == _READ:
+            return await target.aread()
+        if kind == _CLOSE:
+            return await _aclose_quietly(target)
+        return (await target) if hasattr(target, "__await__") else target
+
+    async def _attempts(self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker) -> Any:
         if self.stream_checks:
             if self.retry is None:
-                return await self._send_checked_stream(inner, request, breaker)
-            return await self.retry.acall(self._send_checked_stream, inner, request, breaker)
+                return await self._send_checked_stream(inner, lib, request, breaker)
+            return await self.retry.acall(self._send_checked_stream, inner, lib, request, breaker)
         if self.retry is None:
             return await breaker.acall(self._send, inner, request, breaker)
         return await self.retry.acall(self._retried_send, inner, request, breaker)
 
-    async def _send_checked_stream(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
-        lib = library_of(request)
-
+    async def _send_checked_stream(
+        self, inner: Any, lib: Any, request: Any, breaker: CircuitBreaker
+    ) -> Any:
         async def attempt() -> Any:
             response = await inner.handle_async_request(request)
             try:
-                self._classify(response, breaker)
-                if not is_stream(response):
-                    if self._wants_body(response):
-                        response.request = request
-                        await response.aread()
-                        self._run_checks(response)
-                    yield response
-                    return
+                if self._admit(response, request, breaker):
+                    await response.aread()
+                    self._run_checks(response)
                 yield response
-                checkers = self._new_stream_checkers()
-                async for chunk in response.stream:
-                    self._judge_chunk(checkers, chunk)
-                    yield chunk
-                self._judge_chunk(checkers, None)
+                if is_stream(response):
+                    checkers = self._new_stream_checkers()
+                    async for chunk in response.stream:
+                        self._judge_chunk(checkers, chunk)
+                        yield chunk
+                    self._judge_chunk(checkers, None)
             finally:
                 if is_stream(response):
                     await response.aclose()
@@ -557,37 +611,24 @@ class AsyncBreakerTransport(_Core):
         try:
             first = await guarded.__anext__()
         except Exception as raised:
-            exc = tripped_by(raised)
-            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)) and exc.response is not None:
-                await exc.response.aread()
-                await exc.response.aclose()
+            await _aread_and_close(raised)
             raise
         if not is_stream(first):
             async for _ in guarded:
                 pass
             return first
-        return lib.Response(
-            first.status_code,
-            headers=first.headers,
-            stream=_body_classes(lib)[1](guarded),
-            extensions=first.extensions,
-        )
+        return _relayed(lib, first, _body_classes(lib)[1](guarded))
 
     async def _retried_send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         try:
             return await breaker.acall(self._send, inner, request, breaker)
         except Exception as raised:
-            exc = tripped_by(raised)
-            if isinstance(exc, (UpstreamFailure, BodyCheckFailed)):
-                await exc.response.aread()
-                await exc.response.aclose()
+            await _aread_and_close(raised)
             raise
 
     async def _send(self, inner: Any, request: Any, breaker: CircuitBreaker) -> Any:
         response = await inner.handle_async_request(request)
-        self._classify(response, breaker)
-        if self._wants_body(response):
-            response.request = request  # checks may look at what was asked
+        if self._admit(response, request, breaker):
             await response.aread()
             self._run_checks(response)
         return response

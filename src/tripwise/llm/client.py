@@ -79,6 +79,74 @@ class ClientStats:
         )
 
 
+class _Counted:
+    """Counts the outcome of the block it spans in ``stats``, and raises the failure behind a
+    breaker's CircuitBreakerOpen (the caller is owed that error). One ``with`` serves sync
+    calls, async calls and streams alike."""
+
+    __slots__ = ("_stats",)
+
+    def __init__(self, stats: ClientStats) -> None:
+        self._stats = stats
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, raised: BaseException | None, tb: object) -> None:
+        if raised is None:
+            self._stats.count(None)
+        elif isinstance(raised, Exception):  # not GeneratorExit or a cancellation
+            exc = tripped_by(raised)
+            self._stats.count(exc)
+            if exc is not raised:
+                raise exc from raised
+
+
+class _StreamParser:
+    """The I/O-free part of a streamed answer, shared by the sync and async streams: frames out
+    of the body's chunks, output checks as the text grows, events held back while ``hold``
+    says so."""
+
+    __slots__ = ("_acc", "_checker", "_held", "_hold")
+
+    def __init__(self, client: LLMClient, hold: bool | int) -> None:
+        self._acc = client.wire.accumulator()
+        self._checker = client.checks.stream_checker()
+        self._hold = hold
+        self._held: list[StreamEvent] | None = [] if hold else None
+
+    @property
+    def done(self) -> bool:
+        """The answer's last frame was read."""
+        return bool(self._acc.done)
+
+    def events(self, chunk: bytes) -> Iterator[StreamEvent]:
+        """The events of ``chunk`` the caller may see now; OutputCheckFailed at a failing check."""
+        acc, checker = self._acc, self._checker
+        for frame in acc.frames(chunk):
+            delta, raw = acc.feed(frame)
+            failure = checker.feed(delta)
+            if failure is not None:
+                report_quality(0.0)
+                raise OutputCheckFailed(failure.check, failure.reason, failure.score)
+            event = StreamEvent(delta, raw)
+            if self._held is None:
+                yield event
+            else:
+                self._held.append(event)
+                if self._hold is not True and len(checker.text) >= self._hold:
+                    yield from self._held
+                    self._held = None
+
+    def response(self) -> LLMResponse:
+        return cast(LLMResponse, self._acc.response())
+
+    def rest(self) -> list[StreamEvent]:
+        """The events still held at the end (the answer passed its checks)."""
+        held, self._held = self._held or [], None
+        return held
+
+
 _END = object()
 
 
@@ -224,6 +292,54 @@ class LLMClient:
         body = self.wire.body(self.model, messages, {**self.params, **params}, stream)
         return body, request_expectations(body)
 
+    def _options(
+        self, body: dict[str, Any], t: Timeouts, stream: bool, client: Any, own: bool
+    ) -> Any:
+        """The keyword arguments of a request carrying ``body`` (post or build_request)."""
+        return {
+            "json": body,
+            "timeout": self._http_timeout(t, stream),
+            "headers": self._extra_headers(client, own),
+        }
+
+    def _answer(self, response: Any, expect: dict[str, Any], start: float) -> LLMResponse:
+        """The checked response of a JSON answer."""
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise LLMHTTPError(
+                502, f"answer is not JSON: {response.text[:200]!r}", self.name
+            ) from None
+        return self._finish(self.wire.parse(data), expect, start)
+
+    def _stream_request(
+        self,
+        client: Any,
+        own: bool,
+        messages: Any,
+        params: dict[str, Any],
+        t: Timeouts,
+        generate: bool,
+    ) -> tuple[Any, dict[str, Any], float]:
+        """(request, expectations, start) of a streamed call on ``client``."""
+        body, expect = self._prepare(messages, params, True)
+        start = time.perf_counter()
+        options = self._options(body, t, True, client, own)
+        return client.build_request("POST", self._url(generate), **options), expect, start
+
+    @staticmethod
+    def _deadline(t: Timeouts, first: bool, start: float) -> tuple[float | None, str]:
+        """(seconds, kind) the next chunk of a stream may take: first-token or stall, or less
+        when the total deadline comes first."""
+        limit, kind = (t.first_token, "first_token") if first else (t.stall, "stall")
+        if t.total is not None:
+            remaining = t.total - (time.perf_counter() - start)
+            if limit is None or remaining < limit:
+                limit, kind = max(0.0, remaining), "total"
+        return limit, kind
+
     def _finish(
         self, r: LLMResponse, expect: dict[str, Any], start: float, check: bool = True
     ) -> LLMResponse:
@@ -299,16 +415,9 @@ class LLMClient:
         return self.chat(self._messages(prompt, None), timeout=timeout, **params)
 
     def _guarded(self, fn: Any, *args: Any) -> LLMResponse:
-        try:
+        with _Counted(self.stats):
             result = fn(*args) if self.breaker is None else self.breaker.call(fn, *args)
-        except Exception as raised:
-            exc = tripped_by(raised)
-            self.stats.count(exc)
-            if exc is raised:
-                raise
-            raise exc from raised
-        self.stats.count(None)
-        return cast(LLMResponse, result)
+            return cast(LLMResponse, result)
 
     def _chat_raw(
         self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
@@ -316,25 +425,14 @@ class LLMClient:
         body, expect = self._prepare(messages, params, False)
         start = time.perf_counter()
         try:
-            response = self._client().post(
-                self._url(generate),
-                json=body,
-                timeout=self._http_timeout(t, False),
-                headers=self._extra_headers(self._http, self._own_http),
-            )
+            client = self._client()
+            options = self._options(body, t, False, client, self._own_http)
+            response = client.post(self._url(generate), **options)
         except _httpx().TransportError as exc:
             raise self._error(exc, t, False) from exc
         if t.total is not None and time.perf_counter() - start > t.total:
             raise LLMTimeout("total", t.total, self.name)
-        if not 200 <= response.status_code < 300:
-            raise self._status_error(response)
-        try:
-            data = response.json()
-        except ValueError:
-            raise LLMHTTPError(
-                502, f"answer is not JSON: {response.text[:200]!r}", self.name
-            ) from None
-        return self._finish(self.wire.parse(data), expect, start)
+        return self._answer(response, expect, start)
 
     # ------------------------------------------------------------------ async JSON
 
@@ -351,19 +449,10 @@ class LLMClient:
         return await self.achat(self._messages(prompt, None), timeout=timeout, **params)
 
     async def _aguarded(self, fn: Any, *args: Any) -> LLMResponse:
-        try:
+        with _Counted(self.stats):
             if self.breaker is None:
-                result = await fn(*args)
-            else:
-                result = await self.breaker.acall(fn, *args)
-        except Exception as raised:
-            exc = tripped_by(raised)
-            self.stats.count(exc)
-            if exc is raised:
-                raise
-            raise exc from raised
-        self.stats.count(None)
-        return cast(LLMResponse, result)
+                return cast(LLMResponse, await fn(*args))
+            return cast(LLMResponse, await self.breaker.acall(fn, *args))
 
     async def _achat_raw(
         self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
@@ -372,26 +461,15 @@ class LLMClient:
         start = time.perf_counter()
         httpx = _httpx()
         try:
-            post = self._aclient().post(
-                self._url(generate),
-                json=body,
-                timeout=self._http_timeout(t, False),
-                headers=self._extra_headers(self._ahttp, self._own_ahttp),
-            )
+            client = self._aclient()
+            options = self._options(body, t, False, client, self._own_ahttp)
+            post = client.post(self._url(generate), **options)
             response = await (post if t.total is None else asyncio.wait_for(post, t.total))
         except asyncio.TimeoutError:
             raise LLMTimeout("total", t.total or 0.0, self.name) from None
         except httpx.TransportError as exc:
             raise self._error(exc, t, False) from exc
-        if not 200 <= response.status_code < 300:
-            raise self._status_error(response)
-        try:
-            data = response.json()
-        except ValueError:
-            raise LLMHTTPError(
-                502, f"answer is not JSON: {response.text[:200]!r}", self.name
-            ) from None
-        return self._finish(self.wire.parse(data), expect, start)
+        return self._answer(response, expect, start)
 
     # ------------------------------------------------------------------ sync streaming
 
@@ -404,42 +482,36 @@ class LLMClient:
         **params: Any,
     ) -> ChatStream:
         """Stream a chat completion: an iterator of :class:`StreamEvent`; checked as it goes."""
-        holder: dict[str, Any] = {}
-        guarded = guard_stream(
-            self.breaker,
-            self._stream_raw,
-            self._messages(None, messages),
-            params,
-            self._timeouts(timeout),
-            False,
-            hold,
-            holder,
+        guarded, holder = self._guard_stream(
+            self._stream_raw, self._messages(None, messages), params, timeout, False, hold
         )
         return ChatStream(self._counted(guarded), holder)
 
+    def _guard_stream(
+        self,
+        raw: Any,
+        messages: Any,
+        params: dict[str, Any],
+        timeout: float | None,
+        generate: bool,
+        hold: bool | int,
+    ) -> tuple[Any, dict[str, Any]]:
+        """``raw`` (``_stream_raw`` or ``_astream_raw``) as one guarded call of the breaker,
+        and the holder its checked response lands in."""
+        holder: dict[str, Any] = {}
+        t = self._timeouts(timeout)
+        return guard_stream(self.breaker, raw, messages, params, t, generate, hold, holder), holder
+
     def _counted(self, gen: Iterator[Any]) -> Iterator[Any]:
-        try:
+        with _Counted(self.stats):
             yield from gen
-        except Exception as raised:
-            exc = tripped_by(raised)
-            self.stats.count(exc)
-            if exc is raised:
-                raise
-            raise exc from raised
-        self.stats.count(None)
 
     def _open_stream(
         self, messages: Any, params: dict[str, Any], t: Timeouts, generate: bool
     ) -> tuple[Any, dict[str, Any], float]:
-        body, expect = self._prepare(messages, params, True)
         client = self._client()
-        start = time.perf_counter()
-        request = client.build_request(
-            "POST",
-            self._url(generate),
-            json=body,
-            timeout=self._http_timeout(t, True),
-            headers=self._extra_headers(client, self._own_http),
+        request, expect, start = self._stream_request(
+            client, self._own_http, messages, params, t, generate
         )
         try:
             response = client.send(request, stream=True)
@@ -469,11 +541,7 @@ class LLMClient:
         threading.Thread(target=pump, name="tripwise-llm-stream", daemon=True).start()
         first = True
         while True:
-            limit, kind = (t.first_token, "first_token") if first else (t.stall, "stall")
-            if t.total is not None:
-                remaining = t.total - (time.perf_counter() - start)
-                if limit is None or remaining < limit:
-                    limit, kind = max(0.0, remaining), "total"
+            limit, kind = self._deadline(t, first, start)
             try:
                 item = q.get(timeout=limit)
             except queue.Empty:
@@ -506,32 +574,16 @@ class LLMClient:
         holder: dict[str, Any],
     ) -> Iterator[StreamEvent]:
         response, expect, start = self._open_stream(messages, params, t, generate)
-        acc = self.wire.accumulator()
-        checker = self.checks.stream_checker()
-        held: list[StreamEvent] | None = [] if hold else None
+        parser = _StreamParser(self, hold)
         try:
             for chunk in self._chunks(response, t, start):
-                for frame in acc.frames(chunk):
-                    delta, raw = acc.feed(frame)
-                    failure = checker.feed(delta)
-                    if failure is not None:
-                        report_quality(0.0)
-                        raise OutputCheckFailed(failure.check, failure.reason, failure.score)
-                    event = StreamEvent(delta, raw)
-                    if held is None:
-                        yield event
-                    else:
-                        held.append(event)
-                        if hold is not True and len(checker.text) >= hold:
-                            yield from held
-                            held = None
-                if acc.done:
+                yield from parser.events(chunk)
+                if parser.done:
                     break
         finally:
             response.close()
-        holder["response"] = self._finish(acc.response(), expect, start)
-        if held:
-            yield from held
+        holder["response"] = self._finish(parser.response(), expect, start)
+        yield from parser.rest()
 
     # ------------------------------------------------------------------ async streaming
 
@@ -543,30 +595,15 @@ class LLMClient:
         hold: bool | int = False,
         **params: Any,
     ) -> AsyncChatStream:
-        holder: dict[str, Any] = {}
-        guarded = guard_stream(
-            self.breaker,
-            self._astream_raw,
-            self._messages(None, messages),
-            params,
-            self._timeouts(timeout),
-            False,
-            hold,
-            holder,
+        guarded, holder = self._guard_stream(
+            self._astream_raw, self._messages(None, messages), params, timeout, False, hold
         )
         return AsyncChatStream(self._acounted(guarded), holder)
 
     async def _acounted(self, gen: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        try:
+        with _Counted(self.stats):
             async for item in gen:
                 yield item
-        except Exception as raised:
-            exc = tripped_by(raised)
-            self.stats.count(exc)
-            if exc is raised:
-                raise
-            raise exc from raised
-        self.stats.count(None)
 
     async def _astream_raw(
         self,
@@ -578,15 +615,9 @@ class LLMClient:
         holder: dict[str, Any],
     ) -> AsyncIterator[StreamEvent]:
         httpx = _httpx()
-        body, expect = self._prepare(messages, params, True)
         client = self._aclient()
-        start = time.perf_counter()
-        request = client.build_request(
-            "POST",
-            self._url(generate),
-            json=body,
-            timeout=self._http_timeout(t, True),
-            headers=self._extra_headers(client, self._own_ahttp),
+        request, expect, start = self._stream_request(
+            client, self._own_ahttp, messages, params, t, generate
         )
         try:
             response = await client.send(request, stream=True)
@@ -596,17 +627,11 @@ class LLMClient:
             if not 200 <= response.status_code < 300:
                 await response.aread()
                 raise self._status_error(response)
-            acc = self.wire.accumulator()
-            checker = self.checks.stream_checker()
-            held: list[StreamEvent] | None = [] if hold else None
+            parser = _StreamParser(self, hold)
             chunks = response.aiter_bytes().__aiter__()
             first = True
-            while not acc.done:
-                limit, kind = (t.first_token, "first_token") if first else (t.stall, "stall")
-                if t.total is not None:
-                    remaining = t.total - (time.perf_counter() - start)
-                    if limit is None or remaining < limit:
-                        limit, kind = max(0.0, remaining), "total"
+            while not parser.done:
+                limit, kind = self._deadline(t, first, start)
                 try:
                     chunk = await asyncio.wait_for(chunks.__anext__(), limit)
                 except StopAsyncIteration:
@@ -616,26 +641,13 @@ class LLMClient:
                 except httpx.TransportError as exc:
                     raise self._error(exc, t, first) from exc
                 first = False
-                for frame in acc.frames(chunk):
-                    delta, raw = acc.feed(frame)
-                    failure = checker.feed(delta)
-                    if failure is not None:
-                        report_quality(0.0)
-                        raise OutputCheckFailed(failure.check, failure.reason, failure.score)
-                    event = StreamEvent(delta, raw)
-                    if held is None:
-                        yield event
-                    else:
-                        held.append(event)
-                        if hold is not True and len(checker.text) >= hold:
-                            for e in held:
-                                yield e
-                            held = None
+                for event in parser.events(chunk):
+                    yield event
         finally:
             await response.aclose()
-        holder["response"] = self._finish(acc.response(), expect, start)
-        for e in held or ():
-            yield e
+        holder["response"] = self._finish(parser.response(), expect, start)
+        for event in parser.rest():
+            yield event
 
     # ------------------------------------------------------------------ health, lifecycle
 
@@ -749,32 +761,12 @@ class OllamaClient(LLMClient):
     ) -> ChatStream:
         """``/api/generate`` streamed as NDJSON."""
         self._messages(prompt, None)
-        holder: dict[str, Any] = {}
-        guarded = guard_stream(
-            self.breaker,
-            self._stream_raw,
-            prompt,
-            params,
-            self._timeouts(timeout),
-            True,
-            hold,
-            holder,
-        )
+        guarded, holder = self._guard_stream(self._stream_raw, prompt, params, timeout, True, hold)
         return ChatStream(self._counted(guarded), holder)
 
     def astream_generate(
         self, prompt: str, *, timeout: float | None = None, hold: bool | int = False, **params: Any
     ) -> AsyncChatStream:
         self._messages(prompt, None)
-        holder: dict[str, Any] = {}
-        guarded = guard_stream(
-            self.breaker,
-            self._astream_raw,
-            prompt,
-            params,
-            self._timeouts(timeout),
-            True,
-            hold,
-            holder,
-        )
+        guarded, holder = self._guard_stream(self._astream_raw, prompt, params, timeout, True, hold)
         return AsyncChatStream(self._acounted(guarded), holder)

@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from tripwise.core.breaker import CircuitBreaker
 from tripwise.core.errors import CircuitBreakerOpen
@@ -70,23 +70,33 @@ class _CallerError:
     def __init__(self, error: LLMHTTPError) -> None:
         self.error = error
 
+    @staticmethod
+    def carried(exc: LLMHTTPError) -> _CallerError:
+        """``exc`` carried out, if it is a caller's mistake; raised on otherwise."""
+        if exc.retriable:
+            raise exc
+        return _CallerError(exc)
+
+    @staticmethod
+    def unwrap(result: Any) -> LLMResponse:
+        """The guarded call's answer, or the caller's error it carried out, raised now."""
+        if isinstance(result, _CallerError):
+            raise result.error
+        return cast(LLMResponse, result)
+
 
 def _unless_caller_error(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except LLMHTTPError as exc:
-        if exc.retriable:
-            raise
-        return _CallerError(exc)
+        return _CallerError.carried(exc)
 
 
 async def _aunless_caller_error(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await fn(*args)
     except LLMHTTPError as exc:
-        if exc.retriable:
-            raise
-        return _CallerError(exc)
+        return _CallerError.carried(exc)
 
 
 def _numbers(name: str, values: Any, n: int, *, zero_ok: bool) -> tuple[float, ...]:
@@ -104,6 +114,71 @@ def _numbers(name: str, values: Any, n: int, *, zero_ok: bool) -> tuple[float, .
     return tuple(float(v) for v in out)
 
 
+class _Step:
+    """One attempt of a call through the chain: the client, its breaker, its timeouts and the
+    wait before it. As a ``with`` block around the attempt it records a failure: the error the
+    caller is owed goes on up, any other is swallowed and the chain goes on."""
+
+    def __init__(
+        self,
+        run: _Run,
+        n: int,
+        client: LLMClient,
+        breaker: CircuitBreaker | None,
+        t: Timeouts,
+        delay: float,
+    ) -> None:
+        self.run = run
+        self.n = n
+        self.client = client
+        self.breaker = breaker
+        self.t = t
+        self.delay = delay
+        self.sent = False  # a stream delivered an event: a failure now reaches the caller
+        self.start = 0.0
+        self.inner: dict[str, Any] = {}  # where a stream's checked response lands
+        self.failed = False  # the attempt failed and was recorded: on to the next one
+
+    def __enter__(self) -> _Step:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: object, raised: BaseException | None, tb: object) -> bool:
+        if not isinstance(raised, Exception):
+            return False
+        error = self.run.failed(self.n, self.client, raised, self.start, committed=self.sent)
+        if error is None:
+            self.failed = True
+            return True
+        raise error from (None if error is raised else raised)
+
+    def chat(self, msgs: Any, params: dict[str, Any]) -> LLMResponse:
+        raw = self.client._chat_raw
+        if self.breaker is None:
+            return raw(msgs, params, self.t, False)
+        return _CallerError.unwrap(
+            self.breaker.call(_unless_caller_error, raw, msgs, params, self.t, False)
+        )
+
+    async def achat(self, msgs: Any, params: dict[str, Any]) -> LLMResponse:
+        raw = self.client._achat_raw
+        if self.breaker is None:
+            return await raw(msgs, params, self.t, False)
+        return _CallerError.unwrap(
+            await self.breaker.acall(_aunless_caller_error, raw, msgs, params, self.t, False)
+        )
+
+    def events(self, raw: Any, msgs: Any, params: dict[str, Any], hold: bool | int) -> Any:
+        """The guarded event stream of ``raw`` (``_stream_raw`` or ``_astream_raw``)."""
+        return guard_stream(self.breaker, raw, msgs, params, self.t, False, hold, self.inner)
+
+    def succeeded(self, r: LLMResponse | None = None) -> LLMResponse:
+        """Record the success; ``r`` (default: the stream's checked response) with the call's
+        metadata."""
+        answer = r if r is not None else self.inner["response"]
+        return self.run.succeeded(answer, self.n, self.client, self.start)
+
+
 class _Run:
     """The bookkeeping of one call through the chain (the same for complete, stream and their
     async twins): which attempts run, with which timeout, after which wait; what happened."""
@@ -116,9 +191,9 @@ class _Run:
         self.last: BaseException | None = None
         self.last_client: LLMClient | None = None
 
-    def steps(self) -> Iterator[tuple[int, LLMClient, CircuitBreaker | None, Timeouts, float]]:
-        """(attempt, client, breaker, timeouts, wait) of each attempt to run; an attempt whose
-        breaker is open, or whose backend asked for too long a pause, is skipped at once."""
+    def steps(self) -> Iterator[_Step]:
+        """Each attempt to run; an attempt whose breaker is open, or whose backend asked for
+        too long a pause, is skipped at once."""
         s = self.service
         for n, client, limit, wait in s._plan():
             breaker = s._breaker(client)
@@ -131,7 +206,7 @@ class _Run:
                 self.attempts.append(Attempt(n, client.name, "skipped", "retry-after"))
                 continue
             t = client._timeouts(self.timeout if self.timeout is not None else limit)
-            yield n, client, breaker, t, delay
+            yield _Step(self, n, client, breaker, t, delay)
 
     def failed(
         self, n: int, client: LLMClient, raised: Exception, start: float, committed: bool = False
@@ -424,23 +499,13 @@ class LLMService:
         open, :class:`AllAttemptsFailed` when every attempt failed."""
         msgs = LLMClient._messages(prompt, messages)
         run = _Run(self, timeout)
-        for n, client, breaker, t, delay in run.steps():
-            if delay:
-                self._sleep(delay)
-            start = time.perf_counter()
-            try:
-                if breaker is None:
-                    r = client._chat_raw(msgs, params, t, False)
-                else:
-                    r = breaker.call(_unless_caller_error, client._chat_raw, msgs, params, t, False)
-                    if isinstance(r, _CallerError):
-                        raise r.error
-            except Exception as raised:
-                error = run.failed(n, client, raised, start)
-                if error is not None:
-                    raise error from None
-                continue
-            return run.succeeded(r, n, client, start)
+        for step in run.steps():
+            if step.delay:
+                self._sleep(step.delay)
+            with step:
+                r = step.chat(msgs, params)
+            if not step.failed:
+                return step.succeeded(r)
         raise run.exhausted()
 
     def stream(
@@ -468,24 +533,16 @@ class LLMService:
         holder: dict[str, Any],
     ) -> Iterator[StreamEvent]:
         run = _Run(self, timeout)
-        for n, client, breaker, t, delay in run.steps():
-            if delay:
-                self._sleep(delay)
-            inner: dict[str, Any] = {}
-            start = time.perf_counter()
-            events = guard_stream(breaker, client._stream_raw, msgs, params, t, False, hold, inner)
-            sent = False
-            try:
-                for event in events:
-                    sent = True
+        for step in run.steps():
+            if step.delay:
+                self._sleep(step.delay)
+            with step:
+                for event in step.events(step.client._stream_raw, msgs, params, hold):
+                    step.sent = True
                     yield event
-            except Exception as raised:
-                error = run.failed(n, client, raised, start, committed=sent)
-                if error is not None:
-                    raise error from (None if error is raised else raised)
-                continue
-            holder["response"] = run.succeeded(inner["response"], n, client, start)
-            return
+            if not step.failed:
+                holder["response"] = step.succeeded()
+                return
         raise run.exhausted()
 
     # ------------------------------------------------------------------ async
@@ -501,25 +558,13 @@ class LLMService:
         """The async twin of :meth:`complete`."""
         msgs = LLMClient._messages(prompt, messages)
         run = _Run(self, timeout)
-        for n, client, breaker, t, delay in run.steps():
-            if delay:
-                await self._async_sleep(delay)
-            start = time.perf_counter()
-            try:
-                if breaker is None:
-                    r = await client._achat_raw(msgs, params, t, False)
-                else:
-                    r = await breaker.acall(
-                        _aunless_caller_error, client._achat_raw, msgs, params, t, False
-                    )
-                    if isinstance(r, _CallerError):
-                        raise r.error
-            except Exception as raised:
-                error = run.failed(n, client, raised, start)
-                if error is not None:
-                    raise error from None
-                continue
-            return run.succeeded(r, n, client, start)
+        for step in run.steps():
+            if step.delay:
+                await self._async_sleep(step.delay)
+            with step:
+                r = await step.achat(msgs, params)
+            if not step.failed:
+                return step.succeeded(r)
         raise run.exhausted()
 
     def astream(
@@ -545,24 +590,16 @@ class LLMService:
         holder: dict[str, Any],
     ) -> AsyncIterator[StreamEvent]:
         run = _Run(self, timeout)
-        for n, client, breaker, t, delay in run.steps():
-            if delay:
-                await self._async_sleep(delay)
-            inner: dict[str, Any] = {}
-            start = time.perf_counter()
-            events = guard_stream(breaker, client._astream_raw, msgs, params, t, False, hold, inner)
-            sent = False
-            try:
-                async for event in events:
-                    sent = True
+        for step in run.steps():
+            if step.delay:
+                await self._async_sleep(step.delay)
+            with step:
+                async for event in step.events(step.client._astream_raw, msgs, params, hold):
+                    step.sent = True
                     yield event
-            except Exception as raised:
-                error = run.failed(n, client, raised, start, committed=sent)
-                if error is not None:
-                    raise error from (None if error is raised else raised)
-                continue
-            holder["response"] = run.succeeded(inner["response"], n, client, start)
-            return
+            if not step.failed:
+                holder["response"] = step.succeeded()
+                return
         raise run.exhausted()
 
     # ------------------------------------------------------------------ lifecycle

@@ -155,28 +155,37 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     problem = _sqlite_path_problem(settings.db)
     if problem is not None:
         return _fail(problem)
-    try:
-        generated = asyncio.run(_bootstrap(settings))
-    except KeyboardInterrupt:
-        return 0
-    except BootstrapError as exc:
+    from tripwise._listen import ListenError, listen_socket
+
+    try:  # before the database is touched: a taken port creates no admin key
+        sock = listen_socket(settings.host, settings.port)
+    except ListenError as exc:
         return _fail(str(exc))
-    except Exception as exc:
-        return _fail(f"cannot open the database {_redacted(settings.db)}: {_one_line(exc)}")
-    if generated is not None:
-        sys.stdout.write(
-            f"Created the organisation and its first admin key (shown only once):\n  {generated}\n"
-        )
-        sys.stdout.flush()
-    try:
-        return _run(settings)
-    except KeyboardInterrupt:
-        return 0
+    with sock:
+        try:
+            generated = asyncio.run(_bootstrap(settings))
+        except KeyboardInterrupt:
+            return 0
+        except BootstrapError as exc:
+            return _fail(str(exc))
+        except Exception as exc:
+            return _fail(f"cannot open the database {_redacted(settings.db)}: {_one_line(exc)}")
+        if generated is not None:
+            sys.stdout.write(
+                "Created the organisation and its first admin key (shown only once):\n"
+                f"  {generated}\n"
+            )
+            sys.stdout.flush()
+        try:
+            return _run(settings, sock)
+        except KeyboardInterrupt:
+            return 0
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, sock: Any) -> int:
     import uvicorn
 
+    from tripwise._listen import address
     from tripwise.server.app import create_app
 
     class _Server(uvicorn.Server):
@@ -204,10 +213,11 @@ def _run(settings: Settings) -> int:
         access_log=False,
     )
     server = _Server(config)
+    where = address(settings.host, settings.port)
     try:
-        server.run()
-    except OSError as exc:  # e.g. the port is taken
-        return _fail(f"cannot listen on {settings.host}:{settings.port}: {_one_line(exc)}")
+        server.run(sockets=[sock])  # bound by serve_main: a taken port never gets this far
+    except OSError as exc:
+        return _fail(f"cannot listen on {where}: {_one_line(exc)}")
     if not server.started:
-        return _fail(f"the server did not start on {settings.host}:{settings.port} (see the log)")
+        return _fail(f"the server did not start on {where} (see the log)")
     return 0

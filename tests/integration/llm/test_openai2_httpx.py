@@ -1,5 +1,11 @@
 """The official openai SDK 2.x (on httpx, not httpx2) through wrap_openai, in a subprocess
-whose sys.path puts openai 2.x first (installed once from PyPI into a cache directory)."""
+whose sys.path puts openai 2.x first.
+
+openai 2.x comes from PyPI once into a cache directory (tests/support/openai2.py);
+scripts/test.sh (and so CI) installs it while it sets up the venv, before pytest starts. This
+test never skips: where the SDK cannot be installed it fails with pip's error, so a CI run
+always exercises the 2.x path or says why it could not.
+"""
 
 from __future__ import annotations
 
@@ -12,34 +18,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_llm import FakeLLMServer, Fault
+from tests.support.openai2 import openai2_dir
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tripwise-tests"
-SPEC = "openai>=2,<3"
-
-
-def openai2_dir() -> Path:
-    target = CACHE / "openai2"
-    if not (target / "openai").is_dir():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--target",
-                str(target),
-                SPEC,
-                "distro",
-            ],
-            check=True,
-            timeout=300,
-        )
-    return target
 
 
 def test_openai_2x_on_httpx(server: FakeLLMServer, server2: FakeLLMServer) -> None:

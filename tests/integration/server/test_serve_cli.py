@@ -110,6 +110,22 @@ def test_ctrl_c_is_a_clean_exit(tmp_path: Path) -> None:
     assert "Traceback" not in proc.log()
 
 
+def test_a_taken_port_is_one_line_naming_the_address(tmp_path: Path) -> None:
+    db = tmp_path / "taken.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = _serve("--port", str(port), "--db", f"sqlite:///{db}")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == [
+        f"tripwise serve: cannot listen on 127.0.0.1:{port}: "
+        "the port is already in use (is another server running there?)"
+    ], r.stderr
+    assert r.stdout == ""  # refused before the database: no admin key was made and shown
+    assert not db.exists()
+
+
 def test_admin_key_rotation_is_explicit(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'rot.db'}"
     old, new = "eb_admin_" + secrets.token_hex(16), "eb_admin_" + secrets.token_hex(16)

@@ -34,14 +34,13 @@ def test_critical_names_given_as_one_string_are_refused() -> None:
     assert readiness(reg, critical=["db"])["missing"] == ["db"]
 
 
-def test_a_lone_surrogate_in_one_name_does_not_break_the_scrape() -> None:
+def test_a_lone_surrogate_in_a_name_is_refused_and_the_scrape_still_works() -> None:
     reg = Registry()
-    bad = CircuitBreaker(name="bad\ud800name", registry=reg)
-    CircuitBreaker(name="good", registry=reg)
-    bad.call(lambda: 1)
+    with pytest.raises(ValueError, match="U\\+D800"):
+        CircuitBreaker(name="bad\ud800name", registry=reg)
+    CircuitBreaker(name="good", registry=reg).call(lambda: 1)
     prometheus = CollectorRegistry()
     register_metrics(reg, prometheus_registry=prometheus)
-    text = generate_latest(prometheus).decode()
-    assert 'name="good"' in text
-    assert "bad\\\\ud800name" in text  # escaped, readable, and the other breakers still export
+    assert 'name="good"' in generate_latest(prometheus).decode()
     assert b'name="good"' in breaker_exposition(reg)
+    assert [b.name for b in reg] == ["good"]  # the refused breaker was never registered

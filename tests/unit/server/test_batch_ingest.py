@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from types import SimpleNamespace
@@ -129,3 +130,18 @@ def test_consecutive_failures_breaker_counts_the_trailing_run() -> None:
     assert b.measure(T0 + 40)[0] == 2.0
     change = b.evaluate(T0 + 50)
     assert change is not None and change.to_state == "open"
+
+
+def test_bucket_summaries_stay_finite_for_values_validation_would_refuse() -> None:
+    # ingest refuses |value| > MAX_ABS_VALUE; should a huge value ever get through, the
+    # summary is the core's overflow-safe aggregate (held at ±VALUE_LIMIT), never inf or nan
+    from tripwise.core.histogram import VALUE_LIMIT
+    from tripwise.server.evaluator.batch import summarize
+
+    values = [1e300, 1e300, -1e308, 2.0]
+    ((_, agg),) = summarize([NOW] * 4, values, [True, False, True, True], 60.0, True, True)
+    assert agg.histogram is not None and agg.histogram.count == 4
+    assert (agg.count, agg.flagged, agg.valued) == (4, 1, 4)
+    assert (agg.min, agg.max) == (-VALUE_LIMIT, VALUE_LIMIT)
+    assert agg.total == VALUE_LIMIT + 2.0 and agg.sum_sq == 3 * VALUE_LIMIT**2 + 4.0
+    assert agg.stddev is not None and math.isfinite(agg.stddev)

@@ -15,10 +15,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from operator import mul
 from typing import Any
 
-from tripwise.core.histogram import LogHistogram
 from tripwise.core.windows import Aggregate
 
 MAX_FUTURE_MS = 5 * 60 * 1000
@@ -189,17 +187,10 @@ def _aggregate(
     flagged = n - sum(oks)
     if not with_values:
         return Aggregate(count=n, flagged=flagged)
-    hist = None
-    if with_histogram:
-        hist = LogHistogram(HISTOGRAM_ACCURACY)
-        hist.add_many(values)
-    return Aggregate(
-        count=n,
+    # the core's overflow-safe summary (values held at ±VALUE_LIMIT, exact sums), whatever
+    # ingest validation lets through
+    return Aggregate.of(
+        values,
         flagged=flagged,
-        valued=n,
-        total=math.fsum(values),
-        sum_sq=math.fsum(map(mul, values, values)),
-        min=min(values),
-        max=max(values),
-        histogram=hist,
+        histogram_accuracy=HISTOGRAM_ACCURACY if with_histogram else None,
     )
