@@ -273,6 +273,17 @@ class Engine:
         )
         return Outcome(503, body, audit, [(b"retry-after", str(seconds).encode())])
 
+    async def _wait_for_probe(self, route: RouteConfig, w: _Walk, seconds: float) -> None:
+        """Sleep until the soonest breaker of an all-open chain is due for a probe. A timer
+        may fire early (uvloop's have millisecond resolution: up to ~1 ms before the
+        breakers' monotonic clock says the probe is due), so look again and sleep what is
+        left rather than walk into breakers that still refuse."""
+        while await self._sleep(seconds, w.deadline):
+            decision, seconds = self._all_open_decision(route, w.chain, w.audit)
+            if decision != "wait":
+                return
+            seconds += 0.001
+
     async def _sleep(self, seconds: float, deadline: float) -> bool:
         """Sleep unless it would pass the deadline (False: it would)."""
         if time.monotonic() + seconds >= deadline:
@@ -347,7 +358,7 @@ class Engine:
         if decision == "fail":
             return self._fail_fast(w.audit, chain, seconds)
         if decision == "wait":
-            await self._sleep(seconds, w.deadline)
+            await self._wait_for_probe(route, w, seconds)
         if any(isinstance(b, CacheBackend) for b in chain):
             w.key = cache_key(route.name, body)
         audit = w.audit
