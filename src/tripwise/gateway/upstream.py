@@ -99,6 +99,7 @@ class Upstream:
         if cfg.api_key:
             self._headers["authorization"] = f"Bearer {cfg.api_key}"
         self._session: aiohttp.ClientSession | None = None
+        self._drains: set[asyncio.Task[None]] = set()
         self.in_flight = 0  # calls and streams using the session (a reload closes it at 0)
         # Parsed once: a str URL is parsed again on every request.
         self._chat_url = yarl.URL(cfg.url + ("/api/chat" if self.ollama else "/chat/completions"))
@@ -196,6 +197,7 @@ class Upstream:
             raise UpstreamError("error:first_byte_timeout", "no answer before first byte") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
+        handed_off = False
         try:
             if resp.status != 200:
                 raise _status_error(resp.status, resp.headers, await resp.read())
@@ -228,9 +230,19 @@ class Upstream:
                 if batch:
                     yield batch
                 if done:
+                    if not resp.content.is_eof():
+                        # The end of the HTTP body ([DONE] came before the chunked
+                        # terminator): read it in the background, so that the connection goes
+                        # back to the pool instead of being closed (a new connect, and a TLS
+                        # handshake, for the next request otherwise).
+                        handed_off = True
+                        task = asyncio.ensure_future(_finish_body(resp))
+                        self._drains.add(task)
+                        task.add_done_callback(self._drains.discard)
                     return
         finally:
-            resp.release()
+            if not handed_off:
+                resp.release()
 
     def _parse_lines(self, lines: list[bytes], batch: Batch, model: str, created: int) -> bool:
         """Append the chunks of ``lines`` to ``batch``; True at the stream's end."""
@@ -275,6 +287,17 @@ class Upstream:
                 return resp.status, await resp.read()
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
+
+
+async def _finish_body(resp: aiohttp.ClientResponse, seconds: float = 5.0) -> None:
+    """Read what is left of a finished stream's body, then release its connection (kept
+    alive when the body ended cleanly, closed otherwise)."""
+    try:
+        await _within(resp.content.read(), seconds)
+    except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+        pass  # release() closes a connection whose body did not end
+    finally:
+        resp.release()
 
 
 # ---------------------------------------------------------------------------- Ollama shape

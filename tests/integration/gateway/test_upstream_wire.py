@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +42,8 @@ COMPLETION = {
 
 class Backend:
     """An OpenAI-style backend on loopback that records what reaches it: ``/fail/...``
-    answers 500, every answer sets a cookie, streams send EVENTS one write each."""
+    answers 500, every answer sets a cookie, streams send EVENTS one write each and end
+    their HTTP body (the chunked terminator) 50 ms after ``[DONE]``."""
 
     def __init__(self) -> None:
         self.cookies: list[str | None] = []
@@ -70,6 +72,7 @@ class Backend:
                     self.end_headers()
                     for event in [*EVENTS, b"data: [DONE]"]:
                         self._chunk(event + b"\n\n")
+                    time.sleep(0.05)  # the gateway has seen [DONE] well before the body ends
                     self.wfile.write(b"0\r\n\r\n")
                 else:
                     self._send(200, json.dumps(COMPLETION).encode())
@@ -154,3 +157,16 @@ def test_a_fallback_hop_keeps_both_connections_alive(gw: str, backend: Backend) 
         assert resp.headers["x-tripwise-fallback-reason"] == "fail=error:500"
     assert len(backend.cookies) == 20  # each request tried the failing backend, then the next
     assert len(backend.peers) == 2  # one kept-alive connection per backend, none re-opened
+
+
+def test_streams_keep_their_connection_when_the_body_ends_after_done(
+    gw: str, backend: Backend
+) -> None:
+    for _ in range(5):
+        start = time.monotonic()
+        assert ask(gw, "m", stream=True).status_code == 200
+        assert time.monotonic() - start < 5  # [DONE] reached the client without the wait
+    assert len(backend.cookies) == 5
+    # Each connection went back to the pool once its body ended (closing them instead made
+    # one per stream); a second one serves a request sent while the first is still ending.
+    assert len(backend.peers) <= 2
