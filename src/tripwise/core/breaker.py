@@ -83,8 +83,10 @@ class CircuitBreaker:
     """
 
     # Slots: attribute reads and writes on the hot path are CPython's fastest kind (a breaker
-    # has ~45 fields, too many for a dict with shared keys).
+    # has ~45 fields, too many for a dict with shared keys). ``__dict__`` stays, so users and
+    # their tests can still set their own attributes or patch a method on one breaker.
     __slots__ = (
+        "__dict__",
         "__weakref__",
         "_base_mode",
         "_calls_offset",

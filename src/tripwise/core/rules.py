@@ -106,13 +106,37 @@ class ErrorRateAbove(WindowRule):
         return f"error_rate_above({self.rate!r}, {self._window_repr}{self._min_repr})"
 
 
-class LatencyAbove(WindowRule):
-    """Trip when every latency in a full window exceeds ``threshold_ms`` (ml-breaker's rule).
-
-    The window holds a flag per call (slow or not), not the latencies themselves.
-    """
+class _SlowCallRule(WindowRule):
+    """A rule over the share of slow calls: its window holds a flag per call (slow or not),
+    not the latencies themselves."""
 
     uses_clock = True
+    _limit_ms: float  # a call slower than this is slow
+
+    def _setup_flags(
+        self,
+        limit_ms: float,
+        window: int | None,
+        window_seconds: float | None,
+        min_calls: int | None,
+        buckets: int,
+    ) -> None:
+        self._limit_ms = limit_ms
+        self._setup_window(
+            window,
+            window_seconds,
+            min_calls,
+            buckets,
+            default_window=DEFAULT_WINDOW,
+            count_window=FlagWindow,
+        )
+
+    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
+        return error is not None or latency_ms > self._limit_ms
+
+
+class LatencyAbove(_SlowCallRule):
+    """Trip when every latency in a full window exceeds ``threshold_ms`` (ml-breaker's rule)."""
 
     def __init__(
         self,
@@ -124,14 +148,7 @@ class LatencyAbove(WindowRule):
         buckets: int = 10,
     ) -> None:
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
-        self._setup_window(
-            window,
-            window_seconds,
-            min_calls,
-            buckets,
-            default_window=DEFAULT_WINDOW,
-            count_window=FlagWindow,
-        )
+        self._setup_flags(self.threshold_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -141,33 +158,21 @@ class LatencyAbove(WindowRule):
         now: float,
         seq: int,
     ) -> bool:
+        slow = latency_ms > self.threshold_ms
         w = self.window
-        if latency_ms > self.threshold_ms:
-            if type(w) is FlagWindow:
-                w.push(True)
-            else:
-                w.add(None, True, now)
-            n = w.count
-            return w.flagged == n and n >= self.min_calls
-        # a fast call cannot trip the rule: it leaves an unflagged call in the window
-        if type(w) is FlagWindow:
-            w.push(False)
-        else:
-            w.add(None, False, now)
-        return False
-
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.threshold_ms
+        w.add(None, slow, now)
+        if not slow:  # a fast call cannot trip the rule: it leaves an unflagged call behind
+            return False
+        n = w.count
+        return w.flagged == n and n >= self.min_calls
 
     def __repr__(self) -> str:
         return f"latency_above({self.threshold_ms!r}, {self._window_repr}{self._min_repr})"
 
 
-class SlowCallRateAbove(WindowRule):
+class SlowCallRateAbove(_SlowCallRule):
     """Trip when the share of calls slower than ``slow_ms`` strictly exceeds ``rate``
     (in [0, 1))."""
-
-    uses_clock = True
 
     def __init__(
         self,
@@ -182,14 +187,7 @@ class SlowCallRateAbove(WindowRule):
         self.rate = check_exceedable_rate("rate", rate)
         self._rate_num, self._rate_den = _exact(self.rate)
         self.slow_ms = _check_latency("slow_ms", slow_ms)
-        self._setup_window(
-            window,
-            window_seconds,
-            min_calls,
-            buckets,
-            default_window=DEFAULT_WINDOW,
-            count_window=FlagWindow,
-        )
+        self._setup_flags(self.slow_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -200,16 +198,9 @@ class SlowCallRateAbove(WindowRule):
         seq: int,
     ) -> bool:
         w = self.window
-        slow = latency_ms > self.slow_ms
-        if type(w) is FlagWindow:
-            w.push(slow)
-        else:
-            w.add(None, slow, now)
+        w.add(None, latency_ms > self.slow_ms, now)
         n = w.count
         return n >= self.min_calls and w.flagged * self._rate_den > self._rate_num * n
-
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.slow_ms
 
     def __repr__(self) -> str:
         return (
@@ -218,14 +209,12 @@ class SlowCallRateAbove(WindowRule):
         )
 
 
-class LatencyQuantileAbove(WindowRule):
+class LatencyQuantileAbove(_SlowCallRule):
     """Trip when the nearest-rank ``q``-quantile of latency (0.95 = p95) exceeds ``threshold_ms``.
 
     Decided exactly in O(1): the q-quantile of ``n`` latencies exceeds T exactly when at least
     ``n - ceil(q*n) + 1`` of them exceed T, so only a count of slow calls is kept.
     """
-
-    uses_clock = True
 
     def __init__(
         self,
@@ -242,9 +231,7 @@ class LatencyQuantileAbove(WindowRule):
         self.q: float = float(q)
         self._q_num, self._q_den = _exact(self.q)
         self.threshold_ms = _check_latency("threshold_ms", threshold_ms)
-        self._setup_window(
-            window, window_seconds, min_calls, buckets, default_window=DEFAULT_WINDOW
-        )
+        self._setup_flags(self.threshold_ms, window, window_seconds, min_calls, buckets)
 
     def observe(
         self,
@@ -259,9 +246,6 @@ class LatencyQuantileAbove(WindowRule):
         n = w.count
         rank = -(-self._q_num * n // self._q_den)  # ceil(q * n), exactly
         return n >= self.min_calls and w.flagged >= n - rank + 1
-
-    def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
-        return error is not None or latency_ms > self.threshold_ms
 
     def __repr__(self) -> str:
         return (

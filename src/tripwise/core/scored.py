@@ -175,20 +175,7 @@ class QualityBelow(ScoredCondition, WindowRule):
             count_window=ValueWindow,
         )
 
-    def observe(  # the hot path of quality rules: ScoredCondition.observe, inlined
-        self,
-        error: BaseException | None,
-        latency_ms: float,
-        quality: float | None,
-        now: float,
-        seq: int,
-    ) -> bool:
-        if quality is None:
-            return False
-        if not quality >= self._lo or not quality <= self._hi:  # (NaN too)
-            quality = self._in_range(quality)
-            if quality is None:
-                return False
+    def _score(self, quality: float, now: float) -> bool:
         w = self.window
         if type(w) is ValueWindow:
             w.push(quality)  # in the score range, so within the window's limits
@@ -196,9 +183,6 @@ class QualityBelow(ScoredCondition, WindowRule):
             w.add(quality, False, now)
         n = w.valued
         return n >= self.min_calls and w.total < self._bar * n
-
-    def _score(self, quality: float, now: float) -> bool:
-        return self.observe(None, 0.0, quality, now, 0)
 
     def mean(self, now: float | None = None) -> float | None:
         """The current mean quality of the window (``None`` before any score)."""

@@ -32,6 +32,7 @@ import contextlib
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen, QualitySignalMissing
@@ -125,6 +126,31 @@ class _StreamBase:
         self._first_ms: float | None = None
         self._items = 0
         self._fallback: Any = None
+
+    def _enter(self) -> Token[list[Any] | None] | None:
+        """Scope ``report_quality`` to this stream while its generator runs."""
+        return current_slot.set(self._slot) if self._slot is not None else None
+
+    def _stopped(self, token: Token[list[Any] | None] | None) -> None:
+        """The generator is exhausted: the stream succeeded."""
+        if token is not None:
+            current_slot.reset(token)
+        self._success(closing=False)
+
+    def _raised(self, token: Token[list[Any] | None] | None, exc: BaseException) -> bool:
+        """The generator raised ``exc``; True: answer the rest of the stream from the fallback."""
+        if token is not None:
+            current_slot.reset(token)
+        return self._failure(exc)
+
+    def _yielded(self, token: Token[list[Any] | None] | None, item: Any) -> Any:
+        """The generator produced ``item``."""
+        if token is not None:
+            current_slot.reset(token)
+        if self._items == 0:
+            self._first_ms = self._now_ms()
+        self._items += 1
+        return item
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -273,13 +299,11 @@ class GuardedStream(_StreamBase):
                 return self._fallback_send(value)
             if self._gen is None:
                 assert self._fn is not None
-                token = current_slot.set(self._slot) if self._slot is not None else None
+                token = self._enter()
                 try:
                     self._gen = iter(self._fn(*self._args, **self._kwargs))
                 except BaseException as exc:
-                    if token is not None:
-                        current_slot.reset(token)
-                    if self._failure(exc):
+                    if self._raised(token, exc):
                         return self._fallback_send(value)
                     raise
                 if token is not None:
@@ -288,7 +312,7 @@ class GuardedStream(_StreamBase):
         return self._resume(value)
 
     def _resume(self, value: Any, thrown: BaseException | None = None) -> Any:
-        token = current_slot.set(self._slot) if self._slot is not None else None
+        token = self._enter()
         gen = self._gen
         try:
             if thrown is not None:
@@ -298,22 +322,13 @@ class GuardedStream(_StreamBase):
             else:
                 item = next(gen)
         except StopIteration:
-            if token is not None:
-                current_slot.reset(token)
-            self._success(closing=False)
+            self._stopped(token)
             raise
         except BaseException as exc:
-            if token is not None:
-                current_slot.reset(token)
-            if self._failure(exc):
+            if self._raised(token, exc):
                 return self._fallback_send(None)
             raise
-        if token is not None:
-            current_slot.reset(token)
-        if self._items == 0:
-            self._first_ms = self._now_ms()
-        self._items += 1
-        return item
+        return self._yielded(token, item)
 
     def _fallback_send(self, value: Any) -> Any:
         try:
@@ -418,7 +433,7 @@ class AsyncGuardedStream(_StreamBase):
         return await self._resume(value)
 
     async def _resume(self, value: Any, thrown: BaseException | None = None) -> Any:
-        token = current_slot.set(self._slot) if self._slot is not None else None
+        token = self._enter()
         gen = self._gen
         try:
             if thrown is not None:
@@ -428,22 +443,13 @@ class AsyncGuardedStream(_StreamBase):
             else:
                 item = await gen.__anext__()
         except StopAsyncIteration:
-            if token is not None:
-                current_slot.reset(token)
-            self._success(closing=False)
+            self._stopped(token)
             raise
         except BaseException as exc:
-            if token is not None:
-                current_slot.reset(token)
-            if self._failure(exc):
+            if self._raised(token, exc):
                 return await self._fallback_next()
             raise
-        if token is not None:
-            current_slot.reset(token)
-        if self._items == 0:
-            self._first_ms = self._now_ms()
-        self._items += 1
-        return item
+        return self._yielded(token, item)
 
     async def athrow(self, exc: BaseException) -> Any:
         if self._phase == _RUNNING:

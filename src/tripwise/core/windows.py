@@ -413,24 +413,25 @@ class FlagWindow:
         return self.count == self.size
 
     def add(self, value: float | None, flag: bool, now: float = 0.0) -> bool:
-        """Add one flag (``value`` must be ``None``: this window holds no values)."""
+        """Add one flag (``value`` must be ``None``: this window holds no values). The hot path
+        of ``latency_above``."""
         if value is not None:
             raise ValueError("a FlagWindow holds flags only; use a CountWindow for values")
-        self.push(bool(flag))
-        return True
-
-    def push(self, flag: bool) -> None:
-        """:meth:`add` of one flag: the hot path of ``latency_above``."""
         ring = self._ring
         i = self._next
         if self.count == self.size:
-            self.flagged += flag - ring[i]  # (bools are 0 and 1)
+            if ring[i]:
+                self.flagged -= 1
         else:
             self.count += 1
-            self.flagged += flag
-        ring[i] = flag
+        if flag:
+            self.flagged += 1
+            ring[i] = True
+        else:
+            ring[i] = False
         i += 1
         self._next = 0 if i == self.size else i
+        return True
 
     def expire(self, now: float) -> None:
         """Nothing expires from a count window."""

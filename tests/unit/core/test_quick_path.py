@@ -153,3 +153,14 @@ def test_flag_window_holds_flags_only() -> None:
     assert (w.count, w.flagged) == (0, 0)
     with pytest.raises(ValueError, match="window"):
         FlagWindow(0)
+
+
+def test_a_breaker_still_takes_user_attributes_and_instance_patches(clock: FakeClock) -> None:
+    from unittest import mock
+
+    breaker = _breaker(clock, latency_above(100.0))
+    breaker.owner = "ranking team"  # type: ignore[attr-defined]
+    assert breaker.owner == "ranking team"  # type: ignore[attr-defined]
+    with mock.patch.object(breaker, "reset") as fake_reset:
+        breaker.reset()
+    fake_reset.assert_called_once_with()
