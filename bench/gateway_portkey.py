@@ -7,9 +7,16 @@ Both gateways run pinned to core 1 (``taskset -c 1``), one at a time; the upstre
 (bench/gateway_upstream.py) and the load generator (wrk) share core 0. The load generator is
 first measured against the upstream directly, so it is known not to be the bottleneck.
 Measured per gateway: added latency p50/p99 at concurrency 1 and 50 (gateway minus direct),
-throughput and gateway CPU per request at concurrency 50 (from /proc/<pid>/stat), time to the
-first streamed byte (gateway minus direct), and the cost of one fallback hop (first backend
-answers 500, the second 200).
+throughput and gateway CPU per request at concurrency 50 (from /proc/<pid>/stat) with wrk;
+then, with the interleaved probe (bench/gateway_probe.py, on core 0 like wrk), the first
+streamed byte and the cost of one fallback hop (first backend answers 500, the second 200):
+
+- first byte, added: median time to the first ``data:`` byte through the gateway minus the
+  same taken directly from the upstream, in the same rounds;
+- first byte, relay: from the upstream's first byte (its own clock) to the client's, through
+  the gateway minus directly (the target's "after the upstream's first byte");
+- fallback hop: median per-round difference between the hop route and the single-backend
+  route, minus the median round trip of a 500 taken directly (the extra upstream round trip).
 """
 
 from __future__ import annotations
@@ -107,22 +114,22 @@ def wrk(url: str, headers: dict[str, str], conns: int, duration: float, body: st
     }
 
 
-def first_byte_ms(url: str, headers: dict[str, str], n: int) -> float:
-    """Median time from sending a streaming request to its first body byte (sequential)."""
-    body = json.loads(BODY)
-    body["stream"] = True
-    samples = []
-    with httpx.Client(timeout=10) as client:
-        for _ in range(n):
-            start = time.perf_counter()
-            with client.stream("POST", url, json=body, headers=headers) as resp:
-                first = None
-                for _chunk in resp.iter_raw():
-                    if first is None:
-                        first = time.perf_counter() - start
-            samples.append(first if first is not None else float("nan"))
-    samples.sort()
-    return samples[len(samples) // 2] * 1000
+def probe(up: int, gw_port: int, single: dict, hop: dict, hop_model: str, rounds: int) -> dict:
+    """The interleaved probe (bench/gateway_probe.py) on core 0: streams and the hop."""
+    path = "/v1/chat/completions"
+    targets = [
+        {"name": "direct_stream", "port": up, "stream": True},
+        {"name": "gw_stream", "port": gw_port, "stream": True, "headers": single},
+        {"name": "direct_fail", "port": up, "path": "/fail" + path},
+        {"name": "gw_json", "port": gw_port, "headers": single},
+        {"name": "gw_hop", "port": gw_port, "headers": hop, "model": hop_model},
+    ]
+    cmd = ["taskset", "-c", "0", sys.executable, str(ROOT / "bench" / "gateway_probe.py")]
+    cmd += ["--upstream", str(up), "--rounds", str(rounds)]
+    for t in targets:
+        cmd += ["--target", json.dumps(t)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out))
 
 
 class Proc:
@@ -209,17 +216,20 @@ def portkey_gateway(up: int, portkey_dir: Path, workdir: Path) -> tuple[Proc, st
     return proc, url + "/v1/chat/completions", single, hop
 
 
-def measure(url: str, headers: dict, hop_headers: dict, pid: int | None, args: Any) -> dict:
+def measure(
+    url: str, headers: dict, hop_headers: dict, pid: int | None, up: int, args: Any
+) -> dict:
     out: dict[str, Any] = {}
     out["c1"] = wrk(url, headers, 1, args.duration, BODY)
     before = cpu_seconds(pid) if pid else 0.0
     out["c50"] = wrk(url, headers, 50, args.duration, BODY)
     if pid:
         out["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / out["c50"]["requests"]
-    out["first_byte_ms"] = first_byte_ms(url, headers, args.stream_requests)
-    body = BODY if not hop_headers.get("x-hop") else BODY.replace("bench-model", "hop")
+    hop_model = "hop" if hop_headers.get("x-hop") else "bench-model"
+    body = BODY.replace("bench-model", hop_model)
     hh = {k: v for k, v in hop_headers.items() if k != "x-hop"}
-    out["hop_c1"] = wrk(url, hh, 1, args.duration, body)
+    port = int(url.split(":")[2].split("/")[0])
+    out["probe"] = probe(up, port, headers, hh, hop_model, args.stream_requests)
     out["hop_c50"] = wrk(url, hh, 50, args.duration, body)
     return out
 
@@ -228,7 +238,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--portkey-dir", type=Path, default=Path("/tmp/portkey-bench"))
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
-    parser.add_argument("--stream-requests", type=int, default=200)
+    parser.add_argument(
+        "--stream-requests",
+        type=int,
+        default=1000,
+        help="rounds of the interleaved probe (each: one request of every kind)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -254,10 +269,6 @@ def main() -> int:
         d: dict[str, Any] = {
             "c1": wrk(direct, {}, 1, args.duration, BODY),
             "c50": wrk(direct, {}, 50, args.duration, BODY),
-            "first_byte_ms": first_byte_ms(direct, {}, args.stream_requests),
-            "fail_c1": wrk(
-                f"http://127.0.0.1:{up}/fail/v1/chat/completions", {}, 1, args.duration, BODY
-            ),
         }
         results["direct"] = d
         for name, start in (
@@ -266,7 +277,7 @@ def main() -> int:
         ):
             proc, url, headers, hop = start()
             try:
-                results[name] = measure(url, headers, hop, proc.p.pid, args)
+                results[name] = measure(url, headers, hop, proc.p.pid, up, args)
             finally:
                 proc.stop()
     finally:
@@ -278,15 +289,51 @@ def main() -> int:
     return 0
 
 
+def _fb_added(g: dict) -> float:
+    t = g["probe"]["targets"]
+    return float(t["gw_stream"]["p50"] - t["direct_stream"]["p50"])
+
+
+def _fb_relay(g: dict) -> float:
+    r = g["probe"].get("relay")
+    return float(r["gw_stream"]["p50"] - r["direct_stream"]["p50"]) if r else float("nan")
+
+
+def _hop_total(g: dict) -> float:
+    return float(g["probe"]["paired"]["gw_hop-gw_json"]["p50"])
+
+
+def _hop(g: dict) -> float:
+    p = g["probe"]
+    return float(p["paired"]["gw_hop-gw_json"]["p50"] - p["targets"]["direct_fail"]["p50"])
+
+
 def print_table(r: dict[str, Any]) -> None:
     d = r["direct"]
     print(f"load average before/after: {r['uptime']} / {r['uptime_after']}")
     print(
         f"direct: c1 p50 {d['c1']['p50_ms']:.3f} ms p99 {d['c1']['p99_ms']:.3f} ms; "
-        f"c50 {d['c50']['rps']:.0f} req/s p50 {d['c50']['p50_ms']:.2f} ms; "
-        f"first byte {d['first_byte_ms']:.3f} ms; "
-        f"a 500 answer c1 p50 {d['fail_c1']['p50_ms']:.3f} ms"
+        f"c50 {d['c50']['rps']:.0f} req/s p50 {d['c50']['p50_ms']:.2f} ms"
     )
+    for name in ("tripwise", "portkey"):
+        p = r[name]["probe"]
+        t = p["targets"]
+        print(
+            f"{name} probe ({p['rounds']} rounds, load {p['load_before'][0]:.2f} -> "
+            f"{p['load_after'][0]:.2f}, non-200 "
+            f"{ {k: v for k, v in p['non_200'].items() if k != 'direct_fail'} or 0 }): "
+            + "; ".join(
+                f"{k} p50 {v['p50']:.3f} [p25 {v['p25']:.3f}, p75 {v['p75']:.3f}]"
+                for k, v in t.items()
+            )
+        )
+        if "relay" in p:
+            print(
+                f"{name} relay (upstream's first byte -> client's): "
+                + "; ".join(f"{k} p50 {v['p50']:.3f}" for k, v in p["relay"].items())
+            )
+        elif "relay_error" in p:
+            print(f"{name} relay not measured: {p['relay_error']}")
     rows = [
         ("added p50, c=1 (ms)", lambda g: g["c1"]["p50_ms"] - d["c1"]["p50_ms"]),
         ("added p99, c=1 (ms)", lambda g: g["c1"]["p99_ms"] - d["c1"]["p99_ms"]),
@@ -294,19 +341,18 @@ def print_table(r: dict[str, Any]) -> None:
         ("added p99, c=50 (ms)", lambda g: g["c50"]["p99_ms"] - d["c50"]["p99_ms"]),
         ("throughput, c=50 (req/s)", lambda g: g["c50"]["rps"]),
         ("gateway CPU per request (ms)", lambda g: g["cpu_ms_per_request"]),
-        ("first streamed byte, added (ms)", lambda g: g["first_byte_ms"] - d["first_byte_ms"]),
-        (
-            "fallback hop, added p50 c=1 (ms)",
-            lambda g: g["hop_c1"]["p50_ms"] - g["c1"]["p50_ms"] - d["fail_c1"]["p50_ms"],
-        ),
+        ("first streamed byte, added (ms)", _fb_added),
+        ("first byte after upstream's (relay, ms)", _fb_relay),
+        ("fallback hop, total added (ms)", _hop_total),
+        ("fallback hop over extra round trip (ms)", _hop),
         ("fallback hop throughput, c=50 (req/s)", lambda g: g["hop_c50"]["rps"]),
-        ("non-2xx answers", lambda g: g["c50"]["non_2xx"] + g["hop_c50"]["non_2xx"]),
+        ("non-2xx answers (wrk)", lambda g: g["c50"]["non_2xx"] + g["hop_c50"]["non_2xx"]),
     ]
-    print(f"{'':40} {'tripwise':>10} {'portkey':>10} {'ratio':>7}")
+    print(f"{'':42} {'tripwise':>10} {'portkey':>10} {'ratio':>7}")
     for label, fn in rows:
         t, p = fn(r["tripwise"]), fn(r["portkey"])
         ratio = t / p if p else float("nan")
-        print(f"{label:40} {t:10.3f} {p:10.3f} {ratio:7.2f}")
+        print(f"{label:42} {t:10.3f} {p:10.3f} {ratio:7.2f}")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@
 
 ``POST /v1/chat/completions`` answers at once (JSON, or SSE with ``"stream": true``: 8 chunks,
 no delay); ``POST /fail/v1/chat/completions`` answers 500 (the first backend of a fallback
-hop); ``GET /v1/models`` lists one model.
+hop); ``GET /v1/models`` lists one model. ``GET /stamps`` returns (and forgets) the
+``time.perf_counter_ns()`` (CLOCK_MONOTONIC, one clock for every process of the machine) at
+which each streamed answer began, for bench/gateway_probe.py's relay measure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 COMPLETION = json.dumps(
     {
@@ -47,6 +50,7 @@ STREAM = (
     + [_chunk({}, "stop"), b"data: [DONE]\n\n"]
 )
 FAILURE = json.dumps({"error": {"message": "injected", "type": "server_error"}}).encode()
+STAMPS: list[int] = []
 MODELS = json.dumps({"object": "list", "data": [{"id": "bench-model", "object": "model"}]}).encode()
 
 
@@ -60,11 +64,15 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if not msg.get("more_body"):
             break
     path = scope["path"]
-    if path.startswith("/fail/"):
+    if path == "/stamps":
+        status, payload, ctype = 200, json.dumps(STAMPS).encode(), b"application/json"
+        STAMPS.clear()
+    elif path.startswith("/fail/"):
         status, payload, ctype = 500, FAILURE, b"application/json"
     elif path.endswith("/models"):
         status, payload, ctype = 200, MODELS, b"application/json"
     elif b'"stream":true' in body.replace(b" ", b""):
+        STAMPS.append(time.perf_counter_ns())
         await send(
             {
                 "type": "http.response.start",

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tripwise.core.errors import CircuitBreakerOpen
 from tripwise.core.signals import report_quality
@@ -41,6 +41,7 @@ logger = logging.getLogger("tripwise.gateway")
 _rng = random.Random()
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 
 class QualityFailed(Exception):
@@ -89,6 +90,28 @@ class Outcome:
     body: bytes
     audit: Audit
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class _Answer:
+    """A cached or degraded answer: sent as JSON or as a stream, as the request asked."""
+
+    completion: dict[str, Any]
+    audit: Audit
+
+
+@dataclass
+class _Walk:
+    """One request's way through a chain."""
+
+    route: RouteConfig
+    chain: tuple[Backend, ...]
+    audit: Audit
+    deadline: float
+    key: str = ""
+
+
+LiveStep = Callable[[_Walk, LiveBackend, int], Awaitable["Outcome | bool | None"]]
 
 
 def openai_error(
@@ -250,6 +273,17 @@ class Engine:
         )
         return Outcome(503, body, audit, [(b"retry-after", str(seconds).encode())])
 
+    async def _wait_for_probe(self, route: RouteConfig, w: _Walk, seconds: float) -> None:
+        """Sleep until the soonest breaker of an all-open chain is due for a probe. A timer
+        may fire early (uvloop's have millisecond resolution: up to ~1 ms before the
+        breakers' monotonic clock says the probe is due), so look again and sleep what is
+        left rather than walk into breakers that still refuse."""
+        while await self._sleep(seconds, w.deadline):
+            decision, seconds = self._all_open_decision(route, w.chain, w.audit)
+            if decision != "wait":
+                return
+            seconds += 0.001
+
     async def _sleep(self, seconds: float, deadline: float) -> bool:
         """Sleep unless it would pass the deadline (False: it would)."""
         if time.monotonic() + seconds >= deadline:
@@ -309,39 +343,40 @@ class Engine:
             audit,
         )
 
-    # ------------------------------------------------------------------ JSON
+    # ------------------------------------------------------------------ the chain walk
 
-    async def complete(self, route: RouteConfig, body: dict[str, Any]) -> Outcome:
-        rt = self.runtime
-        chain = rt.chains[route.name]
-        audit = Audit(route.name)
-        deadline = time.monotonic() + route.deadline
-        decision, seconds = self._all_open_decision(route, chain, audit)
+    async def _walk(
+        self, route: RouteConfig, body: dict[str, Any], live: LiveStep
+    ) -> Outcome | _Answer | bool:
+        """Walk the route's chain, JSON and streams alike. ``live(walk, backend, tier)`` tries
+        one live backend: an Outcome (its answer), True (a stream it answered itself) or
+        None (move on). Returns an Outcome to send as it is, an :class:`_Answer` (a cached
+        or degraded answer, sent in the request's shape), or True."""
+        chain = self.runtime.chains[route.name]
+        w = _Walk(route, chain, Audit(route.name), time.monotonic() + route.deadline)
+        decision, seconds = self._all_open_decision(route, chain, w.audit)
         if decision == "fail":
-            return self._fail_fast(audit, chain, seconds)
+            return self._fail_fast(w.audit, chain, seconds)
         if decision == "wait":
-            await self._sleep(seconds, deadline)
-        key = cache_key(route.name, body) if any(isinstance(b, CacheBackend) for b in chain) else ""
-        model = str(body.get("model") or route.name)
+            await self._wait_for_probe(route, w, seconds)
+        if any(isinstance(b, CacheBackend) for b in chain):
+            w.key = cache_key(route.name, body)
+        audit = w.audit
         for index, b in enumerate(chain, 1):
             if isinstance(b, LiveBackend):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= w.deadline:
                     audit.skip(b.name, "deadline")  # cache and degraded still answer
                     continue
                 try:
-                    completion = await self._complete_live(b, body, audit, deadline)
+                    got = await live(w, b, index)
                 except ClientFault as exc:
                     audit.backend, audit.tier = b.name, index
                     return Outcome(exc.status, exc.body, audit)
-                if completion is None:
+                if got is None:
                     continue
-                audit.backend, audit.tier = b.name, index
-                self.stats.serve(route.name, b.name)
-                if key:
-                    await self._store(chain, key, completion)
-                return Outcome(200, dumps(completion), audit)
+                return got
             if isinstance(b, CacheBackend):
-                hit = await b.get(key)
+                hit = await b.get(w.key)
                 if hit is None:
                     audit.skip(b.name, "cache_miss")
                     continue
@@ -349,18 +384,47 @@ class Engine:
                 audit.backend, audit.tier = b.name, index
                 audit.cache_age = max(0.0, time.time() - stored_at)
                 self.stats.serve(route.name, b.name)
-                return Outcome(200, dumps(value), audit)
+                return _Answer(value, audit)
             if isinstance(b, DegradedBackend):
                 audit.backend, audit.tier = b.name, index
                 self.stats.serve(route.name, b.name)
+                model = str(body.get("model") or route.name)
                 reason = audit.reasons[-1] if audit.reasons else ""
                 text = b.message(model=model, route=route.name, reason=reason)
-                return Outcome(200, dumps(_completion_from_text(model, text)), audit)
+                return _Answer(_completion_from_text(model, text), audit)
         return self._exhausted(audit)
 
-    async def _complete_live(
-        self, b: LiveBackend, body: dict[str, Any], audit: Audit, deadline: float
-    ) -> dict[str, Any] | None:
+    # ------------------------------------------------------------------ JSON
+
+    async def complete(self, route: RouteConfig, body: dict[str, Any]) -> Outcome:
+        async def live(w: _Walk, b: LiveBackend, index: int) -> Outcome | None:
+            completion = await self._complete_live(b, body, w.audit, w.deadline)
+            if completion is None:
+                return None
+            w.audit.backend, w.audit.tier = b.name, index
+            self.stats.serve(route.name, b.name)
+            if w.key:
+                await self._store(w.chain, w.key, completion)
+            return Outcome(200, dumps(completion), w.audit)
+
+        got = await self._walk(route, body, live)
+        if isinstance(got, _Answer):
+            return Outcome(200, dumps(got.completion), got.audit)
+        assert isinstance(got, Outcome)  # only a stream's live step answers by itself
+        return got
+
+    async def _attempts(
+        self,
+        b: LiveBackend,
+        audit: Audit,
+        deadline: float,
+        attempt: Callable[[_Admission, float], Awaitable[T]],
+    ) -> T | None:
+        """The attempt loop shared by JSON and streams: ``attempt(admission, remaining)``
+        under the backend's breaker, its retries and the deadline, until it returns (its
+        value is returned) or gives up (None: try the next tier). ``attempt`` leaves the
+        admission on success; failures it raises are heard here. A 4xx that is the
+        request's fault becomes :class:`ClientFault` (no other backend is tried)."""
         b.budget.record_call()
         n = 0
         while True:
@@ -376,10 +440,7 @@ class Engine:
             n += 1
             audit.attempts += 1
             try:
-                completion = await b.upstream.complete(body, min(b.cfg.timeout, remaining))
-                reason, quality = b.checks.check(completion, body)
-                if reason is not None:
-                    raise QualityFailed(reason)
+                return await attempt(adm, remaining)
             except UpstreamError as exc:
                 if exc.status is not None and 400 <= exc.status < 500 and not exc.retryable:
                     fault = ClientFault(exc.status, _client_error_body(exc))
@@ -395,67 +456,43 @@ class Engine:
             except BaseException as exc:
                 await adm.fail(exc)
                 raise
-            else:
-                await adm.ok(quality)
-                return completion
             if delay is None or not await self._sleep(delay, deadline):
                 return None
+
+    async def _complete_live(
+        self, b: LiveBackend, body: dict[str, Any], audit: Audit, deadline: float
+    ) -> dict[str, Any] | None:
+        async def attempt(adm: _Admission, remaining: float) -> dict[str, Any]:
+            completion = await b.upstream.complete(body, min(b.cfg.timeout, remaining))
+            reason, quality = b.checks.check(completion, body)
+            if reason is not None:
+                raise QualityFailed(reason)
+            await adm.ok(quality)
+            return completion
+
+        return await self._attempts(b, audit, deadline, attempt)
 
     # ------------------------------------------------------------------ streaming
 
     async def stream(self, route: RouteConfig, body: dict[str, Any], send: Send) -> int:
         """Answer a streaming request through ``send`` (ASGI); returns the HTTP status."""
-        rt = self.runtime
-        chain = rt.chains[route.name]
-        audit = Audit(route.name)
-        deadline = time.monotonic() + route.deadline
-        decision, seconds = self._all_open_decision(route, chain, audit)
-        if decision == "fail":
-            out = self._fail_fast(audit, chain, seconds)
-            await send_json(send, out)
-            return out.status
-        if decision == "wait":
-            await self._sleep(seconds, deadline)
-        key = cache_key(route.name, body) if any(isinstance(b, CacheBackend) for b in chain) else ""
-        model = str(body.get("model") or route.name)
-        for index, b in enumerate(chain, 1):
-            has_next = index < len(chain)
-            if isinstance(b, LiveBackend):
-                if time.monotonic() >= deadline:
-                    audit.skip(b.name, "deadline")
-                    continue
-                try:
-                    done = await self._stream_live(
-                        route, b, index, has_next, body, audit, deadline, send, chain, key
-                    )
-                except ClientFault as exc:
-                    audit.backend, audit.tier = b.name, index
-                    await send_json(send, Outcome(exc.status, exc.body, audit))
-                    return exc.status
-                if done:
-                    return 200
-                continue
-            if isinstance(b, CacheBackend):
-                hit = await b.get(key)
-                if hit is None:
-                    audit.skip(b.name, "cache_miss")
-                    continue
-                value, stored_at = hit
-                audit.backend, audit.tier = b.name, index
-                audit.cache_age = max(0.0, time.time() - stored_at)
-                self.stats.serve(route.name, b.name)
-                await send_sse(send, audit, _chunks_of(value))
-                return 200
-            if isinstance(b, DegradedBackend):
-                audit.backend, audit.tier = b.name, index
-                self.stats.serve(route.name, b.name)
-                reason = audit.reasons[-1] if audit.reasons else ""
-                text = b.message(model=model, route=route.name, reason=reason)
-                await send_sse(send, audit, _chunks_of(_completion_from_text(model, text)))
-                return 200
-        out = self._exhausted(audit)
-        await send_json(send, out)
-        return out.status
+
+        async def live(w: _Walk, b: LiveBackend, index: int) -> bool | None:
+            has_next = index < len(w.chain)
+            answered = await self._stream_live(
+                route, b, index, has_next, body, w.audit, w.deadline, send, w.chain, w.key
+            )
+            return True if answered else None
+
+        got = await self._walk(route, body, live)
+        if got is True:
+            return 200
+        if isinstance(got, _Answer):
+            await send_sse(send, got.audit, _chunks_of(got.completion))
+            return 200
+        assert isinstance(got, Outcome)
+        await send_json(send, got)
+        return got.status
 
     async def _stream_live(
         self,
@@ -472,115 +509,144 @@ class Engine:
     ) -> bool:
         """True when this backend answered (committed and finished, or failed after commit:
         either way the client has its answer); False to move on."""
-        b.budget.record_call()
         hold = route.hold if has_next and route.hold.armed else None
-        n = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            adm = _Admission(b)
+
+        async def attempt(adm: _Admission, remaining: float) -> bool:
+            st = _StreamAttempt(b.checks.stream() if hold is not None else None)
             try:
-                await adm.enter()
-            except CircuitBreakerOpen:
-                audit.skip(b.name, "breaker_open")
-                return False
-            n += 1
-            audit.attempts += 1
-            committed = False
-            checker = b.checks.stream() if hold is not None else None
-            held: list[bytes] = []
-            parts: list[str] = []
-            chars = tokens = 0
-            finish: str | None = None
-            tool_calls: dict[int, dict[str, Any]] = {}
-            last: dict[str, Any] = {}
-            started = time.monotonic()
-            agen = b.upstream.stream(
-                body,
-                min(b.cfg.first_byte_timeout, remaining),
-                b.cfg.stall_timeout,
-            )
-            try:
-                try:
-                    async for chunk in agen:
-                        last = chunk
-                        choices = chunk.get("choices")
-                        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
-                            c0 = choices[0]
-                            delta = c0.get("delta")
-                            if isinstance(delta, dict):
-                                text = delta.get("content")
-                                if isinstance(text, str) and text:
-                                    parts.append(text)
-                                    chars += len(text)
-                                    tokens += 1
-                                    if checker is not None and not committed:
-                                        early = checker.feed(text)
-                                        if early is not None:
-                                            raise QualityFailed(partial_reason(early.check))
-                                if delta.get("tool_calls"):
-                                    _merge_tool_calls(tool_calls, delta["tool_calls"])
-                            if c0.get("finish_reason"):
-                                finish = c0["finish_reason"]
-                        line = b"data: " + dumps(chunk) + b"\n\n"
-                        if committed:
-                            await _send_body(send, line)
-                            continue
-                        held.append(line)
-                        if hold is not None and not (
-                            (hold.chars and chars >= hold.chars)
-                            or (hold.tokens and tokens >= hold.tokens)
-                            or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
-                        ):
-                            continue
-                        committed = True
-                        await _start_sse(send, audit, b.name, index)
-                        await _send_body(send, b"".join(held))
-                        held = []
-                finally:
-                    await agen.aclose()  # type: ignore[attr-defined]
-                completion = _assemble(last, parts, finish, tool_calls, body)
-                reason, quality = b.checks.check(completion, body)
-                if reason is not None and not committed:
-                    raise QualityFailed(reason)
-                if not committed:
-                    committed = True
-                    await _start_sse(send, audit, b.name, index)
-                    await _send_body(send, b"".join(held))
-                await _send_body(send, b"data: [DONE]\n\n", more=False)
-                self.stats.serve(route.name, b.name)
-                if reason is not None:
-                    # Past the commit point the answer is the client's; the breaker still hears
-                    # that it failed its checks, and it is not cached.
-                    await adm.fail(QualityFailed(reason))
-                    self.last_reason[b.name] = reason
-                    return True
-                await adm.ok(quality)
-                if key:
-                    await self._store(chain, key, completion)
-                return True
+                await self._relay(route, b, index, hold, body, audit, send, adm, st, remaining)
             except (UpstreamError, QualityFailed) as exc:
-                if isinstance(exc, UpstreamError) and not committed:
-                    st = exc.status
-                    if st is not None and 400 <= st < 500 and not exc.retryable:
-                        fault = ClientFault(st, _client_error_body(exc))
-                        await adm.fail(fault)
-                        raise fault from exc
+                if not st.committed:
+                    raise  # nothing reached the client: the attempt loop fails over
                 await adm.fail(exc)
                 self._note_failure(audit, b, exc.reason)
-                if committed:
-                    await _send_error_event(send, exc.reason, str(exc))
-                    return True
-                delay = self._retry_delay(b, n, exc)
+                await _send_error_event(send, exc.reason, str(exc))
+                return True
             except OSError as exc:  # the client went away while we were sending
                 await adm.fail(ClientGone(str(exc)))
                 return True
             except BaseException as exc:
-                await adm.fail(ClientGone(repr(exc)) if committed else exc)
+                if st.committed:
+                    await adm.fail(ClientGone(repr(exc)))
                 raise
-            if delay is None or not await self._sleep(delay, deadline):
-                return False
+            if key and st.completion is not None:
+                await self._store(chain, key, st.completion)
+            return True
+
+        return bool(await self._attempts(b, audit, deadline, attempt))
+
+    async def _relay(
+        self,
+        route: RouteConfig,
+        b: LiveBackend,
+        index: int,
+        hold: Any,
+        body: dict[str, Any],
+        audit: Audit,
+        send: Send,
+        adm: _Admission,
+        st: _StreamAttempt,
+        remaining: float,
+    ) -> None:
+        """One streamed attempt: hold chunks until the commit point, then forward each
+        network read as it comes (one write per read). Without a hold window the first
+        chunk commits: the status line, headers and first chunk leave at once."""
+        started = time.monotonic()
+        agen = b.upstream.stream(
+            body, min(b.cfg.first_byte_timeout, remaining), b.cfg.stall_timeout
+        )
+        held: list[bytes] = []
+        try:
+            async for batch in agen:
+                out: list[bytes] = []
+                for chunk, line in batch:
+                    st.feed(chunk)
+                    if st.committed:
+                        out.append(line)
+                        continue
+                    held.append(line)
+                    if hold is not None and not (
+                        (hold.chars and st.chars >= hold.chars)
+                        or (hold.tokens and st.tokens >= hold.tokens)
+                        or (hold.ms and (time.monotonic() - started) * 1000 >= hold.ms)
+                    ):
+                        continue
+                    st.committed = True
+                    await _start_sse(send, audit, b.name, index)
+                    await _send_body(send, b"".join(held))
+                    held = []
+                if out:
+                    await _send_body(send, b"".join(out))
+        finally:
+            await agen.aclose()  # type: ignore[attr-defined]
+        completion = _assemble(st.last, st.parts, st.finish, st.tool_calls, body)
+        reason, quality = b.checks.check(completion, body)
+        if reason is not None and not st.committed:
+            raise QualityFailed(reason)
+        if not st.committed:
+            st.committed = True
+            await _start_sse(send, audit, b.name, index)
+            await _send_body(send, b"".join(held))
+        await _send_body(send, b"data: [DONE]\n\n", more=False)
+        self.stats.serve(route.name, b.name)
+        if reason is not None:
+            # Past the commit point the answer is the client's; the breaker still hears
+            # that it failed its checks, and it is not cached.
+            await adm.fail(QualityFailed(reason))
+            self.last_reason[b.name] = reason
+            return
+        await adm.ok(quality)
+        st.completion = completion
+
+
+class _StreamAttempt:
+    """What one streamed attempt has seen so far (the answer is assembled from it)."""
+
+    __slots__ = (
+        "chars",
+        "checker",
+        "committed",
+        "completion",
+        "finish",
+        "last",
+        "parts",
+        "tokens",
+        "tool_calls",
+    )
+
+    def __init__(self, checker: Any) -> None:
+        self.checker = checker
+        self.committed = False
+        self.parts: list[str] = []
+        self.chars = 0
+        self.tokens = 0
+        self.finish: str | None = None
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.last: dict[str, Any] = {}
+        self.completion: dict[str, Any] | None = None
+
+    def feed(self, chunk: dict[str, Any]) -> None:
+        """Take in one chunk; raise QualityFailed when the hold-window checks refuse it."""
+        self.last = chunk
+        choices = chunk.get("choices")
+        if not (choices and isinstance(choices, list) and isinstance(choices[0], dict)):
+            return
+        c0 = choices[0]
+        delta = c0.get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self.parts.append(text)
+                self.chars += len(text)
+                self.tokens += 1
+                if self.checker is not None and not self.committed:
+                    early = self.checker.feed(text)
+                    if early is not None:
+                        raise QualityFailed(partial_reason(early.check))
+            if delta.get("tool_calls"):
+                _merge_tool_calls(self.tool_calls, delta["tool_calls"])
+        if c0.get("finish_reason"):
+            self.finish = c0["finish_reason"]
 
 
 def _client_error_body(exc: UpstreamError) -> bytes:

@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
+import yarl
 
 from tripwise.gateway.config import BackendConfig
 from tripwise.gateway.jsonio import dumps, loads
 
 T = TypeVar("T")
-_JSON = {"content-type": "application/json"}
+Batch = list[tuple[dict[str, Any], bytes]]
 
 if sys.version_info >= (3, 11):
 
@@ -94,19 +95,26 @@ class Upstream:
     def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.ollama = cfg.type == "ollama"
-        self._headers = dict(cfg.headers)
+        self._headers = {"content-type": "application/json", **cfg.headers}
         if cfg.api_key:
             self._headers["authorization"] = f"Bearer {cfg.api_key}"
         self._session: aiohttp.ClientSession | None = None
+        self._drains: set[asyncio.Task[None]] = set()
         self.in_flight = 0  # calls and streams using the session (a reload closes it at 0)
-        self._chat_url = cfg.url + ("/api/chat" if self.ollama else "/chat/completions")
+        # Parsed once: a str URL is parsed again on every request.
+        self._chat_url = yarl.URL(cfg.url + ("/api/chat" if self.ollama else "/chat/completions"))
 
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300)
+            # No cookie jar: a proxy must not carry one client's upstream cookies into another
+            # client's requests (and the jar costs a filter pass on every request and answer).
             session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, auto_decompress=True
+                connector=connector,
+                headers=self._headers,
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = session
         return session
@@ -135,9 +143,7 @@ class Upstream:
         limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.cfg.connect_timeout))
         self.in_flight += 1
         try:
-            async with self._client().post(
-                self._chat_url, data=payload, headers=_JSON, timeout=limit
-            ) as resp:
+            async with self._client().post(self._chat_url, data=payload, timeout=limit) as resp:
                 content = await resp.read()
                 status, headers = resp.status, resp.headers
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -160,34 +166,38 @@ class Upstream:
 
     async def stream(
         self, body: Mapping[str, Any], first_byte_timeout: float, stall_timeout: float
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the upstream's chunks; raise UpstreamError on a status, a timeout or a stall.
-        The stream ends normally only on ``[DONE]`` (OpenAI) or ``done: true`` (Ollama)."""
+    ) -> AsyncIterator[Batch]:
+        """Yield the upstream's chunks, one batch per network read: ``(chunk, line)`` pairs,
+        ``line`` being the SSE event to forward (the upstream's own bytes for an OpenAI
+        backend: not serialised again). Raise UpstreamError on a status, a timeout or a
+        stall. The stream ends normally only on ``[DONE]`` (OpenAI) or ``done: true``
+        (Ollama); the chunks read before an error are yielded before it is raised."""
         self.in_flight += 1
         inner = self._stream(body, first_byte_timeout, stall_timeout)
         try:
-            async for chunk in inner:
-                yield chunk
+            async for batch in inner:
+                yield batch
         finally:
             self.in_flight -= 1
             await inner.aclose()  # type: ignore[attr-defined]
 
     async def _stream(
         self, body: Mapping[str, Any], first_byte_timeout: float, stall_timeout: float
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Batch]:
         payload = dumps(self._body(body, True))
         limit = aiohttp.ClientTimeout(
             total=None, connect=min(first_byte_timeout, self.cfg.connect_timeout)
         )
         try:
             resp = await _within(
-                self._client().post(self._chat_url, data=payload, headers=_JSON, timeout=limit),
+                self._client().post(self._chat_url, data=payload, timeout=limit),
                 first_byte_timeout,
             )
         except asyncio.TimeoutError as exc:
             raise UpstreamError("error:first_byte_timeout", "no answer before first byte") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
+        handed_off = False
         try:
             if resp.status != 200:
                 raise _status_error(resp.status, resp.headers, await resp.read())
@@ -210,35 +220,58 @@ class Upstream:
                 waiting, reason = stall_timeout, "error:stall"
                 buf += data
                 *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    line = raw.strip()
-                    if not line:
-                        continue
-                    if self.ollama:
-                        chunk = _ollama_chunk(line, model, created)
-                        done = chunk.pop("_done", False)
-                        yield chunk
-                        if done:
-                            return
-                        continue
-                    if not line.startswith(b"data:"):
-                        continue  # comments, event: and id: lines
-                    text = line[5:].strip()
-                    if text == b"[DONE]":
-                        return
-                    try:
-                        parsed = loads(text)
-                    except ValueError as exc:
-                        raise UpstreamError("error:invalid_json", "invalid JSON in stream") from exc
-                    if not isinstance(parsed, dict):
-                        continue
-                    if "error" in parsed and "choices" not in parsed:
-                        raise UpstreamError(
-                            "error:stream_error", f"upstream error event: {text[:300]!r}"
-                        )
-                    yield parsed
+                batch: Batch = []
+                try:
+                    done = self._parse_lines(lines, batch, model, created)
+                except UpstreamError:
+                    if batch:
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
+                if done:
+                    if not resp.content.is_eof():
+                        # The end of the HTTP body ([DONE] came before the chunked
+                        # terminator): read it in the background, so that the connection goes
+                        # back to the pool instead of being closed (a new connect, and a TLS
+                        # handshake, for the next request otherwise).
+                        handed_off = True
+                        task = asyncio.ensure_future(_finish_body(resp))
+                        self._drains.add(task)
+                        task.add_done_callback(self._drains.discard)
+                    return
         finally:
-            resp.release()
+            if not handed_off:
+                resp.release()
+
+    def _parse_lines(self, lines: list[bytes], batch: Batch, model: str, created: int) -> bool:
+        """Append the chunks of ``lines`` to ``batch``; True at the stream's end."""
+        for raw in lines:
+            line = raw.strip()
+            if not line:
+                continue
+            if self.ollama:
+                chunk = _ollama_chunk(line, model, created)
+                done = chunk.pop("_done", False)
+                batch.append((chunk, b"data: " + dumps(chunk) + b"\n\n"))
+                if done:
+                    return True
+                continue
+            if not line.startswith(b"data:"):
+                continue  # comments, event: and id: lines
+            text = line[5:].strip()
+            if text == b"[DONE]":
+                return True
+            try:
+                parsed = loads(text)
+            except ValueError as exc:
+                raise UpstreamError("error:invalid_json", "invalid JSON in stream") from exc
+            if not isinstance(parsed, dict):
+                continue
+            if "error" in parsed and "choices" not in parsed:
+                raise UpstreamError("error:stream_error", f"upstream error event: {text[:300]!r}")
+            batch.append((parsed, b"data: " + text + b"\n\n"))
+        return False
 
     # ------------------------------------------------------------------ passthrough
 
@@ -249,11 +282,22 @@ class Upstream:
         limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, self.cfg.connect_timeout))
         try:
             async with self._client().request(
-                method, self.cfg.url + path, data=body, headers=_JSON, timeout=limit
+                method, self.cfg.url + path, data=body, timeout=limit
             ) as resp:
                 return resp.status, await resp.read()
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _transport_error(exc) from exc
+
+
+async def _finish_body(resp: aiohttp.ClientResponse, seconds: float = 5.0) -> None:
+    """Read what is left of a finished stream's body, then release its connection (kept
+    alive when the body ended cleanly, closed otherwise)."""
+    try:
+        await _within(resp.content.read(), seconds)
+    except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+        pass  # release() closes a connection whose body did not end
+    finally:
+        resp.release()
 
 
 # ---------------------------------------------------------------------------- Ollama shape

@@ -25,6 +25,7 @@ class GatewayProcess:
         self.config_path.write_text(config_text)
         self.log_path = directory / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # more CLI flags (--loop asyncio...)
 
     @property
     def url(self) -> str:
@@ -45,6 +46,7 @@ class GatewayProcess:
             str(self.port),
             "--log-level",
             "info",
+            *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

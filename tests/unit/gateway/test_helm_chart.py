@@ -1,7 +1,8 @@
 """The Helm chart: lint and render in the suite. No helm binary is installable here (none in
 the machine's apt sources, none on PyPI), so the templates are rendered by a small Go-template
 evaluator (helm_render.py) and the manifests validated against the Kubernetes JSON schemas
-(kubernetes-validate, strict)."""
+(kubernetes-validate, strict). Where PyPI's helm-python-sdk (Helm's own Go SDK as a library) is
+installed, test_helm_sdk.py also runs Helm's lint and template engine on the chart."""
 
 from __future__ import annotations
 
