@@ -9,6 +9,7 @@ SIGHUP: the config file is read again; a bad file is logged and the running conf
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -120,7 +121,6 @@ def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``tripwise gateway --config gateway.yaml`` / ``tripwise gateway --check gateway.yaml``."""
-    import argparse
 
     parser = argparse.ArgumentParser(
         prog="tripwise gateway",
@@ -131,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         "--check", metavar="FILE", help="validate FILE, print every problem and exit", default=None
     )
     parser.add_argument("--host", default=None, help="listen address (overrides listen.host)")
-    parser.add_argument("--port", type=int, default=None, help="port (overrides listen.port)")
-    parser.add_argument("--log-level", default="info", help="logging level (default: info)")
+    parser.add_argument("--port", type=_port, default=None, help="port (overrides listen.port)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="logging level (default: info)",
+    )
     parser.add_argument(
         "--loop",
         choices=("auto", "uvloop", "asyncio"),
@@ -157,8 +163,32 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call otherwise
+    from tripwise._listen import ListenError, listen_socket
+
     try:
-        return _run(serve(args.config, host=args.host, port=args.port), args.loop)
+        cfg = load_config(args.config)
     except ConfigError as exc:
         sys.stderr.write(str(exc) + "\n")
         return 1
+    try:  # bound before the app starts: a taken port is one line, not uvicorn's exit 3
+        sock = listen_socket(args.host or cfg.host, cfg.port if args.port is None else args.port)
+    except ListenError as exc:
+        sys.stderr.write(f"tripwise gateway: {exc}\n")
+        return 2
+    with sock:
+        try:
+            return _run(serve(args.config, host=args.host, port=args.port, sock=sock), args.loop)
+        except ConfigError as exc:
+            sys.stderr.write(str(exc) + "\n")
+            return 1
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
+    return port

@@ -189,3 +189,40 @@ def test_check_reports_every_error_with_file_line_and_key(tmp_path: Path) -> Non
     # starting with a bad file fails before listening, with the same message
     res = run_cli("--config", str(bad), "--port", "1")
     assert res.returncode == 1 and "backends.max_gpu.timeout" in res.stderr
+
+
+def test_a_taken_port_is_one_line_naming_the_address(tmp_path: Path) -> None:
+    import socket
+
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(solo_config("http://127.0.0.1:1/v1", pre_stop=0, drain=1))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli("--config", str(cfg), "--host", "127.0.0.1", "--port", str(port))
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert res.stderr.strip().splitlines() == [
+        f"tripwise gateway: cannot listen on 127.0.0.1:{port}: "
+        "the port is already in use (is another server running there?)"
+    ], res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--port", "70000"], "a port is 0-65535"),
+        (["--port", "eighty"], "not a port number"),
+        (["--log-level", "loud"], "invalid choice: 'loud'"),
+        (["--loop", "trio"], "invalid choice: 'trio'"),
+    ],
+)
+def test_bad_flags_are_refused_naming_the_flag(
+    tmp_path: Path, args: list[str], complaint: str
+) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(solo_config("http://127.0.0.1:1/v1", pre_stop=0, drain=1))
+    res = run_cli("--config", str(cfg), *args)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert complaint in res.stderr and args[0] in res.stderr
+    assert "Traceback" not in res.stderr
