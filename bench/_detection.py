@@ -58,6 +58,20 @@ class Bank:
             out[:, :, self.on_low] = above[:, :, None]
         return out
 
+    def take(self, rows: int) -> Bank:
+        """The first ``rows`` deployments."""
+        return Bank(
+            self.centres[:rows],
+            self.slacks[:rows],
+            self.hs[:rows],
+            self.on_ranks,
+            self.warmup_calls[:rows],
+            self.conds[:rows],
+            self.ranks[:rows],
+            self.on_low,
+            None if self.lines is None else self.lines[:rows],
+        )
+
     def step(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """One call: ``s = max(0, s + ((centre - x) - slack))`` as ``QualityDrift._score``."""
         s = s + ((self.centres - x) - self.slacks)
@@ -82,6 +96,24 @@ def learn_many(
                     break
         conds.append(cond)
         calls.append(n)
+    return _bank(conds, calls)
+
+
+def fit_many(
+    make: Callable[[], QualityDrift],
+    pool: np.ndarray,
+    rng: np.random.Generator,
+    count: int,
+    size: int,
+) -> Bank:
+    """Fresh deployments seeded the documented way: each one's real ``QualityDrift`` calls
+    ``fit()`` on its own reference sample of ``size`` healthy scores drawn from ``pool`` (an
+    offline validation run), instead of learning a live warmup."""
+    conds = [make().fit(rng.choice(pool, size=size).tolist()) for _ in range(count)]
+    return _bank(conds, [size] * count)
+
+
+def _bank(conds: list[QualityDrift], calls: list[int]) -> Bank:
     kinds = {(c.cusum_on_ranks, c.cusum_on_low) for c in conds}
     assert len(kinds) == 1, "deployments with different CUSUM layouts"
     return Bank(

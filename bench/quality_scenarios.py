@@ -536,7 +536,34 @@ def late_label_lane(sc: Scenario, rng: np.random.Generator, deployments: int) ->
     }
 
 
-def run(sc: Scenario, args, rng: np.random.Generator) -> Result:
+def fit_lanes(sc, args, lead, deg, rng: np.random.Generator) -> list[LaneResult]:
+    """tripwise seeded with ``fit(reference)``: each deployment fits its own reference sample
+    of healthy scores (an offline validation run, drawn fresh per deployment) instead of a
+    live warmup; the same onsets as every lane, false trips on fresh healthy calls. The same
+    fitted deployments serve the onsets and the false-trip count (independent streams)."""
+    out = []
+    for size in args.fit_sizes:
+        count = max(args.deployments, len(deg))
+        bank = det.fit_many(QualityDrift, sc.healthy, rng, count, size)
+        det.check_replay(bank, deg[: min(count, len(deg))])
+        on_bank = bank.take(len(deg))
+        start, _ = det.bank_state_after(on_bank, lead)
+        first = det.bank_first_trip(on_bank, deg, start)
+        ft = det.bank_false_trips(bank.take(args.deployments), sc.healthy, args.healthy_calls, rng)
+        out.append(
+            LaneResult(
+                f"tripwise fit({size:,})",
+                pct(first, 50),
+                pct(first, 95),
+                ft,
+                args.deployments * args.healthy_calls,
+                {"reference": size, "cusums": int(bank.hs.shape[1])},
+            )
+        )
+    return out
+
+
+def run(sc: Scenario, args, rng: np.random.Generator, fit_rng: np.random.Generator) -> Result:
     t0 = time.perf_counter()
     onsets, horizon = args.onsets, args.horizon
     lead = rng.choice(sc.healthy, size=(onsets, LEAD))
@@ -552,6 +579,12 @@ def run(sc: Scenario, args, rng: np.random.Generator) -> Result:
     oracle, o_med, o_p95 = best
     o_ft = det.oracle_false_trips(oracle, sc.healthy, args.oracle_calls, rng)
     lanes.append(LaneResult("oracle CUSUM", o_med, o_p95, o_ft, args.oracle_calls))
+    if args.fit_only:
+        lanes += fit_lanes(sc, args, lead, deg, fit_rng)
+        for lane in lanes:
+            lane.median += sc.lag
+            lane.p95 += sc.lag
+        return Result(sc, lanes, (math.nan, math.nan), {}, time.perf_counter() - t0)
 
     bank = det.learn_many(QualityDrift, sc.healthy, rng, args.deployments)
     det.check_replay(bank, deg[: len(bank.conds)])
@@ -574,6 +607,7 @@ def run(sc: Scenario, args, rng: np.random.Generator) -> Result:
     lanes += ml_lanes(sc, lead, deg, rng, args.ml_calls)
     lanes.append(ml_fair_lane(sc, lead, deg, rng, args.ml_calls, onsets, horizon))
     lanes += guide_lanes(sc, lead, deg)
+    lanes += fit_lanes(sc, args, lead, deg, fit_rng)
     for lane in lanes:
         if sc.lag and lane.name != "quality_drift() on the confidence":
             lane.median += sc.lag
@@ -663,6 +697,29 @@ def report(results: list[Result], args) -> None:
             f" / {r.lanes[0].healthy_calls:,}; healthy mean {r.scenario.healthy.mean():.3f}, "
             f"degraded mean {r.scenario.degraded.mean():.3f}"
         )
+
+
+def report_fit(results: list[Result]) -> None:
+    """The fit(reference) lanes beside the oracle, the default lane and ml-breaker's fair lane
+    (the latter two only in a full run)."""
+    if not any(lane.name.startswith("tripwise fit(") for lane in results[0].lanes):
+        return
+    print(
+        "| scenario | oracle median / p95 | lane | median / p95 (x oracle) | false trips / "
+        "healthy calls |"
+    )
+    print("|---|---|---|---|---|")
+    for r in results:
+        o = r.lanes[0]
+        for lane in r.lanes[1:]:
+            if not lane.name.startswith(("tripwise", "ml-breaker fair")):
+                continue
+            print(
+                f"| {r.scenario.name} | {fmt(o.median)} / {fmt(o.p95)} | {lane.name} | "
+                f"{fmt(lane.median)} / {fmt(lane.p95)} ({ratio(lane.median, o.median)} / "
+                f"{ratio(lane.p95, o.p95)}) | {lane.false_trips} / {lane.healthy_calls:,} |"
+            )
+    print()
 
 
 def plot(results: list[Result], outdir: Path) -> None:
@@ -763,6 +820,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recovery", type=int, default=20, help="real-breaker deployments")
     parser.add_argument("--only", default="", help="run scenarios whose name contains this")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--fit-sizes",
+        default="20000,100000",
+        help="reference sizes of the fit(reference) lanes, comma-separated ('' for none)",
+    )
+    parser.add_argument(
+        "--fit-only",
+        action="store_true",
+        help="only the oracle and the fit(reference) lanes (same onsets as a full run)",
+    )
     parser.add_argument("--plots", type=Path, default=Path("docs/img"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
@@ -773,6 +840,7 @@ def main(argv: list[str] | None = None) -> None:
         help="only draw the plots from the --json output of earlier (e.g. --only) runs",
     )
     args = parser.parse_args(argv)
+    args.fit_sizes = [int(v) for v in args.fit_sizes.split(",") if v.strip()]
     if args.plot_json:
         plot(_results_from_json(args.plot_json), args.plots)
         return
@@ -792,8 +860,24 @@ def main(argv: list[str] | None = None) -> None:
         if args.only not in sc.name:
             continue
         # seeded by the scenario's place in the full list: --only reproduces a full run's row
-        r = run(sc, args, np.random.default_rng([args.seed, index]))
+        r = run(
+            sc,
+            args,
+            np.random.default_rng([args.seed, index]),
+            np.random.default_rng([args.seed, index, 1]),  # the fit lanes: their own stream
+        )
         results.append(r)
+        if args.fit_only:
+            print(
+                f"# {sc.name}: oracle {r.lanes[0].median:.0f}/{r.lanes[0].p95:.0f}, "
+                + ", ".join(
+                    f"{lane.name} {lane.median:.0f}/{lane.p95:.0f} ft {lane.false_trips}"
+                    for lane in r.lanes[1:]
+                )
+                + f", {r.seconds:.0f} s",
+                flush=True,
+            )
+            continue
         t = r.lanes[1]
         print(
             f"# {sc.name}: oracle {r.lanes[0].median:.0f}/{r.lanes[0].p95:.0f}, tripwise "
@@ -801,8 +885,10 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     print()
-    report(results, args)
-    if not args.only:
+    if not args.fit_only:
+        report(results, args)
+    report_fit(results)
+    if not args.only and not args.fit_only:
         plot(results, args.plots)
     if args.json:
         args.json.write_text(

@@ -116,6 +116,27 @@ def test_refit_forgets_the_reference() -> None:
     assert not cond.fitted and cond.reference_mean is None and cond.reference_drift is None
 
 
+def test_a_large_reference_is_used_whole_and_padded_by_its_own_size() -> None:
+    # fit() on an offline validation run: no cap on the sample, and every conservative margin
+    # (the centre's standard error, the padded failure share) shrinks as 1 / sqrt(n), so a
+    # larger reference buys a tighter baseline instead of being padded like a short warmup
+    small, large = beta(41, 8.0, 1.0, 10_000), beta(42, 8.0, 1.0, 40_000)
+    fit_small, fit_large = QualityDrift().fit(small), QualityDrift().fit(large)
+    assert fit_large.ranks is not None and len(fit_large.ranks) == len(large)
+    for fitted in (fit_small, fit_large):
+        assert fitted.sample_mean is not None and fitted.baseline is not None
+    margin_small = fit_small.sample_mean - fit_small.baseline  # type: ignore[operator]
+    margin_large = fit_large.sample_mean - fit_large.baseline  # type: ignore[operator]
+    assert 0.0 < margin_large < 0.6 * margin_small  # ~0.5: four times the sample
+    pad = []
+    for n in (10_000, 40_000):
+        sample = bernoulli(43, 0.05, n)
+        cond = QualityDrift().fit(sample)
+        share = sample.count(0.0) / n
+        pad.append((1.0 - cond.cusum_centres[0]) - share)  # the padded failure share's margin
+    assert 0.0 < pad[1] < 0.6 * pad[0]
+
+
 # ---------------------------------------------------------------- ranked scores
 
 
