@@ -29,12 +29,17 @@ Lanes, all fed the same lead-in and degraded streams (common random numbers):
   measured on a third fresh set of healthy calls and on the reported onsets;
 - tripwise ``quality_mean_below(healthy mean - 0.1)`` and ``low_quality_share_above`` as the
   guide used to recommend them.
+- **tripwise, seeded with fit(reference)**: each deployment calls ``fit()`` on its own
+  reference sample of healthy scores (``--fit-sizes``, default 20,000 and 100,000, drawn
+  fresh per deployment) instead of the live warmup; same onsets, false trips on fresh
+  healthy calls.
 
 False trips are counted over ``--deployments`` fresh warmups x ``--healthy-calls`` healthy
 calls each. Recovery and re-trips are measured on the real ``CircuitBreaker`` (FakeClock, 10
 calls/s, ``half_open_after=30``, ``recovery_threshold=3``).
 
-Run:  python bench/quality_scenarios.py            (about 20 minutes on 2 shared cores)
+Run:  python bench/quality_scenarios.py            (about 40 minutes on 2 shared cores)
+      python bench/quality_scenarios.py --fit-only --fit-sizes 20000   (oracle + fit lane)
       python bench/quality_scenarios.py --quick    (a smoke run, about 1.5 minutes)
       python bench/quality_scenarios.py --only PCA --json pca.json   (one family; same rows)
       python bench/quality_scenarios.py --plot-json a.json b.json    (plots from --json runs)
