@@ -1035,7 +1035,7 @@ class CircuitBreaker:
         score_fn = self._score_fn
         if score_fn is None:
             return None
-        try:  # (the decorator inlines this much: keep the two in step)
+        try:
             raw = score_fn(result)
         except Exception:
             self._score_failed()

@@ -378,6 +378,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     on_exception = b._on_exception
     late_success = b._late_success
     complete = b._complete
+    quality_of = b._quality_of
     set_slot = current_slot.set
     reset_slot = current_slot.reset
     clock = b._clock_fn
@@ -437,53 +438,29 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         if not path.quick:
             return run_full(breaker, path, fn, args, kwargs)
         # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path
+        slot: list[Any] | None = None
+        token = None
         if path.quality:
-            quality_slot: list[Any] = [None, breaker, path.gen, None]  # signals.new_slot
-            token = set_slot(quality_slot)
-            start = (_time.monotonic() if clock is None else clock()) if path.timed else None
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
+            slot = [None, breaker, path.gen, None]  # a quality slot (signals.new_slot)
+            token = set_slot(slot)
+        start = (_time.monotonic() if clock is None else clock()) if path.timed else None
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if token is not None:
                 reset_slot(token)
-                if on_exception(path, start, exc):
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                raise
+            if on_exception(path, start, exc):
+                return fallback(*args, **kwargs) if fallback_is_callable else fallback
+            raise
+        score = None
+        if token is not None:
             reset_slot(token)
-            score = quality_slot[0]
-            if score is None:
-                score_fn = breaker._score_fn
-                if score_fn is not None:  # breaker._quality_of, inlined
-                    try:
-                        score = score_fn(result)
-                    except Exception:
-                        breaker._score_failed()
-                    else:
-                        if type(score) is not float or score - score != 0.0:
-                            score = breaker._score_value(score)
-            if start is None:
-                tripped = complete(path, None, score, 0.0)
-            else:
-                now = _time.monotonic() if clock is None else clock()
-                tripped = complete(path, (now - start) * 1000.0, score, now)
+            score = quality_of(result, slot)
+        if start is None:
+            tripped = complete(path, None, score, 0.0)
         else:
-            if path.timed:
-                start = _time.monotonic() if clock is None else clock()
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    if on_exception(path, start, exc):
-                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                    raise
-                now = _time.monotonic() if clock is None else clock()
-                tripped = complete(path, (now - start) * 1000.0, None, now)
-            else:
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    if on_exception(path, None, exc):
-                        return fallback(*args, **kwargs) if fallback_is_callable else fallback
-                    raise
-                tripped = complete(path, None, None, 0.0)
+            now = _time.monotonic() if clock is None else clock()
+            tripped = complete(path, (now - start) * 1000.0, score, now)
         if tripped and breaker._substitutes():
             return fallback(*args, **kwargs) if fallback_is_callable else fallback
         return result
