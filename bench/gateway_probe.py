@@ -134,11 +134,27 @@ def summary(ns: list[int]) -> dict[str, float]:
     }
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--target", action="append", required=True, type=Target.parse)
-    parser.add_argument("--rounds", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        type=Target.parse,
+        help='JSON: {"name": ..., "port": N, "stream": bool, ...} (gateway_portkey.py passes it)',
+    )
+    parser.add_argument("--rounds", type=_count, default=1000)
+    parser.add_argument("--warmup", type=_count, default=50)
     parser.add_argument("--upstream", type=int, default=None, help="port with GET /stamps")
     args = parser.parse_args()
     targets: list[Target] = args.target

@@ -809,6 +809,20 @@ def _results_from_json(paths: list[Path]) -> list[Result]:
     return out
 
 
+def _fit_sizes(text: str) -> list[int]:
+    """``--fit-sizes``: comma-separated reference sizes, each 10 to 10,000,000 scores."""
+    sizes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            size = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number of scores: {part!r}") from None
+        if not 10 <= size <= 10_000_000:
+            raise argparse.ArgumentTypeError(f"a reference size is 10 to 10,000,000, got {size}")
+        sizes.append(size)
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -827,6 +841,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--fit-sizes",
+        type=_fit_sizes,
         default="20000,100000",
         help="reference sizes of the fit(reference) lanes, comma-separated ('' for none)",
     )
@@ -845,7 +860,6 @@ def main(argv: list[str] | None = None) -> None:
         help="only draw the plots from the --json output of earlier (e.g. --only) runs",
     )
     args = parser.parse_args(argv)
-    args.fit_sizes = [int(v) for v in args.fit_sizes.split(",") if v.strip()]
     if args.plot_json:
         plot(_results_from_json(args.plot_json), args.plots)
         return
