@@ -160,3 +160,59 @@ def _largest_theta(ok: Callable[[float], bool], *, steps: int) -> float:
         else:
             hi = mid
     return lo
+
+
+def theta_slope(scores: list[float], baseline: float, slack: float, theta: float) -> float:
+    """``mean(d * exp(theta * d))`` over the increments ``d`` of ``scores`` (plus the worst-case
+    score of 0, as for theta): the slope of the increments' moment generating function at its
+    root ``theta``. By implicit differentiation, raising every increment by ``e`` lowers theta
+    by about ``theta * e / slope``: how much an error in the centre moves the trip line."""
+    if not math.isfinite(theta):
+        return math.inf
+    increments = [baseline - x - slack for x in scores] + [baseline - slack]
+    if _np is not None and len(increments) > 256:
+        arr = _np.asarray(increments, dtype=float)
+        return float((arr * _np.exp(theta * arr)).mean())
+    return math.fsum(d * math.exp(theta * d) for d in increments) / len(increments)
+
+
+def simulated_trips(
+    samples: list[list[float]],
+    centres: list[float],
+    slacks: list[float],
+    hs: list[float],
+    lanes: list[int],
+    *,
+    chains: int = 1000,
+    steps: int = 400,
+    seed: int = 0,
+) -> list[int] | None:
+    """Trips of each CUSUM over ``chains x steps`` calls drawn with replacement from its
+    lane's sample (``samples[lanes[i]]``), each sum restarting at 0 after a trip; None without
+    NumPy (the pure-Python walk would cost seconds). The CUSUMs of a lane read the same draws.
+    Seeded: the same inputs give the same counts."""
+    if _np is None:
+        return None
+    rng = _np.random.default_rng(seed)
+    pools = [_np.asarray(s, dtype=float) for s in samples]
+    cols = _np.asarray(lanes)
+    centre = _np.asarray(centres, dtype=float)
+    slack = _np.asarray(slacks, dtype=float)
+    h = _np.asarray(hs, dtype=float)
+    s = _np.zeros((chains, len(hs)))
+    trips = _np.zeros(len(hs), dtype=_np.int64)
+    block = 50
+    for start in range(0, steps, block):
+        n = min(block, steps - start)
+        draws = _np.stack([p[rng.integers(0, len(p), size=(n, chains))] for p in pools], axis=2)[
+            :, :, cols
+        ]
+        steps_in = (centre - draws) - slack
+        for t in range(n):
+            s += steps_in[t]
+            _np.maximum(s, 0.0, out=s)
+            hit = s >= h
+            if hit.any():
+                trips += hit.sum(axis=0)
+                s[hit] = 0.0
+    return [int(k) for k in trips]

@@ -71,6 +71,8 @@ from tripwise.quality._stats import (
     empirical_theta,
     excursion_factor,
     excursion_rarity,
+    simulated_trips,
+    theta_slope,
 )
 
 logger = logging.getLogger("tripwise.quality")
@@ -89,6 +91,10 @@ _LOW_QUANTILE = 0.01  # the low lane: scores at or below this known-good quantil
 _LOW_Z = 2.0  # the low lane's healthy low share: a Wilson upper bound at this z
 _LOW_TARGETS = (0.2, 0.6)  # the low lane's CUSUMs: tuned for these shares of low scores
 _MIN_LOW = 5  # the low lane needs at least this many known-good scores at or below its line
+_MIN_CALIBRATION = 10_000  # known-good scores needed to calibrate h by simulation (fit())
+_CALIBRATED_SHARE = 0.5  # calibrated h: the estimated rate aims at this share of the budget
+_SIM_RATE = 1e-3  # calibration: each CUSUM is simulated where its bound says this per call
+_SIM_CHAINS, _SIM_STEPS = 1000, 400  # simulated calls (see _stats.simulated_trips)
 
 
 def _bernoulli_slack(p0: float, p1: float) -> float:
@@ -239,9 +245,11 @@ class QualityDrift(ScoredCondition):
         variance: float,
         lanes: list[_Lane],
         probe: float | None = None,
+        count: int | None = None,
     ) -> None:
         """Install a baseline: the raw conservative ``mean``, the ``sample_mean`` and the
-        ``variance`` of the scores (probes, reports), and the CUSUMs of each lane."""
+        ``variance`` of the scores (probes, reports), and the CUSUMs of each lane; ``count``
+        known-good scores behind the lanes' samples (None: no sample, the analytic bound)."""
         self.baseline = mean
         self.sample_mean = sample_mean
         self.variance = max(variance, 1e-12)
@@ -250,13 +258,16 @@ class QualityDrift(ScoredCondition):
         self._probe_default = probe
         budget = self.false_trips_per_million / sum(len(lane.slacks) for lane in lanes)
         on_ranks, on_low, centres, slacks, variances, thetas, hs = [], [], [], [], [], [], []
-        for lane in lanes:
+        nats, slopes, lane_of = [], [], []
+        for index, lane in enumerate(lanes):
             for slack in lane.slacks:
                 factor = 1.0
+                slope = math.inf
                 if lane.sample is not None and self.bound != "bennett":
                     theta = empirical_theta(lane.sample, lane.centre, slack)
                     factor = excursion_factor(lane.sample, lane.centre, slack, theta)
                     factor /= excursion_rarity(lane.sample, lane.centre, slack)
+                    slope = theta_slope(lane.sample, lane.centre, slack, theta)
                 else:
                     theta = bennett_theta(max(lane.variance, 1e-12), slack)
                 on_ranks.append(lane.on_ranks)
@@ -265,12 +276,14 @@ class QualityDrift(ScoredCondition):
                 slacks.append(slack)
                 variances.append(max(lane.variance, 1e-12))
                 thetas.append(theta)
+                lane_of.append(index)
+                slopes.append(slope)
                 # theta = inf: scores cannot fall this far below the centre: nothing to detect
-                hs.append(
-                    max(0.0, math.log(PER_MILLION * factor / budget)) / theta
-                    if math.isfinite(theta) and factor > 0.0
-                    else math.inf
-                )
+                finite = math.isfinite(theta) and factor > 0.0
+                nats.append(math.log(PER_MILLION * factor / budget) if finite else math.inf)
+                hs.append(max(0.0, nats[-1]) / theta if finite else math.inf)
+        if count is not None and count >= _MIN_CALIBRATION and self.bound != "bennett":
+            hs = self._calibrated(lanes, lane_of, centres, slacks, thetas, nats, slopes, hs, count)
         self.cusum_on_ranks = tuple(on_ranks)
         self.cusum_on_low = tuple(on_low)
         self.cusum_centres = tuple(centres)
@@ -290,6 +303,80 @@ class QualityDrift(ScoredCondition):
         self.theta, self.h = self.thetas[0], self.hs[0]
         self.statistics = [0.0] * len(hs)
         self._learned = []
+
+    def _calibrated(
+        self,
+        lanes: list[_Lane],
+        lane_of: list[int],
+        centres: list[float],
+        slacks: list[float],
+        thetas: list[float],
+        nats: list[float],
+        slopes: list[float],
+        hs: list[float],
+        count: int,
+    ) -> list[float]:
+        """Trip lines calibrated by simulating each CUSUM on its lane's padded sample; never
+        above the analytic ``h``.
+
+        The analytic bound (``nats - theta * h`` nats above the CUSUM's share of the budget)
+        is 3-10x above the rate measured on a known distribution: it ignores the overshoot
+        past ``h`` and what the renewal argument leaves out. So each CUSUM is simulated
+        (``_SIM_CHAINS x _SIM_STEPS`` draws from the padded sample) at the ``h`` where the
+        bound says ``_SIM_RATE`` per call, and the bound is scaled by the measured share
+        ``looseness`` (from an upper Poisson bound on the trips; at most 1), assumed to hold
+        at the real ``h`` (the ratio did not grow with ``h`` in simulations from 0.35 to
+        0.65 of it). The simulation takes the sample as the truth; an error ``se`` in the
+        baseline multiplies the rate by about ``exp((u * se / slope)^2 / 2)`` at ``u = theta
+        * h`` (the Gaussian average of ``exp(-theta(e) * h)`` for theta moving by ``theta *
+        e / slope``), so ``u`` solves ``u - (u * se / slope)^2 / 2 = nats + ln(looseness /
+        _CALIBRATED_SHARE)``: half the budget is left to what the estimate misses. Where
+        that ``h`` is above the analytic one the analytic ``h`` stays, as without NumPy.
+        Only for ``_MIN_CALIBRATION`` known-good scores or more (a ``fit()`` reference): on
+        a live warmup of 1,000-5,000 calls the bound's slack is what covers unlucky
+        warmups (docs/benchmarks.md, fourth pass)."""
+        sim_nats = math.log(_SIM_RATE * PER_MILLION * sum(len(la.slacks) for la in lanes))
+        sim_nats -= math.log(self.false_trips_per_million)
+        spreads = [
+            math.sqrt(lanes[lane].variance / count) / slope if slope > 0.0 else math.inf
+            for lane, slope in zip(lane_of, slopes, strict=True)
+        ]
+        sim_hs = [
+            (nat - sim_nats) / theta if math.isfinite(nat) and nat - sim_nats > 1.0 else math.inf
+            for nat, theta in zip(nats, thetas, strict=True)
+        ]
+        if sim_nats < 1.0 or all(math.isinf(h) for h in sim_hs):
+            return hs
+        samples = [lane.sample or [lane.centre] for lane in lanes]
+        trips = simulated_trips(
+            samples,
+            centres,
+            slacks,
+            sim_hs,
+            lane_of,
+            chains=_SIM_CHAINS,
+            steps=_SIM_STEPS,
+            seed=count,
+        )
+        if trips is None:
+            return hs
+        calls = _SIM_CHAINS * _SIM_STEPS
+        out = []
+        for i, h in enumerate(hs):
+            if math.isinf(sim_hs[i]) or not math.isfinite(h):
+                out.append(h)
+                continue
+            k = trips[i]
+            looseness = min(1.0, (k + 2.0 * math.sqrt(k + 1.0) + 2.0) / (calls * _SIM_RATE))
+            target = nats[i] + math.log(looseness / _CALIBRATED_SHARE)
+            spread = spreads[i]
+            if spread <= 0.0:
+                u = target
+            else:
+                disc = 1.0 - 2.0 * spread * spread * target
+                u = (1.0 - math.sqrt(disc)) / (spread * spread) if disc > 0.0 else nats[i]
+            out.append(min(h, max(0.0, u) / thetas[i]))
+        return out
 
     def fit(self, scores: Iterable[float]) -> QualityDrift:
         """Seed the healthy baseline from known-good scores (at least 10), e.g. the scores of
@@ -347,7 +434,7 @@ class QualityDrift(ScoredCondition):
             if low is not None:
                 lanes.append(low)
         probe = 0.0 if binary else sorted(values)[int(0.01 * n)]
-        self._set_baseline(raw_baseline, mean, var_up, lanes, probe)
+        self._set_baseline(raw_baseline, mean, var_up, lanes, probe, n)
 
     def _rank_lane(self, values: list[float]) -> _Lane:
         """CUSUMs on ranks: each live score is replaced by its mid-rank among the known-good
