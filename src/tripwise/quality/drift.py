@@ -402,7 +402,8 @@ class QualityDrift(ScoredCondition):
             failures = n - round(math.fsum(values))
             upper = _wilson_upper(failures, n, _WILSON_Z)
             var = max(var, upper * (1.0 - upper))
-            extra = max(1, math.ceil((upper * n - failures) / (1.0 - upper)))
+            # all failures (a model stuck at 0): nothing left to pad, and nothing can drop
+            extra = max(1, math.ceil((upper * n - failures) / (1.0 - upper))) if upper < 1.0 else 1
             padded = values + [0.0] * extra
         var_up = _variance_upper(var, n)
         raw_baseline = max(0.0, mean - _MARGIN_Z * math.sqrt(var_up / n))

@@ -59,6 +59,16 @@ def test_all_pass_warmup_lasts_until_max_warmup_and_does_not_promise_zero_failur
     assert cond.theta < 10  # padded with failures: a single failure is not enough evidence
 
 
+def test_a_warmup_of_only_zero_scores_does_not_raise() -> None:
+    # a model stuck at 0 from the start: the failure share's Wilson bound is 1, nothing to pad
+    # (this raised ZeroDivisionError out of observe() on the 200th call); nothing can drop
+    cond = quality_drift()
+    assert learn(cond, [0.0] * 300) == 200
+    assert all(h == math.inf for h in cond.hs)
+    assert trips(cond, [0.0] * 1000) == 0
+    assert all(h == math.inf for h in QualityDrift().fit([0.0] * 20_000).hs)
+
+
 def test_tiny_failure_rate_warmup_waits_for_enough_failures() -> None:
     cond = quality_drift()
     n = learn(cond, bernoulli(2, 0.01, 20_000))
