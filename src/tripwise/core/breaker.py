@@ -29,6 +29,7 @@ import math
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from types import TracebackType
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tripwise.core import guard
 from tripwise.core.clock import Clock, monotonic
+from tripwise.core.condition_base import claim_condition
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
@@ -44,7 +46,7 @@ from tripwise.core.guard import NO_FALLBACK, check_fallback
 from tripwise.core.path import Path, Tally
 from tripwise.core.records import CallRecord
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import check_reported_score
+from tripwise.core.signals import check_reported_score, inline_breakers
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
 from tripwise.core.validation import check_exception_types, check_name
@@ -123,6 +125,7 @@ class CircuitBreaker:
         "_quality_sum",
         "_rejected_offset",
         "_rejections",
+        "_reports_scoped",
         "_retired_calls",
         "_rng",
         "_root",
@@ -238,13 +241,7 @@ class CircuitBreaker:
             self._state_callbacks.append(on_state_change)
 
         for cond in self._root.walk():
-            owner = cond.__dict__.get("_tripwise_owner") if hasattr(cond, "__dict__") else None
-            if owner is not None:
-                raise ValueError(
-                    f"condition {cond!r} already belongs to breaker {owner!r}; every breaker "
-                    "needs its own condition objects (they hold its windows)"
-                )
-            cond._tripwise_owner = name if name is not None else "unnamed"  # type: ignore[attr-defined]
+            claim_condition(cond, name if name is not None else "unnamed")
 
         # State machine (guarded by _lock; _path is also read without it, atomically).
         self._base_mode = _METRICS_ONLY if metrics_only else _NORMAL
@@ -253,6 +250,8 @@ class CircuitBreaker:
         self._gen = 0
         self._root.restart(0)
         self._warming = not self._root.warm(0)  # conditions still need to hear of successes
+        self._reports_scoped = False  # no report reached an inline call yet (see _scope_reports)
+        weakref.finalize(self, inline_breakers.discard, id(self))
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
         self._last_trip_at: float | None = None
@@ -574,20 +573,26 @@ class CircuitBreaker:
             open_until = self._opened_at + self._open_duration
         plain = not quality and config.result_predicate is None
         scored = quality and config.result_predicate is None and not config.require_quality_signal
+        if quality and not self._reports_scoped:
+            inline_breakers.add(id(self))  # (a finalizer removes it with the breaker)
+        else:
+            inline_breakers.discard(id(self))
+        quick = (
+            state is _CLOSED
+            and (mode is _NORMAL or mode is _METRICS_ONLY)
+            and not lean
+            and not self._listeners
+            and not self._warming
+            and (plain or scored)
+        )
         return Path(
             gen=gen,
             state=state,
             mode=mode,
             admit=admit,
             lean=lean,
-            quick=(
-                state is _CLOSED
-                and (mode is _NORMAL or mode is _METRICS_ONLY)
-                and not lean
-                and not self._listeners
-                and not self._warming
-                and (plain or scored)
-            ),
+            quick=quick,
+            inline=quick and not (quality and self._reports_scoped),
             timed=timed,
             quality=quality,
             plain=plain,
@@ -603,6 +608,15 @@ class CircuitBreaker:
         path.calls.path = path
         self._path = path
         self._lean = path.calls if path.lean else None
+
+    def _scope_reports(self) -> None:
+        """A report reached one of this breaker's inline calls (found by its frame, see
+        :mod:`tripwise.core.signals`): from now on its quality calls are scoped (they set a
+        context slot, which the next reports find without inspecting frames)."""
+        with self._lock:
+            if not self._reports_scoped:
+                self._reports_scoped = True
+                self._refresh_path_locked()
 
     def _refresh_path_locked(self) -> None:
         """Same generation, same counter, new decisions (a setting or listener changed)."""

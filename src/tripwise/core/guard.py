@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time as _time
 from collections.abc import Awaitable, Callable
 from contextvars import Token
@@ -28,7 +29,13 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.signals import current_slot
+from tripwise.core.signals import (
+    current_slot,
+    inline_breakers,
+    register_inline,
+    register_owner,
+    unscoped,
+)
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -195,41 +202,62 @@ def run_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        if path.timed:
-            clock = b._clock_fn
-            start: float | None = _time.monotonic() if clock is None else clock()
-        else:
-            start = None
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if b._on_exception(path, start, exc):
-                return fallback_value(b, args, kwargs)
-            raise
-        if b._record(path, start, None, None) and b._substitutes():
-            return fallback_value(b, args, kwargs)
-        return result
-    slot = token = None
     if path.quality:
-        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
-        token = current_slot.set(slot)
+        return run_scored(b, path, fn, args, kwargs)
     if path.timed:
         clock = b._clock_fn
-        start = _time.monotonic() if clock is None else clock()
+        start: float | None = _time.monotonic() if clock is None else clock()
     else:
         start = None
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        if token is not None:
-            current_slot.reset(token)
         if b._on_exception(path, start, exc):
             return fallback_value(b, args, kwargs)
         raise
-    if token is not None:
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        if b._record(path, start, None, None) and b._substitutes():
+            return fallback_value(b, args, kwargs)
+    elif b._finish(path, start, result, None):
+        return fallback_value(b, args, kwargs)
+    return result
+
+
+def run_scored(
+    b: CircuitBreaker,
+    path: Path,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """An admitted sync call of a breaker that uses quality, in a context slot: its frame owns
+    the slot (a registered owner, see :mod:`tripwise.core.signals`)."""
+    slot = [None, b, path.gen, None, 0]  # (signals.new_slot)
+    token = current_slot.set(slot)
+    if path.timed:
+        clock = b._clock_fn
+        start: float | None = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
         current_slot.reset(token)
-    if b._finish(path, start, result, slot):
+        if b._on_exception(path, start, exc):
+            return fallback_value(b, args, kwargs)
+        raise
+    current_slot.reset(token)
+    if path.quick:  # CLOSED, outcome = latency and score
+        score = b._quality_of(result, slot)
+        if start is None:
+            tripped = b._complete(path, None, score, 0.0)
+        else:
+            clock = b._clock_fn
+            now = _time.monotonic() if clock is None else clock()
+            tripped = b._complete(path, (now - start) * 1000.0, score, now)
+        if tripped and b._substitutes():
+            return fallback_value(b, args, kwargs)
+    elif b._finish(path, start, result, slot):
         return fallback_value(b, args, kwargs)
     return result
 
@@ -316,41 +344,57 @@ async def arun_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return await afallback_value(b, args, kwargs)
+    if path.quality:
+        return await arun_scored(b, path, fn, args, kwargs)
     if path.timed:
         clock = b._clock_fn
         start: float | None = _time.monotonic() if clock is None else clock()
     else:
         start = None
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        try:
-            result = await _awaitable(fn, args, kwargs)
-        except BaseException as exc:
-            if type(exc) is _StreamMisuse:
-                b._release(path)
-                raise
-            if b._on_exception(path, start, exc):
-                return await afallback_value(b, args, kwargs)
-            raise
-        if b._record(path, start, None, None) and b._substitutes():
-            return await afallback_value(b, args, kwargs)
-        return result
-    slot = token = None
-    if path.quality:
-        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
-        token = current_slot.set(slot)
     try:
         result = await _awaitable(fn, args, kwargs)
     except BaseException as exc:
-        if token is not None:
-            current_slot.reset(token)
         if type(exc) is _StreamMisuse:
             b._release(path)
             raise
         if b._on_exception(path, start, exc):
             return await afallback_value(b, args, kwargs)
         raise
-    if token is not None:
+    if path.plain:  # no quality, no result predicate: straight to the outcome
+        if b._record(path, start, None, None) and b._substitutes():
+            return await afallback_value(b, args, kwargs)
+    elif b._finish(path, start, result, None):
+        return await afallback_value(b, args, kwargs)
+    return result
+
+
+async def arun_scored(
+    b: CircuitBreaker,
+    path: Path,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """An admitted async call of a breaker that uses quality, in a context slot: its frame
+    owns the slot (a registered owner, see :mod:`tripwise.core.signals`)."""
+    slot = [None, b, path.gen, None, 0]  # (signals.new_slot)
+    token = current_slot.set(slot)
+    if path.timed:
+        clock = b._clock_fn
+        start: float | None = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
+    try:
+        result = await _awaitable(fn, args, kwargs)
+    except BaseException as exc:
         current_slot.reset(token)
+        if type(exc) is _StreamMisuse:
+            b._release(path)
+            raise
+        if b._on_exception(path, start, exc):
+            return await afallback_value(b, args, kwargs)
+        raise
+    current_slot.reset(token)
     if b._finish(path, start, result, slot):
         return await afallback_value(b, args, kwargs)
     return result
@@ -379,8 +423,11 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     late_success = b._late_success
     complete = b._complete
     quality_of = b._quality_of
+    get_slot = current_slot.get
     set_slot = current_slot.set
     reset_slot = current_slot.reset
+    reported = unscoped
+    _getframe = sys._getframe
     clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
@@ -437,11 +484,14 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
             return run_full(breaker, path, fn, args, kwargs)
         if not path.quick:
             return run_full(breaker, path, fn, args, kwargs)
-        # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path
-        slot: list[Any] | None = None
-        token = None
-        if path.quality:
-            slot = [None, breaker, path.gen, None]  # a quality slot (signals.new_slot)
+        # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path.
+        # Inline (no report reached this breaker's calls yet): no context slot, signals explains
+        # how report_quality finds the call. Else a context slot owned by this frame.
+        if path.inline:  # no context slot (signals explains how report_quality finds it)
+            outer = get_slot() if path.quality else None  # noqa: F841 - read by signals._claim
+            token = None
+        else:  # scoped: a context slot, owned by this frame (its id matters only to walks)
+            slot = [None, breaker, path.gen, None, id(_getframe()) if inline_breakers else 0]
             token = set_slot(slot)
         start = (_time.monotonic() if clock is None else clock()) if path.timed else None
         try:
@@ -449,13 +499,18 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         except BaseException as exc:
             if token is not None:
                 reset_slot(token)
+            elif reported:
+                reported.pop(_getframe(), None)
             if on_exception(path, start, exc):
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             raise
-        score = None
         if token is not None:
             reset_slot(token)
             score = quality_of(result, slot)
+        elif path.quality:
+            score = quality_of(result, reported.pop(_getframe(), None) if reported else None)
+        else:
+            score = None
         if start is None:
             tripped = complete(path, None, score, 0.0)
         else:
@@ -467,6 +522,19 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
     wrapper.breaker = b  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def _inline_wrapper_code() -> Any:
+    """The code object of :func:`decorate`'s sync wrapper (one for every decorated function)."""
+    for const in decorate.__code__.co_consts:
+        if getattr(const, "co_name", None) == "wrapper":
+            return const
+    raise RuntimeError("decorate() has no sync wrapper")  # pragma: no cover
+
+
+register_inline(_inline_wrapper_code())
+register_owner(run_scored.__code__)
+register_owner(arun_scored.__code__)
 
 
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
@@ -497,15 +565,16 @@ class Frame:
         self.prev = prev
 
 
-def enter(b: CircuitBreaker) -> None:
+def enter(b: CircuitBreaker, depth: int = 2) -> None:
     """Start a ``with b:`` block: a permit (or CircuitBreakerOpen), kept in a context variable.
+    ``depth``: how many frames up the block's own frame is (``__enter__``'s caller: 2).
 
     A rejected block raises CircuitBreakerOpen even when the breaker has a fallback: a block
     has no value the fallback could replace."""
     path = b._admit()
     slot = token = None
-    if path.quality:
-        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
+    if path.quality:  # a quality slot, scoped to the frame of the block (enter's caller's)
+        slot = [None, b, path.gen, None, id(sys._getframe(depth))]
         token = current_slot.set(slot)
     start = b._clock() if path.timed else None
     b._frames.set(Frame(path, start, slot, token, b._frames.get()))

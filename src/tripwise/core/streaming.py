@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -128,8 +129,13 @@ class _StreamBase:
         self._fallback: Any = None
 
     def _enter(self) -> Token[list[Any] | None] | None:
-        """Scope ``report_quality`` to this stream while its generator runs."""
-        return current_slot.set(self._slot) if self._slot is not None else None
+        """Scope ``report_quality`` to this stream while its generator runs (in the caller's
+        frame: it resumes the generator)."""
+        slot = self._slot
+        if slot is None:
+            return None
+        slot[4] = id(sys._getframe(1))  # signals.FRAME
+        return current_slot.set(slot)
 
     def _stopped(self, token: Token[list[Any] | None] | None) -> None:
         """The generator is exhausted: the stream succeeded."""
@@ -349,7 +355,7 @@ class GuardedStream(_StreamBase):
         phase = self._phase
         if phase == _RUNNING:
             gen = self._gen
-            token = current_slot.set(self._slot) if self._slot is not None else None
+            token = self._enter()
             try:
                 if hasattr(gen, "close"):
                     gen.close()
@@ -461,7 +467,7 @@ class AsyncGuardedStream(_StreamBase):
         phase = self._phase
         if phase == _RUNNING:
             gen = self._gen
-            token = current_slot.set(self._slot) if self._slot is not None else None
+            token = self._enter()
             try:
                 if hasattr(gen, "aclose"):
                     await gen.aclose()
