@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from tripwise.core import guard
+from tripwise.core import guard, signals
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.condition_base import claim_condition
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
@@ -71,6 +71,9 @@ _STALE_GEN = -1  # the generation of a permit that counts in the stats only
 StateChangeCallback = Callable[["CircuitBreaker", State, State], Any]
 
 _DEFAULT_REGISTRY: Any = object()  # sentinel: "use the process-wide registry"
+
+
+_STALE: Any = object()  # (_complete: the call's path is no longer the breaker's)
 
 
 class CircuitBreaker:
@@ -573,6 +576,8 @@ class CircuitBreaker:
             open_until = self._opened_at + self._open_duration
         plain = not quality and config.result_predicate is None
         scored = quality and config.result_predicate is None and not config.require_quality_signal
+        if quality:
+            signals.inline_seen = True
         if quality and not self._reports_scoped:
             inline_breakers.add(id(self))  # (a finalizer removes it with the breaker)
         else:
@@ -919,11 +924,7 @@ class CircuitBreaker:
         lock = self._lock
         lock.acquire()
         try:
-            if path is not self._path:  # the path changed since admission: the general case
-                changed = None
-                stale = True
-            else:
-                stale = False
+            if path is self._path:
                 # the stats, as in _record (inlined: a helper call costs this path ~5%)
                 if lat is not None:
                     self._timed_calls += 1
@@ -939,9 +940,11 @@ class CircuitBreaker:
                 if not self._root.observe(None, 0.0 if lat is None else lat, quality, now, seq):
                     return False
                 changed = self._open_locked(_CLOSED, self._clock() if lat is None else now)
+            else:
+                changed = _STALE
         finally:
             lock.release()
-        if stale:
+        if changed is _STALE:  # the path changed since admission: the general case
             return self._record(path, None, None, quality, lat)
         if changed is not None:
             self._emit_state_change(*changed)

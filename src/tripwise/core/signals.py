@@ -11,14 +11,16 @@ there. Two kinds of calls hold slots:
 - **Inline calls**: the decorator's sync wrapper on the quick path (CLOSED, outcome = latency
   and score) of a breaker whose calls were never reported to. Setting and resetting a context
   variable is ~220 ns, most of what such a call costs, and a breaker with a ``score_fn`` never
-  needs it; so the wrapper sets nothing, and only notes the context slot at its start in a
-  local (``outer``). A sync call cannot be interleaved with other code of its thread, so its
-  frame on the stack identifies it: :func:`find_slot` walks up from the reporter; the first
-  inline call it meets is the innermost guarded call unless the context slot is not the one
-  the inline call started under (then that slot was set inside it: a ``with`` block, a stream,
-  a task of a loop run inside the call). A report found this way lands in a slot kept by
-  frame (``unscoped``, popped by the wrapper when its function returns) and switches the
-  breaker to scoped calls: only its first report pays for the walk's frame inspection.
+  needs it; so the wrapper sets nothing. A sync call cannot be interleaved with other code of
+  its thread, so its frame on the stack identifies it: :func:`find_slot` walks up from the
+  reporter. A context slot whose owner it meets first (a ``with`` block, a stream, a scoped
+  call inside the inline one) is the inner one; else the first inline call it meets is,
+  unless the walk crossed an event loop on the way and the context slot's owner is not below
+  the inline call (then the reporter is a task of a loop run inside the call, and the slot
+  was set in there, by the async guarded call the task belongs to). A report found this way
+  lands in a slot kept by frame (``unscoped``, popped by the wrapper when its function returns
+  or raises) and switches the breaker to scoped calls: only its first report pays for the
+  walk's frame inspection.
 """
 
 from __future__ import annotations
@@ -88,8 +90,13 @@ def register_inline(code: CodeType) -> None:
     _register(code, _INLINE)
 
 
-def _claim(frame: FrameType, ctx: list[Any] | None) -> tuple[bool, list[Any] | None]:
-    """Whether ``frame`` (an inline wrapper's) decides where a report goes, and the slot."""
+def _claim(
+    frame: FrameType, ctx: list[Any] | None, crossed_loop: bool
+) -> tuple[bool, list[Any] | None]:
+    """Whether ``frame`` (an inline wrapper's) decides where a report goes, and the slot.
+
+    ``ctx`` is the context slot; its owner is not between the reporter and ``frame``.
+    ``crossed_loop``: an event loop lies between them (the reporter runs in a task)."""
     local = frame.f_locals  # (a copy before 3.13: ~1 us, paid once per breaker, see above)
     path = local.get("path")
     if (
@@ -101,8 +108,10 @@ def _claim(frame: FrameType, ctx: list[Any] | None) -> tuple[bool, list[Any] | N
         or "breaker" not in local
     ):
         return False, None  # not (or no longer) inside an inline quality call's function
-    if ctx is not None and ctx is not local.get("outer"):
-        return True, ctx  # the context slot was set inside this call: it is the inner one
+    if ctx is not None and crossed_loop and not _owner_below(frame, ctx):
+        # A task of a loop run inside this call, in a context whose slot was set in there
+        # (by an async guarded call it belongs to): that call is the inner one.
+        return True, ctx
     slot = unscoped.get(frame)
     if slot is None:
         owner = local["breaker"]
@@ -111,24 +120,86 @@ def _claim(frame: FrameType, ctx: list[Any] | None) -> tuple[bool, list[Any] | N
     return True, slot
 
 
+def _owner_below(frame: FrameType, ctx: list[Any]) -> bool:
+    """Whether the frame that set ``ctx`` is below ``frame`` (ctx is then the outer slot)."""
+    frame_id = ctx[4]
+    f = frame.f_back
+    while f is not None:
+        if id(f) == frame_id or (
+            _codes.get(id(f.f_code)) == _OWNER and f.f_locals.get("slot") is ctx
+        ):
+            return True
+        f = f.f_back
+    return False
+
+
+def _loop_codes() -> set[int]:
+    """Ids of the code objects that run asyncio tasks (a task's frames sit above them)."""
+    import asyncio.base_events
+    import asyncio.events
+    import asyncio.runners
+
+    found = [
+        asyncio.events.Handle._run,
+        asyncio.base_events.BaseEventLoop.run_forever,
+        asyncio.base_events.BaseEventLoop.run_until_complete,
+        asyncio.runners.run,
+    ]
+    runner = getattr(asyncio.runners, "Runner", None)  # 3.11+
+    if runner is not None:
+        found.append(runner.run)
+    codes = set()
+    for fn in found:
+        _keep.append(fn.__code__)
+        codes.add(id(fn.__code__))
+    return codes
+
+
+_loops: set[int] | None = None
+
+
+inline_seen = False
+"""Whether any breaker using quality was built (its calls may have run inline)."""
+
+
 def find_slot() -> list[Any] | None:
-    """The slot of the innermost guarded call using quality around the caller's caller."""
+    """The slot of the innermost guarded call using quality around the caller's caller.
+
+    Without a context slot the stack is walked (for inline calls, even of a breaker that was
+    just switched to scoped calls while they ran); with one, only while some breaker's calls
+    still run inline. Not covered: a call of such a breaker that started inline before the
+    switch, nested in a scoped call, reporting after the switch (its report lands on the
+    scoped call); a task of a loop run (by asyncio.run) in a worker thread inside an inline
+    call, reporting in a context inherited from outside the thread. A report outside any
+    guarded call walks the whole stack to find nothing.
+    """
+    global _loops
     ctx = current_slot.get()
-    if not inline_breakers:
+    if ctx is None:
+        if not inline_seen:
+            return None
+    elif not inline_breakers and not unscoped:
         return ctx
+    loops = _loops
+    if loops is None:
+        loops = _loops = _loop_codes()
     frame_id = ctx[4] if ctx is not None else 0
     codes = _codes
+    crossed_loop = False
     f: FrameType | None = sys._getframe(2)
     while f is not None:
         if id(f) == frame_id:
             return ctx
-        kind = codes.get(id(f.f_code))
+        code = id(f.f_code)
+        kind = codes.get(code)
         if kind is not None:
             if kind == _OWNER:
                 return ctx  # ctx is this frame's slot, or one set inside it
-            decided, slot = _claim(f, ctx)
+            decided, slot = _claim(f, ctx, crossed_loop)
             if decided:
                 return slot
+        elif code in loops:
+            crossed_loop = True
         f = f.f_back
     return ctx
 
