@@ -313,3 +313,31 @@ def test_a_plain_task_of_a_loop_inside_an_inline_call_reports_to_that_call(
         work()
     assert last(sync_b) == 0.27
     assert last(block) is None
+
+
+def test_streams_and_inline_calls_nested_both_ways(clock: FakeClock) -> None:
+    deco, stream_b, helper = (
+        scored("s-deco", clock),
+        scored("s-stream", clock),
+        scored("s-help", clock),
+    )
+
+    @helper
+    def check(token: str) -> str:
+        report_quality(0.22)  # inside the stream's generator, in an inline call: the helper's
+        return token
+
+    @stream_b
+    def tokens():
+        yield check("a")
+        report_quality(0.44)  # in the generator body: the stream's
+        yield "b"
+
+    @deco
+    def answer() -> str:
+        text = "".join(tokens())
+        report_quality(0.66)  # after the stream: the decorated call's
+        return text
+
+    assert answer() == "ab"
+    assert (last(helper), last(stream_b), last(deco)) == (0.22, 0.44, 0.66)
