@@ -475,17 +475,16 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 late_success(calls)  # the path changed meanwhile (a transition, or a setting)
             return result
         path = breaker._path
-        until = path.open_until
-        if until is not None:  # open: answer without the lock
-            if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
-                next(rejections)
-                return fallback(*args, **kwargs) if fallback_is_callable else fallback
-            return run_full(breaker, path, fn, args, kwargs)
         if not path.quick:
+            until = path.open_until
+            if until is not None:  # open: answer without the lock
+                if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
+                    next(rejections)
+                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
             return run_full(breaker, path, fn, args, kwargs)
         # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path.
         token = None
-        if path.quality and not path.inline:  # scoped: a context slot, owned by this frame
+        if path.scoped:  # reports reached this breaker's calls: a context slot, this frame's
             slot: list[Any] | None = [
                 None,
                 breaker,
@@ -508,12 +507,10 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             raise
         score: float | None = None
-        if not path.quality:
-            pass
-        elif token is not None:
+        if token is not None:
             reset_slot(token)
             score = quality_of(result, slot)
-        else:  # breaker._quality_of, inlined for the score_fn case (~4%)
+        elif path.quality:  # breaker._quality_of, inlined for the score_fn case (~4%)
             slot = reported.pop(_getframe(), None) if reported else None
             if slot is not None and slot[0] is not None:
                 score = cast(float, slot[0])

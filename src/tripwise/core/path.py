@@ -78,7 +78,8 @@ class Path:
       completes through ``breaker._complete`` (the timed and quality rules' hot path).
     - ``inline``: quick, and the decorator's sync wrapper runs it itself: no quality, or no
       report has reached this breaker's calls yet, so a call needs no context slot (see
-      :mod:`tripwise.core.signals`). Other quick calls are scoped (``guard.run_full``).
+      :mod:`tripwise.core.signals`).
+    - ``scoped``: quick with quality, not inline: a call sets a context slot.
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``scored``: quality, but no result predicate and no required signal: a returned call's
       outcome is its score (reported, or from the score_fn).
@@ -100,6 +101,7 @@ class Path:
         "quality",
         "quick",
         "scored",
+        "scoped",
         "state",
         "timed",
     )
@@ -115,6 +117,7 @@ class Path:
     inline: bool
     plain: bool
     scored: bool
+    scoped: bool
     open_until: float | None
     calls: Tally
 
@@ -145,6 +148,7 @@ class Path:
         setter(self, "quality", quality)
         setter(self, "quick", quick)
         setter(self, "inline", inline)
+        setter(self, "scoped", quick and quality and not inline)
         setter(self, "plain", plain)
         setter(self, "scored", scored)
         setter(self, "open_until", open_until)
