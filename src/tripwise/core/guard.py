@@ -477,10 +477,13 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         path = breaker._path
         if not path.quick:
             until = path.open_until
-            if until is not None:  # open: answer without the lock
-                if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
-                    next(rejections)
-                    return fallback(*args, **kwargs) if fallback_is_callable else fallback
+            if (  # open: answer without the lock
+                until is not None
+                and has_fallback
+                and (_time.monotonic() if clock is None else clock()) < until
+            ):
+                next(rejections)
+                return fallback(*args, **kwargs) if fallback_is_callable else fallback
             return run_full(breaker, path, fn, args, kwargs)
         # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path.
         token = None

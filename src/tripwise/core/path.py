@@ -100,8 +100,8 @@ class Path:
         "plain",
         "quality",
         "quick",
-        "scored",
         "scoped",
+        "scored",
         "state",
         "timed",
     )
