@@ -29,7 +29,6 @@ import math
 import random
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from types import TracebackType
@@ -46,7 +45,7 @@ from tripwise.core.guard import NO_FALLBACK, check_fallback
 from tripwise.core.path import Path, Tally
 from tripwise.core.records import CallRecord
 from tripwise.core.shared import SharedState, StateLink, StateStore
-from tripwise.core.signals import check_reported_score, inline_breakers
+from tripwise.core.signals import check_reported_score
 from tripwise.core.states import Mode, State
 from tripwise.core.stats import BreakerStats
 from tripwise.core.validation import check_exception_types, check_name
@@ -254,7 +253,6 @@ class CircuitBreaker:
         self._root.restart(0)
         self._warming = not self._root.warm(0)  # conditions still need to hear of successes
         self._reports_scoped = False  # no report reached an inline call yet (see _scope_reports)
-        weakref.finalize(self, inline_breakers.discard, id(self))
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
         self._last_trip_at: float | None = None
@@ -577,11 +575,7 @@ class CircuitBreaker:
         plain = not quality and config.result_predicate is None
         scored = quality and config.result_predicate is None and not config.require_quality_signal
         if quality:
-            signals.inline_seen = True
-        if quality and not self._reports_scoped:
-            inline_breakers.add(id(self))  # (a finalizer removes it with the breaker)
-        else:
-            inline_breakers.discard(id(self))
+            signals.inline_seen = True  # (its calls may run inline: see signals)
         quick = (
             state is _CLOSED
             and (mode is _NORMAL or mode is _METRICS_ONLY)
@@ -597,7 +591,7 @@ class CircuitBreaker:
             admit=admit,
             lean=lean,
             quick=quick,
-            inline=quick and not (quality and self._reports_scoped),
+            scoped=quick and quality and self._reports_scoped,
             timed=timed,
             quality=quality,
             plain=plain,

@@ -29,13 +29,7 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.signals import (
-    current_slot,
-    inline_breakers,
-    register_inline,
-    register_owner,
-    unscoped,
-)
+from tripwise.core.signals import current_slot, register_inline, unscoped
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -230,9 +224,8 @@ def run_scored(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """An admitted sync call of a breaker that uses quality, in a context slot: its frame owns
-    the slot (a registered owner, see :mod:`tripwise.core.signals`)."""
-    slot = [None, b, path.gen, None, 0]  # (signals.new_slot)
+    """An admitted sync call of a breaker that uses quality, in a context slot."""
+    slot = [None, b, path.gen, None]  # (signals.new_slot)
     token = current_slot.set(slot)
     if path.timed:
         clock = b._clock_fn
@@ -375,9 +368,8 @@ async def arun_scored(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """An admitted async call of a breaker that uses quality, in a context slot: its frame
-    owns the slot (a registered owner, see :mod:`tripwise.core.signals`)."""
-    slot = [None, b, path.gen, None, 0]  # (signals.new_slot)
+    """An admitted async call of a breaker that uses quality, in a context slot."""
+    slot = [None, b, path.gen, None]  # (signals.new_slot)
     token = current_slot.set(slot)
     if path.timed:
         clock = b._clock_fn
@@ -423,6 +415,7 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     late_success = b._late_success
     complete = b._complete
     quality_of = b._quality_of
+    get_slot = current_slot.get
     set_slot = current_slot.set
     reset_slot = current_slot.reset
     reported = unscoped
@@ -487,17 +480,13 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
             return run_full(breaker, path, fn, args, kwargs)
         # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path.
         token = None
-        if path.scoped:  # reports reached this breaker's calls: a context slot, this frame's
-            slot: list[Any] | None = [
-                None,
-                breaker,
-                path.gen,
-                None,
-                id(_getframe()) if inline_breakers else 0,
-            ]
+        quality = path.quality
+        if quality and (path.scoped or get_slot() is not None):
+            # A context slot: reports reached this breaker's calls before, or this call runs
+            # inside another guarded call's slot. Else none (an inline call: signals explains
+            # how report_quality finds it by its frame).
+            slot: list[Any] | None = [None, breaker, path.gen, None]  # (signals.new_slot)
             token = set_slot(slot)
-        # (else no context slot: none, or no report reached this breaker's calls yet; the
-        # signals module explains how report_quality finds an inline call by its frame)
         start = (_time.monotonic() if clock is None else clock()) if path.timed else None
         try:
             result = fn(*args, **kwargs)
@@ -513,9 +502,8 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         if token is not None:
             reset_slot(token)
             score = quality_of(result, slot)
-        elif path.quality:  # breaker._quality_of, inlined for the score_fn case (~4%)
-            slot = reported.pop(_getframe(), None) if reported else None
-            if slot is not None and slot[0] is not None:
+        elif quality:  # breaker._quality_of, inlined for the score_fn case (~4%)
+            if reported and (slot := reported.pop(_getframe(), None)) and slot[0] is not None:
                 score = cast(float, slot[0])
             elif (score_fn := breaker._score_fn) is not None:
                 try:
@@ -548,8 +536,6 @@ def _inline_wrapper_code() -> Any:
 
 
 register_inline(_inline_wrapper_code())
-register_owner(run_scored.__code__)
-register_owner(arun_scored.__code__)
 
 
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
@@ -580,16 +566,15 @@ class Frame:
         self.prev = prev
 
 
-def enter(b: CircuitBreaker, depth: int = 2) -> None:
+def enter(b: CircuitBreaker) -> None:
     """Start a ``with b:`` block: a permit (or CircuitBreakerOpen), kept in a context variable.
-    ``depth``: how many frames up the block's own frame is (``__enter__``'s caller: 2).
 
     A rejected block raises CircuitBreakerOpen even when the breaker has a fallback: a block
     has no value the fallback could replace."""
     path = b._admit()
     slot = token = None
-    if path.quality:  # a quality slot, scoped to the frame of the block (enter's caller's)
-        slot = [None, b, path.gen, None, id(sys._getframe(depth))]
+    if path.quality:  # a quality slot (signals.new_slot)
+        slot = [None, b, path.gen, None]
         token = current_slot.set(slot)
     start = b._clock() if path.timed else None
     b._frames.set(Frame(path, start, slot, token, b._frames.get()))

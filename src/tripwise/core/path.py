@@ -76,10 +76,9 @@ class Path:
     - ``quick``: admitted (CLOSED, normal or metrics-only mode), not lean, no listeners, and
       a returned call's outcome is its latency and score alone (``plain`` or ``scored``): it
       completes through ``breaker._complete`` (the timed and quality rules' hot path).
-    - ``inline``: quick, and the decorator's sync wrapper runs it itself: no quality, or no
-      report has reached this breaker's calls yet, so a call needs no context slot (see
-      :mod:`tripwise.core.signals`).
-    - ``scoped``: quick with quality, not inline: a call sets a context slot.
+    - ``scoped``: quick with quality, and reports reached this breaker's calls before: a
+      decorated sync call sets a context slot even where none is set (otherwise it may run
+      inline, see :mod:`tripwise.core.signals`).
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``scored``: quality, but no result predicate and no required signal: a returned call's
       outcome is its score (reported, or from the score_fn).
@@ -93,7 +92,6 @@ class Path:
         "admit",
         "calls",
         "gen",
-        "inline",
         "lean",
         "mode",
         "open_until",
@@ -114,7 +112,6 @@ class Path:
     timed: bool
     quality: bool
     quick: bool
-    inline: bool
     plain: bool
     scored: bool
     scoped: bool
@@ -132,7 +129,7 @@ class Path:
         timed: bool,
         quality: bool,
         quick: bool,
-        inline: bool,
+        scoped: bool,
         plain: bool,
         scored: bool,
         open_until: float | None,
@@ -147,8 +144,7 @@ class Path:
         setter(self, "timed", timed)
         setter(self, "quality", quality)
         setter(self, "quick", quick)
-        setter(self, "inline", inline)
-        setter(self, "scoped", quick and quality and not inline)
+        setter(self, "scoped", scoped)
         setter(self, "plain", plain)
         setter(self, "scored", scored)
         setter(self, "open_until", open_until)

@@ -5,22 +5,19 @@ anything it calls, in the same thread or asyncio task, or a task it spawns) writ
 there. Two kinds of calls hold slots:
 
 - **Scoped calls** (async calls, ``breaker.call()``, ``with`` blocks, streams, and decorated
-  sync calls of a breaker whose calls were reported to before) put their slot in a context
-  variable, which keeps interleaved asyncio tasks and threads apart. The slot remembers the
-  id of the frame that set it (``slot[FRAME]``).
+  sync calls that start inside another scoped call, or of a breaker whose calls were reported
+  to before) put their slot in a context variable, which keeps interleaved asyncio tasks and
+  threads apart.
 - **Inline calls**: the decorator's sync wrapper on the quick path (CLOSED, outcome = latency
-  and score) of a breaker whose calls were never reported to. Setting and resetting a context
-  variable is ~220 ns, most of what such a call costs, and a breaker with a ``score_fn`` never
-  needs it; so the wrapper sets nothing. A sync call cannot be interleaved with other code of
-  its thread, so its frame on the stack identifies it: :func:`find_slot` walks up from the
-  reporter. A context slot whose owner it meets first (a ``with`` block, a stream, a scoped
-  call inside the inline one) is the inner one; else the first inline call it meets is,
-  unless the walk crossed an event loop on the way and the context slot's owner is not below
-  the inline call (then the reporter is a task of a loop run inside the call, and the slot
-  was set in there, by the async guarded call the task belongs to). A report found this way
-  lands in a slot kept by frame (``unscoped``, popped by the wrapper when its function returns
-  or raises) and switches the breaker to scoped calls: only its first report pays for the
-  walk's frame inspection.
+  and score) of a breaker whose calls were never reported to, started where no context slot
+  is set. Setting and resetting a context variable is ~220 ns, most of what such a call costs,
+  and a breaker with a ``score_fn`` never needs it; so the wrapper sets nothing. A sync call
+  cannot be interleaved with other code of its thread, so its frame on the stack identifies
+  it: with no context slot set, :func:`find_slot` walks up from the reporter to the first
+  inline call in progress. (A context slot set, the innermost guarded call is the slot's: an
+  inline call never starts inside one.) A report found this way lands in a slot kept by frame
+  (``unscoped``, popped by the wrapper when its function returns or raises) and switches the
+  breaker to scoped calls: only its first report pays for looking at frames.
 """
 
 from __future__ import annotations
@@ -42,18 +39,17 @@ class LateScoreOwner(Protocol):
     def _scope_reports(self) -> None: ...
 
 
-QualitySlot = list  # [score, owner, generation, call id, frame id]
-"""Where the current call's score lands (``slot[SCORE]``), who to ask for a call id for a
-late score (``slot[OWNER]``, a :class:`LateScoreOwner`, for the call's ``slot[GEN]``), and
-the id of the frame that set it as the context slot (``slot[FRAME]``, 0 for none). A plain
+QualitySlot = list  # [score, owner, generation, call id]
+"""Where the current call's score lands (``slot[SCORE]``), and who to ask for a call id for a
+late score (``slot[OWNER]``, a :class:`LateScoreOwner`, for the call's ``slot[GEN]``). A plain
 list: building one is a literal (~30 ns) where a slotted class costs ~150 ns per guarded call."""
 
-SCORE, OWNER, GEN, CALL_ID, FRAME = 0, 1, 2, 3, 4
+SCORE, OWNER, GEN, CALL_ID = 0, 1, 2, 3
 
 
-def new_slot(owner: LateScoreOwner | None = None, gen: int = -1, frame: int = 0) -> list[Any]:
-    """A fresh slot (the hot paths write the literal ``[None, owner, gen, None, frame]``)."""
-    return [None, owner, gen, None, frame]
+def new_slot(owner: LateScoreOwner | None = None, gen: int = -1) -> list[Any]:
+    """A fresh slot (the hot paths write the literal ``[None, owner, gen, None]``)."""
+    return [None, owner, gen, None]
 
 
 current_slot: ContextVar[list[Any] | None] = ContextVar("tripwise_quality_slot", default=None)
@@ -62,146 +58,62 @@ unscoped: dict[FrameType, list[Any]] = {}
 """The slots of inline calls that a report found by walking the stack, by the wrapper's frame
 (the wrapper pops its own when its function returns or raises)."""
 
-inline_breakers: set[int] = set()
-"""Ids of the live breakers whose quality calls run inline now. While there are none (every
-breaker using quality was reported to, or none uses quality), a report just reads the
-context slot: no walk."""
+inline_seen = False
+"""Whether a breaker that uses quality was built (its calls may run inline): until then a
+report outside a context slot has no call to look for."""
 
-_OWNER, _INLINE = 1, 2
-_codes: dict[int, int] = {}  # id(code) -> _OWNER (its frames own a context slot) or _INLINE
-_keep: list[CodeType] = []  # (the registered code objects, kept alive so ids stay theirs)
-
-
-def _register(code: CodeType, kind: int) -> None:
-    if id(code) not in _codes:
-        _keep.append(code)
-        _codes[id(code)] = kind
-
-
-def register_owner(code: CodeType) -> None:
-    """Declare ``code`` a function whose every frame sets the context slot while it runs."""
-    _register(code, _OWNER)
+_inline_codes: set[int] = set()  # ids of the code objects of inline wrappers
+_inline_keep: list[CodeType] = []  # (kept alive, so their ids stay theirs)
 
 
 def register_inline(code: CodeType) -> None:
-    """Declare ``code`` an inline wrapper: a frame of it with ``path`` (quality, inline),
-    ``breaker`` and ``outer`` locals, and no ``result``/``exc`` yet, is an inline call in
-    progress (see the module docstring)."""
-    _register(code, _INLINE)
+    """Declare ``code`` an inline wrapper: a frame of it with locals ``path`` (quality, inline)
+    and ``breaker``, no ``token`` set and no ``result``/``exc`` yet, is an inline call whose
+    function is running (see the module docstring)."""
+    if id(code) not in _inline_codes:
+        _inline_keep.append(code)
+        _inline_codes.add(id(code))
 
 
-def _claim(
-    frame: FrameType, ctx: list[Any] | None, crossed_loop: bool
-) -> tuple[bool, list[Any] | None]:
-    """Whether ``frame`` (an inline wrapper's) decides where a report goes, and the slot.
-
-    ``ctx`` is the context slot; its owner is not between the reporter and ``frame``.
-    ``crossed_loop``: an event loop lies between them (the reporter runs in a task)."""
+def _claim(frame: FrameType) -> list[Any] | None:
+    """The slot of the inline call running in ``frame`` (an inline wrapper's), if one is."""
     local = frame.f_locals  # (a copy before 3.13: ~1 us, paid once per breaker, see above)
     path = local.get("path")
     if (
         path is None
-        or not path.inline
         or not path.quality
         or "result" in local
         or "exc" in local
         or "breaker" not in local
     ):
-        return False, None  # not (or no longer) inside an inline quality call's function
-    if ctx is not None and crossed_loop and not _owner_below(frame, ctx):
-        # A task of a loop run inside this call, in a context whose slot was set in there
-        # (by an async guarded call it belongs to): that call is the inner one.
-        return True, ctx
+        return None  # not (or no longer) inside a quality call's function
+    if local.get("token") is not None:  # a scoped call, reported to from another context
+        scoped: list[Any] | None = local.get("slot")
+        return scoped
     slot = unscoped.get(frame)
     if slot is None:
         owner = local["breaker"]
-        slot = unscoped.setdefault(frame, [None, owner, path.gen, None, 0])
+        slot = unscoped.setdefault(frame, [None, owner, path.gen, None])
         owner._scope_reports()
-    return True, slot
-
-
-def _owner_below(frame: FrameType, ctx: list[Any]) -> bool:
-    """Whether the frame that set ``ctx`` is below ``frame`` (ctx is then the outer slot)."""
-    frame_id = ctx[4]
-    f = frame.f_back
-    while f is not None:
-        if id(f) == frame_id or (
-            _codes.get(id(f.f_code)) == _OWNER and f.f_locals.get("slot") is ctx
-        ):
-            return True
-        f = f.f_back
-    return False
-
-
-def _loop_codes() -> set[int]:
-    """Ids of the code objects that run asyncio tasks (a task's frames sit above them)."""
-    import asyncio.base_events
-    import asyncio.events
-    import asyncio.runners
-
-    found = [
-        asyncio.events.Handle._run,
-        asyncio.base_events.BaseEventLoop.run_forever,
-        asyncio.base_events.BaseEventLoop.run_until_complete,
-        asyncio.runners.run,
-    ]
-    runner = getattr(asyncio.runners, "Runner", None)  # 3.11+
-    if runner is not None:
-        found.append(runner.run)
-    codes = set()
-    for fn in found:
-        _keep.append(fn.__code__)
-        codes.add(id(fn.__code__))
-    return codes
-
-
-_loops: set[int] | None = None
-
-
-inline_seen = False
-"""Whether any breaker using quality was built (its calls may have run inline)."""
+    return slot
 
 
 def find_slot() -> list[Any] | None:
-    """The slot of the innermost guarded call using quality around the caller's caller.
-
-    Without a context slot the stack is walked (for inline calls, even of a breaker that was
-    just switched to scoped calls while they ran); with one, only while some breaker's calls
-    still run inline. Not covered: a call of such a breaker that started inline before the
-    switch, nested in a scoped call, reporting after the switch (its report lands on the
-    scoped call); a task of a loop run (by asyncio.run) in a worker thread inside an inline
-    call, reporting in a context inherited from outside the thread. A report outside any
-    guarded call walks the whole stack to find nothing.
-    """
-    global _loops
+    """The slot of the innermost guarded call using quality around the caller's caller: the
+    context slot, else the inline call found on the stack (a report outside any guarded call
+    walks the whole stack to find nothing: microseconds, once a breaker uses quality)."""
     ctx = current_slot.get()
-    if ctx is None:
-        if not inline_seen:
-            return None
-    elif not inline_breakers and not unscoped:
+    if ctx is not None or not inline_seen:
         return ctx
-    loops = _loops
-    if loops is None:
-        loops = _loops = _loop_codes()
-    frame_id = ctx[4] if ctx is not None else 0
-    codes = _codes
-    crossed_loop = False
+    inline = _inline_codes
     f: FrameType | None = sys._getframe(2)
     while f is not None:
-        if id(f) == frame_id:
-            return ctx
-        code = id(f.f_code)
-        kind = codes.get(code)
-        if kind is not None:
-            if kind == _OWNER:
-                return ctx  # ctx is this frame's slot, or one set inside it
-            decided, slot = _claim(f, ctx, crossed_loop)
-            if decided:
+        if id(f.f_code) in inline:
+            slot = _claim(f)
+            if slot is not None:
                 return slot
-        elif code in loops:
-            crossed_loop = True
         f = f.f_back
-    return ctx
+    return None
 
 
 def check_reported_score(score: Any, what: str = "quality score") -> float:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -129,13 +128,9 @@ class _StreamBase:
         self._fallback: Any = None
 
     def _enter(self) -> Token[list[Any] | None] | None:
-        """Scope ``report_quality`` to this stream while its generator runs (in the caller's
-        frame: it resumes the generator)."""
+        """Scope ``report_quality`` to this stream while its generator runs."""
         slot = self._slot
-        if slot is None:
-            return None
-        slot[4] = id(sys._getframe(1))  # signals.FRAME
-        return current_slot.set(slot)
+        return current_slot.set(slot) if slot is not None else None
 
     def _stopped(self, token: Token[list[Any] | None] | None) -> None:
         """The generator is exhausted: the stream succeeded."""
