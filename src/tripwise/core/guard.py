@@ -196,8 +196,10 @@ def run_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
+    slot = token = None
     if path.quality:
-        return run_scored(b, path, fn, args, kwargs)
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
+        token = current_slot.set(slot)
     if path.timed:
         clock = b._clock_fn
         start: float | None = _time.monotonic() if clock is None else clock()
@@ -206,42 +208,15 @@ def run_full(
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
+        if token is not None:
+            current_slot.reset(token)
         if b._on_exception(path, start, exc):
             return fallback_value(b, args, kwargs)
         raise
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        if b._record(path, start, None, None) and b._substitutes():
-            return fallback_value(b, args, kwargs)
-    elif b._finish(path, start, result, None):
-        return fallback_value(b, args, kwargs)
-    return result
-
-
-def run_scored(
-    b: CircuitBreaker,
-    path: Path,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """An admitted sync call of a breaker that uses quality, in a context slot."""
-    slot = [None, b, path.gen, None]  # (signals.new_slot)
-    token = current_slot.set(slot)
-    if path.timed:
-        clock = b._clock_fn
-        start: float | None = _time.monotonic() if clock is None else clock()
-    else:
-        start = None
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:
+    if token is not None:
         current_slot.reset(token)
-        if b._on_exception(path, start, exc):
-            return fallback_value(b, args, kwargs)
-        raise
-    current_slot.reset(token)
-    if path.quick:  # CLOSED, outcome = latency and score
-        score = b._quality_of(result, slot)
+    if path.quick:  # CLOSED, outcome = latency and score: the short locked step
+        score = b._quality_of(result, slot) if slot is not None else None
         if start is None:
             tripped = b._complete(path, None, score, 0.0)
         else:
@@ -337,56 +312,28 @@ async def arun_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return await afallback_value(b, args, kwargs)
+    if path.timed:
+        clock = b._clock_fn
+        start: float | None = _time.monotonic() if clock is None else clock()
+    else:
+        start = None
+    slot = token = None
     if path.quality:
-        return await arun_scored(b, path, fn, args, kwargs)
-    if path.timed:
-        clock = b._clock_fn
-        start: float | None = _time.monotonic() if clock is None else clock()
-    else:
-        start = None
+        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
+        token = current_slot.set(slot)
     try:
         result = await _awaitable(fn, args, kwargs)
     except BaseException as exc:
+        if token is not None:
+            current_slot.reset(token)
         if type(exc) is _StreamMisuse:
             b._release(path)
             raise
         if b._on_exception(path, start, exc):
             return await afallback_value(b, args, kwargs)
         raise
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        if b._record(path, start, None, None) and b._substitutes():
-            return await afallback_value(b, args, kwargs)
-    elif b._finish(path, start, result, None):
-        return await afallback_value(b, args, kwargs)
-    return result
-
-
-async def arun_scored(
-    b: CircuitBreaker,
-    path: Path,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """An admitted async call of a breaker that uses quality, in a context slot."""
-    slot = [None, b, path.gen, None]  # (signals.new_slot)
-    token = current_slot.set(slot)
-    if path.timed:
-        clock = b._clock_fn
-        start: float | None = _time.monotonic() if clock is None else clock()
-    else:
-        start = None
-    try:
-        result = await _awaitable(fn, args, kwargs)
-    except BaseException as exc:
+    if token is not None:
         current_slot.reset(token)
-        if type(exc) is _StreamMisuse:
-            b._release(path)
-            raise
-        if b._on_exception(path, start, exc):
-            return await afallback_value(b, args, kwargs)
-        raise
-    current_slot.reset(token)
     if b._finish(path, start, result, slot):
         return await afallback_value(b, args, kwargs)
     return result
