@@ -89,6 +89,16 @@ def _one() -> Any:
     yield None
 
 
+def _reporting() -> Callable[[], None]:
+    """An empty function that reports its score (the bare call it is compared with does not:
+    the row includes report_quality itself)."""
+
+    def f() -> None:
+        tripwise.report_quality(1.0)
+
+    return f
+
+
 # ---------------------------------------------------------------------------- 1. CLOSED sync
 
 
@@ -149,6 +159,12 @@ def closed_sync_cases() -> list[Case]:
             "tripwise",
             "quality_below(0.5, window=20, score_fn), decorator (quality context, locks)",
             dec(tw(tripwise.quality_below(0.5, window=20, score_fn=_score))(fresh())),
+        ),
+        Case(
+            "tw_rq",
+            "tripwise",
+            "quality_below(0.5, window=20), `report_quality(1.0)` inside the call (context slot)",
+            dec(tw(tripwise.quality_below(0.5, window=20))(_reporting())),
         ),
         Case("cb", "circuitbreaker", CFG_CB, dec(cb(failure_threshold=5)(fresh()))),
         Case("pyb", "pybreaker", CFG_PYB, dec(pybreaker.CircuitBreaker(fail_max=5)(fresh()))),

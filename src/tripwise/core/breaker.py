@@ -34,8 +34,9 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from tripwise.core import guard
+from tripwise.core import guard, signals
 from tripwise.core.clock import Clock, monotonic
+from tripwise.core.condition_base import claim_condition
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
@@ -69,6 +70,9 @@ _STALE_GEN = -1  # the generation of a permit that counts in the stats only
 StateChangeCallback = Callable[["CircuitBreaker", State, State], Any]
 
 _DEFAULT_REGISTRY: Any = object()  # sentinel: "use the process-wide registry"
+
+
+_STALE: Any = object()  # (_complete: the call's path is no longer the breaker's)
 
 
 class CircuitBreaker:
@@ -123,6 +127,7 @@ class CircuitBreaker:
         "_quality_sum",
         "_rejected_offset",
         "_rejections",
+        "_reports_scoped",
         "_retired_calls",
         "_rng",
         "_root",
@@ -238,13 +243,7 @@ class CircuitBreaker:
             self._state_callbacks.append(on_state_change)
 
         for cond in self._root.walk():
-            owner = cond.__dict__.get("_tripwise_owner") if hasattr(cond, "__dict__") else None
-            if owner is not None:
-                raise ValueError(
-                    f"condition {cond!r} already belongs to breaker {owner!r}; every breaker "
-                    "needs its own condition objects (they hold its windows)"
-                )
-            cond._tripwise_owner = name if name is not None else "unnamed"  # type: ignore[attr-defined]
+            claim_condition(cond, name if name is not None else "unnamed")
 
         # State machine (guarded by _lock; _path is also read without it, atomically).
         self._base_mode = _METRICS_ONLY if metrics_only else _NORMAL
@@ -253,6 +252,7 @@ class CircuitBreaker:
         self._gen = 0
         self._root.restart(0)
         self._warming = not self._root.warm(0)  # conditions still need to hear of successes
+        self._reports_scoped = False  # no report reached an inline call yet (see _scope_reports)
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
         self._last_trip_at: float | None = None
@@ -574,20 +574,24 @@ class CircuitBreaker:
             open_until = self._opened_at + self._open_duration
         plain = not quality and config.result_predicate is None
         scored = quality and config.result_predicate is None and not config.require_quality_signal
+        if quality:
+            signals.inline_seen = True  # (its calls may run inline: see signals)
+        quick = (
+            state is _CLOSED
+            and (mode is _NORMAL or mode is _METRICS_ONLY)
+            and not lean
+            and not self._listeners
+            and not self._warming
+            and (plain or scored)
+        )
         return Path(
             gen=gen,
             state=state,
             mode=mode,
             admit=admit,
             lean=lean,
-            quick=(
-                state is _CLOSED
-                and (mode is _NORMAL or mode is _METRICS_ONLY)
-                and not lean
-                and not self._listeners
-                and not self._warming
-                and (plain or scored)
-            ),
+            quick=quick,
+            scoped=quick and quality and self._reports_scoped,
             timed=timed,
             quality=quality,
             plain=plain,
@@ -603,6 +607,15 @@ class CircuitBreaker:
         path.calls.path = path
         self._path = path
         self._lean = path.calls if path.lean else None
+
+    def _scope_reports(self) -> None:
+        """A report reached one of this breaker's inline calls (found by its frame, see
+        :mod:`tripwise.core.signals`): from now on its quality calls are scoped (they set a
+        context slot, which the next reports find without inspecting frames)."""
+        with self._lock:
+            if not self._reports_scoped:
+                self._reports_scoped = True
+                self._refresh_path_locked()
 
     def _refresh_path_locked(self) -> None:
         """Same generation, same counter, new decisions (a setting or listener changed)."""
@@ -905,11 +918,7 @@ class CircuitBreaker:
         lock = self._lock
         lock.acquire()
         try:
-            if path is not self._path:  # the path changed since admission: the general case
-                changed = None
-                stale = True
-            else:
-                stale = False
+            if path is self._path:
                 # the stats, as in _record (inlined: a helper call costs this path ~5%)
                 if lat is not None:
                     self._timed_calls += 1
@@ -925,9 +934,11 @@ class CircuitBreaker:
                 if not self._root.observe(None, 0.0 if lat is None else lat, quality, now, seq):
                     return False
                 changed = self._open_locked(_CLOSED, self._clock() if lat is None else now)
+            else:
+                changed = _STALE
         finally:
             lock.release()
-        if stale:
+        if changed is _STALE:  # the path changed since admission: the general case
             return self._record(path, None, None, quality, lat)
         if changed is not None:
             self._emit_state_change(*changed)

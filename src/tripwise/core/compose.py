@@ -8,15 +8,12 @@ fine, since nothing is read from them with a plain ``getattr``.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tripwise.core.condition_base import Condition, ConditionProtocol
+from tripwise.core.condition_base import Condition, ConditionProtocol, claim_condition
 from tripwise.core.records import CallRecord
-
-_OWNER = "_tripwise_owner"
 
 
 def _own_attr(obj: Any, name: str, default: Any) -> Any:
@@ -35,21 +32,7 @@ class _CustomCondition(Condition):
     uses_clock = True  # a user condition may look at latency and timestamps
 
     def __init__(self, inner: ConditionProtocol) -> None:
-        # The mark lives in the object's own __dict__ (read without getattr, so mocks and
-        # proxies that answer any attribute are not mistaken for owned conditions).
-        try:
-            own = vars(inner)
-        except TypeError:  # __slots__, builtins: they cannot be marked; trusted not to be shared
-            own = None
-        if isinstance(own, dict):
-            owner = own.get(_OWNER)
-            if owner is not None:
-                raise ValueError(
-                    f"condition {inner!r} already belongs to breaker {owner!r}; every breaker "
-                    "needs its own condition objects"
-                )
-            with contextlib.suppress(TypeError):
-                own[_OWNER] = "a breaker"
+        claim_condition(inner, "a breaker")  # (held outside the object: mocks are fine)
         self.inner = inner
         self.uses_quality = bool(_own_attr(inner, "uses_quality", True))
         score_fn = _own_attr(inner, "score_fn", None)

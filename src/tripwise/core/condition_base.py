@@ -11,6 +11,7 @@ condition (used to judge half-open probes).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -28,6 +29,31 @@ DEFAULT_WINDOW = 20
 
 DEFAULT_TIME_MIN_CALLS = 10
 """Minimum calls before a time-window rule may trip, when ``min_calls`` is not given."""
+
+
+_owners: dict[int, tuple[weakref.ref[Any], str]] = {}
+"""Which breaker each condition object belongs to, by id (with a weak reference, so an entry
+dies with its object). Kept outside the objects: reading an object's ``__dict__`` would turn
+its attribute reads on the hot path into dict lookups (+~250 instructions each on CPython
+3.11), and a mock answers any ``getattr``."""
+
+
+def claim_condition(obj: Any, owner: str) -> None:
+    """Mark ``obj`` (a condition, or a user object adapted as one) as ``owner``'s; a
+    ValueError if another breaker already holds it (it would share that breaker's windows).
+    An object that cannot be weakly referenced cannot be tracked and is trusted."""
+    key = id(obj)
+    entry = _owners.get(key)
+    if entry is not None and entry[0]() is obj:
+        raise ValueError(
+            f"condition {obj!r} already belongs to breaker {entry[1]!r}; every breaker needs "
+            "its own condition objects (they hold its windows)"
+        )
+    try:
+        ref = weakref.ref(obj, lambda _ref, key=key: _owners.pop(key, None))  # type: ignore[misc]
+    except TypeError:
+        return
+    _owners[key] = (ref, owner)
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time as _time
 from collections.abc import Awaitable, Callable
 from contextvars import Token
@@ -28,7 +29,7 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.signals import current_slot
+from tripwise.core.signals import current_slot, register_inline, unscoped
 
 if TYPE_CHECKING:
     from tripwise.core.breaker import CircuitBreaker
@@ -195,28 +196,13 @@ def run_full(
             if b._fallback is NO_FALLBACK:
                 raise
             return fallback_value(b, args, kwargs)
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        if path.timed:
-            clock = b._clock_fn
-            start: float | None = _time.monotonic() if clock is None else clock()
-        else:
-            start = None
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if b._on_exception(path, start, exc):
-                return fallback_value(b, args, kwargs)
-            raise
-        if b._record(path, start, None, None) and b._substitutes():
-            return fallback_value(b, args, kwargs)
-        return result
     slot = token = None
     if path.quality:
         slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
         token = current_slot.set(slot)
     if path.timed:
         clock = b._clock_fn
-        start = _time.monotonic() if clock is None else clock()
+        start: float | None = _time.monotonic() if clock is None else clock()
     else:
         start = None
     try:
@@ -229,7 +215,17 @@ def run_full(
         raise
     if token is not None:
         current_slot.reset(token)
-    if b._finish(path, start, result, slot):
+    if path.quick:  # CLOSED, outcome = latency and score: the short locked step
+        score = b._quality_of(result, slot) if slot is not None else None
+        if start is None:
+            tripped = b._complete(path, None, score, 0.0)
+        else:
+            clock = b._clock_fn
+            now = _time.monotonic() if clock is None else clock()
+            tripped = b._complete(path, (now - start) * 1000.0, score, now)
+        if tripped and b._substitutes():
+            return fallback_value(b, args, kwargs)
+    elif b._finish(path, start, result, slot):
         return fallback_value(b, args, kwargs)
     return result
 
@@ -321,19 +317,6 @@ async def arun_full(
         start: float | None = _time.monotonic() if clock is None else clock()
     else:
         start = None
-    if path.plain:  # no quality, no result predicate: straight to the outcome
-        try:
-            result = await _awaitable(fn, args, kwargs)
-        except BaseException as exc:
-            if type(exc) is _StreamMisuse:
-                b._release(path)
-                raise
-            if b._on_exception(path, start, exc):
-                return await afallback_value(b, args, kwargs)
-            raise
-        if b._record(path, start, None, None) and b._substitutes():
-            return await afallback_value(b, args, kwargs)
-        return result
     slot = token = None
     if path.quality:
         slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
@@ -379,8 +362,11 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
     late_success = b._late_success
     complete = b._complete
     quality_of = b._quality_of
+    get_slot = current_slot.get
     set_slot = current_slot.set
     reset_slot = current_slot.reset
+    reported = unscoped
+    _getframe = sys._getframe
     clock = b._clock_fn
     rejections = b._rejections
     fallback = b._fallback
@@ -429,19 +415,24 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
                 late_success(calls)  # the path changed meanwhile (a transition, or a setting)
             return result
         path = breaker._path
-        until = path.open_until
-        if until is not None:  # open: answer without the lock
-            if has_fallback and (_time.monotonic() if clock is None else clock()) < until:
+        if not path.quick:
+            until = path.open_until
+            if (  # open: answer without the lock
+                until is not None
+                and has_fallback
+                and (_time.monotonic() if clock is None else clock()) < until
+            ):
                 next(rejections)
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             return run_full(breaker, path, fn, args, kwargs)
-        if not path.quick:
-            return run_full(breaker, path, fn, args, kwargs)
-        # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path
-        slot: list[Any] | None = None
+        # CLOSED, not lean, outcome = latency and score: the latency and quality rules' path.
         token = None
-        if path.quality:
-            slot = [None, breaker, path.gen, None]  # a quality slot (signals.new_slot)
+        quality = path.quality
+        if quality and (path.scoped or get_slot() is not None):
+            # A context slot: reports reached this breaker's calls before, or this call runs
+            # inside another guarded call's slot. Else none (an inline call: signals explains
+            # how report_quality finds it by its frame).
+            slot: list[Any] | None = [None, breaker, path.gen, None]  # (signals.new_slot)
             token = set_slot(slot)
         start = (_time.monotonic() if clock is None else clock()) if path.timed else None
         try:
@@ -449,13 +440,27 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         except BaseException as exc:
             if token is not None:
                 reset_slot(token)
+            elif reported:
+                reported.pop(_getframe(), None)
             if on_exception(path, start, exc):
                 return fallback(*args, **kwargs) if fallback_is_callable else fallback
             raise
-        score = None
+        score: float | None = None
         if token is not None:
             reset_slot(token)
             score = quality_of(result, slot)
+        elif quality:  # breaker._quality_of, inlined for the score_fn case (~4%)
+            if reported and (slot := reported.pop(_getframe(), None)) and slot[0] is not None:
+                score = cast(float, slot[0])
+            elif (score_fn := breaker._score_fn) is not None:
+                try:
+                    score = score_fn(result)
+                except Exception:
+                    breaker._score_failed()
+                    score = None
+                else:
+                    if type(score) is not float or score - score != 0.0:  # not a finite float
+                        score = breaker._score_value(score)
         if start is None:
             tripped = complete(path, None, score, 0.0)
         else:
@@ -467,6 +472,17 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
 
     wrapper.breaker = b  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def _inline_wrapper_code() -> Any:
+    """The code object of :func:`decorate`'s sync wrapper (one for every decorated function)."""
+    for const in decorate.__code__.co_consts:
+        if getattr(const, "co_name", None) == "wrapper":
+            return const
+    raise RuntimeError("decorate() has no sync wrapper")  # pragma: no cover
+
+
+register_inline(_inline_wrapper_code())
 
 
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
@@ -504,8 +520,8 @@ def enter(b: CircuitBreaker) -> None:
     has no value the fallback could replace."""
     path = b._admit()
     slot = token = None
-    if path.quality:
-        slot = [None, b, path.gen, None]  # a quality slot (signals.new_slot)
+    if path.quality:  # a quality slot (signals.new_slot)
+        slot = [None, b, path.gen, None]
         token = current_slot.set(slot)
     start = b._clock() if path.timed else None
     b._frames.set(Frame(path, start, slot, token, b._frames.get()))

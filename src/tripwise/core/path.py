@@ -76,6 +76,9 @@ class Path:
     - ``quick``: admitted (CLOSED, normal or metrics-only mode), not lean, no listeners, and
       a returned call's outcome is its latency and score alone (``plain`` or ``scored``): it
       completes through ``breaker._complete`` (the timed and quality rules' hot path).
+    - ``scoped``: quick with quality, and reports reached this breaker's calls before: a
+      decorated sync call sets a context slot even where none is set (otherwise it may run
+      inline, see :mod:`tripwise.core.signals`).
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``scored``: quality, but no result predicate and no required signal: a returned call's
       outcome is its score (reported, or from the score_fn).
@@ -95,6 +98,7 @@ class Path:
         "plain",
         "quality",
         "quick",
+        "scoped",
         "scored",
         "state",
         "timed",
@@ -110,6 +114,7 @@ class Path:
     quick: bool
     plain: bool
     scored: bool
+    scoped: bool
     open_until: float | None
     calls: Tally
 
@@ -124,6 +129,7 @@ class Path:
         timed: bool,
         quality: bool,
         quick: bool,
+        scoped: bool,
         plain: bool,
         scored: bool,
         open_until: float | None,
@@ -138,6 +144,7 @@ class Path:
         setter(self, "timed", timed)
         setter(self, "quality", quality)
         setter(self, "quick", quick)
+        setter(self, "scoped", scoped)
         setter(self, "plain", plain)
         setter(self, "scored", scored)
         setter(self, "open_until", open_until)

@@ -160,10 +160,25 @@ class LatencyAbove(_SlowCallRule):
     ) -> bool:
         slow = latency_ms > self.threshold_ms
         w = self.window
-        w.add(None, slow, now)
+        if type(w) is FlagWindow:  # FlagWindow.add, inlined: the hot path of this rule
+            ring = w._ring
+            i = w._next
+            n = w.count
+            if n == w.size:
+                if ring[i]:
+                    w.flagged -= 1
+            else:
+                w.count = n = n + 1
+            ring[i] = slow
+            if slow:
+                w.flagged += 1
+            i += 1
+            w._next = 0 if i == w.size else i
+        else:
+            w.add(None, slow, now)
+            n = w.count
         if not slow:  # a fast call cannot trip the rule: it leaves an unflagged call behind
             return False
-        n = w.count
         return w.flagged == n and n >= self.min_calls
 
     def __repr__(self) -> str:

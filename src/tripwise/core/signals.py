@@ -1,22 +1,42 @@
 """The quality side-channel: ``report_quality(score)`` inside a guarded call.
 
-A guarded call whose breaker uses quality gets a fresh slot in a context variable; the
-function (or anything it calls, in the same thread or asyncio task, or a task it spawns)
-writes its score there. Context variables keep interleaved asyncio tasks and threads apart.
+A guarded call whose breaker uses quality has a slot where its score lands; the function (or
+anything it calls, in the same thread or asyncio task, or a task it spawns) writes its score
+there. Two kinds of calls hold slots:
+
+- **Scoped calls** (async calls, ``breaker.call()``, ``with`` blocks, streams, and decorated
+  sync calls that start inside another scoped call, or of a breaker whose calls were reported
+  to before) put their slot in a context variable, which keeps interleaved asyncio tasks and
+  threads apart.
+- **Inline calls**: the decorator's sync wrapper on the quick path (CLOSED, outcome = latency
+  and score) of a breaker whose calls were never reported to, started where no context slot
+  is set. Setting and resetting a context variable is ~220 ns, most of what such a call costs,
+  and a breaker with a ``score_fn`` never needs it; so the wrapper sets nothing. A sync call
+  cannot be interleaved with other code of its thread, so its frame on the stack identifies
+  it: with no context slot set, :func:`find_slot` walks up from the reporter to the first
+  inline call in progress. (A context slot set, the innermost guarded call is the slot's: an
+  inline call never starts inside one.) A report found this way lands in a slot kept by frame
+  (``unscoped``, popped by the wrapper when its function returns or raises) and switches the
+  breaker to scoped calls: only its first report pays for looking at frames.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from contextvars import ContextVar
 from numbers import Real
+from types import CodeType, FrameType
 from typing import Any, Protocol
 
 
 class LateScoreOwner(Protocol):
-    """What a slot needs from its breaker to hand out call ids for late scores."""
+    """What a slot needs from its breaker: call ids for late scores, and the switch to scoped
+    calls once a report reached one of its inline calls."""
 
     def _register_late_call(self, gen: int) -> str: ...
+
+    def _scope_reports(self) -> None: ...
 
 
 QualitySlot = list  # [score, owner, generation, call id]
@@ -33,6 +53,67 @@ def new_slot(owner: LateScoreOwner | None = None, gen: int = -1) -> list[Any]:
 
 
 current_slot: ContextVar[list[Any] | None] = ContextVar("tripwise_quality_slot", default=None)
+
+unscoped: dict[FrameType, list[Any]] = {}
+"""The slots of inline calls that a report found by walking the stack, by the wrapper's frame
+(the wrapper pops its own when its function returns or raises)."""
+
+inline_seen = False
+"""Whether a breaker that uses quality was built (its calls may run inline): until then a
+report outside a context slot has no call to look for."""
+
+_inline_codes: set[int] = set()  # ids of the code objects of inline wrappers
+_inline_keep: list[CodeType] = []  # (kept alive, so their ids stay theirs)
+
+
+def register_inline(code: CodeType) -> None:
+    """Declare ``code`` an inline wrapper: a frame of it with locals ``path`` (quality, inline)
+    and ``breaker``, no ``token`` set and no ``result``/``exc`` yet, is an inline call whose
+    function is running (see the module docstring)."""
+    if id(code) not in _inline_codes:
+        _inline_keep.append(code)
+        _inline_codes.add(id(code))
+
+
+def _claim(frame: FrameType) -> list[Any] | None:
+    """The slot of the inline call running in ``frame`` (an inline wrapper's), if one is."""
+    local = frame.f_locals  # (a copy before 3.13: ~1 us, paid once per breaker, see above)
+    path = local.get("path")
+    if (
+        path is None
+        or not path.quality
+        or "result" in local
+        or "exc" in local
+        or "breaker" not in local
+    ):
+        return None  # not (or no longer) inside a quality call's function
+    if local.get("token") is not None:  # a scoped call, reported to from another context
+        scoped: list[Any] | None = local.get("slot")
+        return scoped
+    slot = unscoped.get(frame)
+    if slot is None:
+        owner = local["breaker"]
+        slot = unscoped.setdefault(frame, [None, owner, path.gen, None])
+        owner._scope_reports()
+    return slot
+
+
+def find_slot() -> list[Any] | None:
+    """The slot of the innermost guarded call using quality around the caller's caller: the
+    context slot, else the inline call found on the stack (a report outside any guarded call
+    walks the whole stack to find nothing: microseconds, once a breaker uses quality)."""
+    ctx = current_slot.get()
+    if ctx is not None or not inline_seen:
+        return ctx
+    inline = _inline_codes
+    f: FrameType | None = sys._getframe(2)
+    while f is not None:
+        if id(f.f_code) in inline:
+            slot = _claim(f)
+            if slot is not None:
+                return slot
+        f = f.f_back
+    return None
 
 
 def check_reported_score(score: Any, what: str = "quality score") -> float:
@@ -68,7 +149,7 @@ def report_quality(score: float) -> bool:
     wins, and it wins over the breaker's ``score_fn``.
     """
     value = check_reported_score(score)
-    slot = current_slot.get()
+    slot = find_slot()
     if slot is None:
         return False
     slot[0] = value
@@ -84,7 +165,7 @@ def current_call_id() -> str:
     returns the same id. Only ids that are asked for are remembered, so calls that never need
     a late score cost nothing.
     """
-    slot = current_slot.get()
+    slot = find_slot()
     if slot is None or slot[1] is None:
         raise LookupError(
             "current_call_id() must run inside a call guarded by a breaker that uses quality "

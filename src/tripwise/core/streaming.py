@@ -129,7 +129,8 @@ class _StreamBase:
 
     def _enter(self) -> Token[list[Any] | None] | None:
         """Scope ``report_quality`` to this stream while its generator runs."""
-        return current_slot.set(self._slot) if self._slot is not None else None
+        slot = self._slot
+        return current_slot.set(slot) if slot is not None else None
 
     def _stopped(self, token: Token[list[Any] | None] | None) -> None:
         """The generator is exhausted: the stream succeeded."""
@@ -349,7 +350,7 @@ class GuardedStream(_StreamBase):
         phase = self._phase
         if phase == _RUNNING:
             gen = self._gen
-            token = current_slot.set(self._slot) if self._slot is not None else None
+            token = self._enter()
             try:
                 if hasattr(gen, "close"):
                     gen.close()
@@ -461,7 +462,7 @@ class AsyncGuardedStream(_StreamBase):
         phase = self._phase
         if phase == _RUNNING:
             gen = self._gen
-            token = current_slot.set(self._slot) if self._slot is not None else None
+            token = self._enter()
             try:
                 if hasattr(gen, "aclose"):
                     await gen.aclose()
