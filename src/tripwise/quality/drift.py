@@ -34,7 +34,10 @@ steps (see ``_stats.excursion_factor``), divided by how much rarer excursions ar
 calls that could start one (an excursion keeps the sum away from 0 for ``1 + d / -mean``
 calls on average; ``_stats.excursion_rarity``). Both are computed on the padded sample
 (below), whose increments are stochastically larger than the model's, so the bound holds
-for the model too. ``theta``:
+for the model too. From a reference of 10,000 known-good scores or more (``fit()``), each
+CUSUM's ``h`` is then lowered by the slack a simulation on that sample measures in the bound
+(``QualityDrift._calibrated``), aiming at half the budget; live warmups keep the bound.
+``theta``:
 
 - ``bound="empirical"`` (default when a sample is known: ``fit`` or the warmup): the largest
   theta for which the *sample's* average of ``exp(theta * increment)`` (plus worst-case
@@ -258,16 +261,14 @@ class QualityDrift(ScoredCondition):
         self._probe_default = probe
         budget = self.false_trips_per_million / sum(len(lane.slacks) for lane in lanes)
         on_ranks, on_low, centres, slacks, variances, thetas, hs = [], [], [], [], [], [], []
-        nats, slopes, lane_of = [], [], []
+        nats, lane_of = [], []
         for index, lane in enumerate(lanes):
             for slack in lane.slacks:
                 factor = 1.0
-                slope = math.inf
                 if lane.sample is not None and self.bound != "bennett":
                     theta = empirical_theta(lane.sample, lane.centre, slack)
                     factor = excursion_factor(lane.sample, lane.centre, slack, theta)
                     factor /= excursion_rarity(lane.sample, lane.centre, slack)
-                    slope = theta_slope(lane.sample, lane.centre, slack, theta)
                 else:
                     theta = bennett_theta(max(lane.variance, 1e-12), slack)
                 on_ranks.append(lane.on_ranks)
@@ -277,13 +278,12 @@ class QualityDrift(ScoredCondition):
                 variances.append(max(lane.variance, 1e-12))
                 thetas.append(theta)
                 lane_of.append(index)
-                slopes.append(slope)
                 # theta = inf: scores cannot fall this far below the centre: nothing to detect
                 finite = math.isfinite(theta) and factor > 0.0
                 nats.append(math.log(PER_MILLION * factor / budget) if finite else math.inf)
                 hs.append(max(0.0, nats[-1]) / theta if finite else math.inf)
         if count is not None and count >= _MIN_CALIBRATION and self.bound != "bennett":
-            hs = self._calibrated(lanes, lane_of, centres, slacks, thetas, nats, slopes, hs, count)
+            hs = self._calibrated(lanes, lane_of, centres, slacks, thetas, nats, hs, count)
         self.cusum_on_ranks = tuple(on_ranks)
         self.cusum_on_low = tuple(on_low)
         self.cusum_centres = tuple(centres)
@@ -312,7 +312,6 @@ class QualityDrift(ScoredCondition):
         slacks: list[float],
         thetas: list[float],
         nats: list[float],
-        slopes: list[float],
         hs: list[float],
         count: int,
     ) -> list[float]:
@@ -337,10 +336,6 @@ class QualityDrift(ScoredCondition):
         warmups (docs/benchmarks.md, fourth pass)."""
         sim_nats = math.log(_SIM_RATE * PER_MILLION * sum(len(la.slacks) for la in lanes))
         sim_nats -= math.log(self.false_trips_per_million)
-        spreads = [
-            math.sqrt(lanes[lane].variance / count) / slope if slope > 0.0 else math.inf
-            for lane, slope in zip(lane_of, slopes, strict=True)
-        ]
         sim_hs = [
             (nat - sim_nats) / theta if math.isfinite(nat) and nat - sim_nats > 1.0 else math.inf
             for nat, theta in zip(nats, thetas, strict=True)
@@ -369,13 +364,19 @@ class QualityDrift(ScoredCondition):
             k = trips[i]
             looseness = min(1.0, (k + 2.0 * math.sqrt(k + 1.0) + 2.0) / (calls * _SIM_RATE))
             target = nats[i] + math.log(looseness / _CALIBRATED_SHARE)
-            spread = spreads[i]
+            lane = lanes[lane_of[i]]
+            slope = theta_slope(lane.sample or [], centres[i], slacks[i], thetas[i])
+            if not slope > 0.0 or not math.isfinite(slope):
+                out.append(h)
+                continue
+            spread = math.sqrt(lane.variance / count) / slope
             if spread <= 0.0:
                 u = target
             else:
                 disc = 1.0 - 2.0 * spread * spread * target
                 u = (1.0 - math.sqrt(disc)) / (spread * spread) if disc > 0.0 else nats[i]
-            out.append(min(h, max(0.0, u) / thetas[i]))
+            # never below the simulated line: under it the rate was not measured
+            out.append(max(sim_hs[i], min(h, u / thetas[i])))
         return out
 
     def fit(self, scores: Iterable[float]) -> QualityDrift:

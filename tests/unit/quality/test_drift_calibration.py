@@ -9,6 +9,7 @@ is what covers unlucky warmups. All seeded.
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -114,3 +115,21 @@ def test_calibrated_references_keep_false_trips_within_one_per_million(seed: int
         cond = QualityDrift().fit(make(seed * 100 + d, 20_000))
         total += trips(cond, make(seed * 100 + 50 + d, 150_000))
     assert total <= 8
+
+
+@pytest.mark.parametrize("budget", [1.0, 30.0, 300.0])
+def test_calibrated_lines_stay_above_the_simulated_point(
+    monkeypatch: pytest.MonkeyPatch, budget: float
+) -> None:
+    # the rate is only measured at the h where the bound says 1e-3 per call: a calibrated
+    # line never goes below that point, however loose the bound looked there
+    sample = beta(7, 8.0, 1.0, 10_000)
+    cond = QualityDrift(false_trips_per_million=budget).fit(sample)
+    with monkeypatch.context() as patch:
+        patch.setattr(stats, "_np", None)
+        bound = QualityDrift(false_trips_per_million=budget).fit(sample)
+    for h, b, theta in zip(cond.hs, bound.hs, cond.thetas, strict=True):
+        assert h > 0.0
+        assert h <= b * (1 + 1e-9)
+        lowest = b - math.log(1e-3 * 1e6 * len(cond.hs) / budget) / theta
+        assert h >= lowest * (1 - 1e-9) or h == pytest.approx(b, rel=1e-9)
