@@ -669,13 +669,19 @@ class QualityDrift(ScoredCondition):
                 return False  # a rare failure share is only known well once seen a few times
             upper = _wilson_upper(failures, n, _WILSON_Z)
             var = max(var, upper * (1.0 - upper))
+            if self.transform == "auto" and not self._share_precise(failures, n):
+                return False
         elif self.transform != "none":
             if n % 64:
                 return False  # ranked: the rank shift costs a sort; check every 64 calls
             ranked = sorted(self._learned)
             if len(set(ranked)) < _MIN_DISTINCT_FOR_RANKS:
-                if self.transform == "auto" and bisect_right(ranked, ranked[0]) < _MIN_FAILURES:
-                    return False  # the failure lane: its share is only known once seen often
+                if self.transform == "auto":
+                    failures = bisect_right(ranked, ranked[0])
+                    if failures < _MIN_FAILURES:
+                        return False  # the failure lane: its share is only known once seen often
+                    if not self._share_precise(failures, n):
+                        return False
                 return math.sqrt(_variance_upper(var, n) / n) <= _PRECISION * self.shift / 2.0
             m = len(ranked)
 
@@ -685,6 +691,24 @@ class QualityDrift(ScoredCondition):
             rank_shift = self._rank_shift(ranked, rank, 0.5)
             return math.sqrt(_variance_upper(1.0 / 12.0, n) / n) <= _PRECISION * rank_shift
         return math.sqrt(_variance_upper(var, n) / n) <= _PRECISION * self.shift / 2.0
+
+    def _share_precise(self, failures: int, n: int) -> bool:
+        """Is the failure share known well enough for the failure lane's smallest slack?
+
+        The lane's Bernoulli slacks are in units of the failure share, and the smallest one
+        (``_bernoulli_slack(p0, p0 + shift / 2)``, about 0.022 at a 5% share) is less than
+        half the mean lanes' ``shift / 2``: the warmup's own rule (standard error <= 0.1 x
+        slack) is applied to it, on the share's standard error ``sqrt(p (1 - p) / n)``. An
+        imprecise share is what made this CUSUM overspend: its trip rate grows by about
+        ``exp(a^2 / 2)`` for ``a`` nats per standard error of the share (about 3 at a 5% share
+        after 2,000 calls), which the Wilson padding (``a / 2``) does not cover. No failure
+        lane (more than half failing): nothing to check."""
+        if failures > n // 2:
+            return True
+        p0 = _wilson_upper(failures, n, _WILSON_Z)
+        slack = _bernoulli_slack(p0, min(p0 + self.shift / 2.0, (1.0 + p0) / 2.0))
+        share = failures / n
+        return math.sqrt(share * (1.0 - share) / n) <= _PRECISION * slack
 
     def _track_reference(self, quality: float) -> None:
         self._live_sum += quality
