@@ -10,14 +10,15 @@ there. Two kinds of calls hold slots:
   threads apart.
 - **Inline calls**: the decorator's sync wrapper on the quick path (CLOSED, outcome = latency
   and score) of a breaker whose calls were never reported to, started where no context slot
-  is set. Setting and resetting a context variable is ~220 ns, most of what such a call costs,
-  and a breaker with a ``score_fn`` never needs it; so the wrapper sets nothing. A sync call
-  cannot be interleaved with other code of its thread, so its frame on the stack identifies
-  it: with no context slot set, :func:`find_slot` walks up from the reporter to the first
-  inline call in progress. (A context slot set, the innermost guarded call is the slot's: an
-  inline call never starts inside one.) A report found this way lands in a slot kept by frame
-  (``unscoped``, popped by the wrapper when its function returns or raises) and switches the
-  breaker to scoped calls: only its first report pays for looking at frames.
+  is set. Setting and resetting a context variable is ~220 ns, more than the breaker's lock
+  and stats together, and a breaker with a ``score_fn`` never needs it; so the wrapper sets
+  nothing. A sync call cannot be interleaved with other code of its thread, so its frame on
+  the stack identifies it: with no context slot set, :func:`find_slot` walks up from the
+  reporter to the first inline call in progress. (A context slot set, the innermost guarded
+  call is the slot's: an inline call never starts inside one.) A report found this way lands
+  in a slot kept by frame (``unscoped``, popped by the wrapper when its function returns or
+  raises) and switches the breaker to scoped calls: only its first report pays for looking at
+  frames.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def _claim(frame: FrameType) -> list[Any] | None:
     if (
         path is None
         or not path.quality
+        or not path.quick  # (an open breaker's wrapper calling its fallback, say)
         or "result" in local
         or "exc" in local
         or "breaker" not in local

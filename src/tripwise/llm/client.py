@@ -353,7 +353,8 @@ class LLMClient:
         if check and self.checks:
             report = self.checks.run(r)
             r.quality = report.quality
-            report_quality(report.quality)
+            if self.breaker is not None:  # (without one nothing receives the score)
+                report_quality(report.quality)
             if not report.passed:
                 f = report.failures[0]
                 raise OutputCheckFailed(f.check, f.reason, f.score, r)

@@ -48,11 +48,14 @@ def check_quality_args(
             raise ValueError(f"{what}: min_quality needs a score_fn to score answers")
 
 
-def _judge(accept: Accept | None, score_fn: ScoreFn | None, min_quality: float | None) -> Any:
+def _judge(
+    accept: Accept | None, score_fn: ScoreFn | None, min_quality: float | None, report: bool
+) -> Any:
     def judge(result: Any) -> None:
         if score_fn is not None:
             score = float(score_fn(result))
-            report_quality(score)  # the breaker's quality conditions see it too
+            if report:  # the breaker's quality conditions see it too (no breaker: no call to
+                report_quality(score)  # report to, and a report outside one walks the stack)
             if min_quality is not None and score < min_quality:
                 raise RejectedAnswer(result, score, f"score {score:.3f} < {min_quality:g}")
         if accept is not None and not accept(result):
@@ -76,7 +79,7 @@ def build(
     if timeout is not None:
         inner = timeout.wrap(inner)
     if accept is not None or score_fn is not None:
-        judge = _judge(accept, score_fn, min_quality)
+        judge = _judge(accept, score_fn, min_quality, breaker is not None)
         timed = inner
         if is_async:
 

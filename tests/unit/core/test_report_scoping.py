@@ -341,3 +341,26 @@ def test_streams_and_inline_calls_nested_both_ways(clock: FakeClock) -> None:
 
     assert answer() == "ab"
     assert (last(helper), last(stream_b), last(deco)) == (0.22, 0.44, 0.66)
+
+
+def test_a_report_from_the_fallback_of_an_open_breaker_reaches_no_call(clock: FakeClock) -> None:
+    seen: list[bool] = []
+
+    def fallback() -> str:
+        seen.append(report_quality(0.5))  # the call was rejected: nothing receives it
+        return "cached"
+
+    b = CircuitBreaker(
+        quality_below(0.5, window=2),
+        score_fn=lambda _r: 0.1,
+        fallback=fallback,
+        name="open-fb",
+        registry=None,
+        clock=clock,
+    )
+    model = b(lambda: "fresh")
+    model()
+    assert model() == "cached"  # this call's own low score tripped it: its fallback answers
+    assert model() == "cached"  # rejected while open
+    assert seen == [False, False]
+    assert b.stats().quality_count == 2
