@@ -449,18 +449,8 @@ def decorate(b: CircuitBreaker, fn: F) -> F:
         if token is not None:
             reset_slot(token)
             score = quality_of(result, slot)
-        elif quality:  # breaker._quality_of, inlined for the score_fn case (~4%)
-            if reported and (slot := reported.pop(_getframe(), None)) and slot[0] is not None:
-                score = cast(float, slot[0])
-            elif (score_fn := breaker._score_fn) is not None:
-                try:
-                    score = score_fn(result)
-                except Exception:
-                    breaker._score_failed()
-                    score = None
-                else:
-                    if type(score) is not float or score - score != 0.0:  # not a finite float
-                        score = breaker._score_value(score)
+        elif quality:  # an inline call: its slot, if a report found it by its frame
+            score = quality_of(result, reported.pop(_getframe(), None) if reported else None)
         if start is None:
             tripped = complete(path, None, score, 0.0)
         else:

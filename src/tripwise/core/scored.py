@@ -175,45 +175,14 @@ class QualityBelow(ScoredCondition, WindowRule):
             count_window=ValueWindow,
         )
 
-    def observe(
-        self,
-        error: BaseException | None,
-        latency_ms: float,
-        quality: float | None,
-        now: float,
-        seq: int,
-    ) -> bool:
-        # ScoredCondition.observe with _score folded in: the hot path of the quality rule
-        # most breakers use (a Python call is ~15% of it).
-        if quality is None:
-            return False
-        if not quality >= self._lo or not quality <= self._hi:  # (NaN too)
-            quality = self._in_range(quality)
-            if quality is None:
-                return False
+    def _score(self, quality: float, now: float) -> bool:
         w = self.window
-        if type(w) is ValueWindow:  # ValueWindow.push, inlined (the value is in range)
-            ring = w._ring
-            i = w._next
-            n = w.valued
-            if n == w.size:
-                w.total += quality - ring[i]
-            else:
-                w.valued = n = n + 1
-                w.total += quality
-            ring[i] = quality
-            i += 1
-            if i == w.size:
-                i = 0
-                w.total = math.fsum(ring)
-            w._next = i
+        if type(w) is ValueWindow:
+            w.push(quality)  # in the score range, so within the window's limits
         else:
             w.add(quality, False, now)
-            n = w.valued
+        n = w.valued
         return n >= self.min_calls and w.total < self._bar * n
-
-    def _score(self, quality: float, now: float) -> bool:
-        return self.observe(None, 0.0, quality, now, 0)
 
     def mean(self, now: float | None = None) -> float | None:
         """The current mean quality of the window (``None`` before any score)."""
