@@ -5,6 +5,7 @@ bypass what a subclass or a score outside the range needs."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -168,3 +169,21 @@ def test_a_value_window_watching_its_mean() -> None:
         w.watch_mean(math.nan, 1)
     with pytest.raises(ValueError, match="min_count"):
         w.watch_mean(0.5, 0)
+
+
+def test_async_calls_take_the_quick_step_and_the_tripping_call_gets_the_fallback() -> None:
+    cond = quality_below(0.5, window=3)
+    breaker = CircuitBreaker(cond, registry=None, score_fn=lambda r: r, fallback="cached")
+
+    @breaker
+    async def model(score: float) -> float:
+        return score
+
+    async def run() -> list[Any]:
+        return [await model(s) for s in (0.9, 0.6, 0.1, 0.2)]
+
+    assert asyncio.run(run()) == [0.9, 0.6, 0.1, "cached"]  # mean 0.3 after the 4th
+    assert breaker.state is State.OPEN
+    assert cond.window.aggregate().count == 3
+    stats = breaker.stats()
+    assert stats.quality_count == 4 and stats.last_quality == 0.2
