@@ -9,7 +9,6 @@ condition, never raised into the guarded call.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from tripwise.core.condition_base import (
@@ -19,8 +18,8 @@ from tripwise.core.condition_base import (
     ScoreFn,
     WindowRule,
 )
-from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
-from tripwise.core.validation import check_exceedable_rate, check_score_fn, is_real
+from tripwise.core.histogram import VALUE_LIMIT, exact_ratio, is_finite
+from tripwise.core.validation import check_exceedable_rate, check_score_fn, is_real, shown
 from tripwise.core.windows import ValueWindow
 
 logger = logging.getLogger("tripwise.conditions")
@@ -39,15 +38,17 @@ def _check_score_range(score_range: Any) -> tuple[float, float]:
         lo, hi = score_range
     except (TypeError, ValueError):
         raise TypeError(
-            f"score_range must be a pair (low, high) such as (0, 100), got {score_range!r}"
+            f"score_range must be a pair (low, high) such as (0, 100), got {shown(score_range)}"
         ) from None
     for end in (lo, hi):
         if not is_real(end):
-            raise TypeError(f"score_range must hold two numbers, got {score_range!r}")
-        if not (math.isfinite(end) and abs(float(end)) <= VALUE_LIMIT):
-            raise ValueError(f"score_range must hold two finite numbers, got {score_range!r}")
+            raise TypeError(f"score_range must hold two numbers, got {shown(score_range)}")
+        if not (is_finite(end) and abs(float(end)) <= VALUE_LIMIT):
+            raise ValueError(f"score_range must hold two finite numbers, got {shown(score_range)}")
     if not lo < hi:
-        raise ValueError(f"score_range must be (low, high) with low < high, got {score_range!r}")
+        raise ValueError(
+            f"score_range must be (low, high) with low < high, got {shown(score_range)}"
+        )
     return float(lo), float(hi)
 
 
@@ -87,10 +88,10 @@ class ScoredCondition(Condition):
         """A score threshold a "below" test can fire on: in (low, high] of the score range."""
         lo, hi = self.score_range
         if not is_real(value):
-            raise TypeError(f"{name} must be a number in ({lo:g}, {hi:g}], got {value!r}")
-        if not lo <= float(value) <= hi:  # also refuses NaN
+            raise TypeError(f"{name} must be a number in ({lo:g}, {hi:g}], got {shown(value)}")
+        if not is_finite(value) or not lo <= float(value) <= hi:  # (NaN too)
             raise ValueError(
-                f"{name} must be in the score range ({lo:g}, {hi:g}], got {value!r} "
+                f"{name} must be in the score range ({lo:g}, {hi:g}], got {shown(value)} "
                 "(pass score_range=(low, high) for another scale)"
             )
         if value == lo:

@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tripwise.core.histogram import VALUE_LIMIT, LogHistogram, saturate
+from tripwise.core.histogram import VALUE_LIMIT, LogHistogram, is_finite, saturate
+from tripwise.core.validation import shown
 
 __all__ = [
     "VALUE_LIMIT",
@@ -618,8 +619,8 @@ class TimeWindow:
             raise ValueError("window_histogram=True needs track_histogram=True")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError(f"window_seconds must be a number, got {seconds!r}")
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise ValueError(f"window_seconds must be a finite number > 0, got {seconds!r}")
+        if not is_finite(seconds) or seconds <= 0:
+            raise ValueError(f"window_seconds must be a finite number > 0, got {shown(seconds)}")
         self.buckets = _check_size("buckets", buckets)
         self.seconds = float(seconds)
         self.width = self.seconds / buckets

@@ -25,7 +25,8 @@ from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.validation import check_int, check_positive
+from tripwise.core.histogram import is_finite
+from tripwise.core.validation import check_int, check_positive, shown
 from tripwise.core.windows import TimeWindow
 from tripwise.policies._checks import check_bool, check_callable, check_rng
 from tripwise.policies._wrap import wrap_calls
@@ -41,8 +42,8 @@ AsyncSleep = Callable[[float], Awaitable[Any]]
 def _number(name: str, value: Any, *, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value >= low):
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    if not (is_finite(value) and value >= low):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {shown(value)}")
     return float(value)
 
 

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from tripwise import CircuitBreaker, FakeClock, circuit_breaker, error_rate_above, latency_above
+from tripwise import (
+    CircuitBreaker,
+    FakeClock,
+    circuit_breaker,
+    error_rate_above,
+    latency_above,
+    quality_below,
+)
 from tripwise.core.windows import TimeWindow
+from tripwise.policies import Backoff
 
 
 @pytest.mark.parametrize(
@@ -87,3 +95,19 @@ def test_fake_clock_cannot_be_pushed_past_infinity() -> None:
 def test_time_window_refuses_a_bad_relative_accuracy(bad: Any) -> None:
     with pytest.raises((TypeError, ValueError), match="relative_accuracy"):
         TimeWindow(10.0, relative_accuracy=bad)
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: quality_below(10**400), "threshold"),
+        (lambda: quality_below(0.5, score_range=(0, 10**400)), "score_range"),
+        (lambda: error_rate_above(0.5, window_seconds=10**400), "window_seconds"),
+        (lambda: Backoff(initial=10**400), "initial"),
+        (lambda: latency_above(10**400), "threshold_ms"),
+    ],
+)
+def test_an_int_beyond_floats_is_a_clear_value_error(build: Any, name: str) -> None:
+    with pytest.raises(ValueError, match=name) as info:
+        build()
+    assert len(str(info.value)) < 300  # the number is shortened, not printed in full
