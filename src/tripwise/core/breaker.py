@@ -598,6 +598,7 @@ class CircuitBreaker:
             scored=scored,
             open_until=open_until,
             calls=calls,
+            step=self._root.quick_step() if quick and quality else None,
         )
 
     def _set_path(self, path: Path) -> None:
@@ -930,8 +931,19 @@ class CircuitBreaker:
                     self._quality_count += 1
                     self._last_quality = quality
                 calls = path.calls
-                seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
-                if not self._root.observe(None, 0.0 if lat is None else lat, quality, now, seq):
+                if (  # the root's own shortcut (quick_step) for a score in its range
+                    quality is not None
+                    and (step := path.step) is not None
+                    and path.step_low <= quality <= path.step_high
+                ):
+                    next(calls)  # (a step takes no sequence number)
+                    tripped = step(quality, now)
+                else:
+                    seq = next(calls) - calls._reads + 1  # Tally.take(), inlined
+                    tripped = self._root.observe(
+                        None, 0.0 if lat is None else lat, quality, now, seq
+                    )
+                if not tripped:
                     return False
                 changed = self._open_locked(_CLOSED, self._clock() if lat is None else now)
             else:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from tripwise.core.compose import AllOf, AnyOf
 
 ScoreFn = Callable[[Any], float]
+QuickStep = tuple[Callable[[float, float], bool], float, float]
+"""What :meth:`Condition.quick_step` returns: ``(step, low, high)``."""
 
 DEFAULT_WINDOW = 20
 """Calls in a count window when neither ``window`` nor ``window_seconds`` is given."""
@@ -115,6 +117,17 @@ class Condition:
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         """Whether this one call looks bad to the condition (a failed half-open probe)."""
         return error is not None
+
+    def quick_step(self) -> QuickStep | None:
+        """A shortcut for the breaker's hot path, or None (the default: always ``observe``).
+
+        ``(step, low, high)``: for a returned call whose quality score lies in ``[low, high]``
+        (a finite number), ``step(quality, now)`` does all that ``observe(None, latency,
+        quality, now, seq)`` would and answers the same; the condition must not use the
+        latency or ``seq`` of such a call. Other calls still go to ``observe``. The breaker
+        asks again whenever it rebuilds its fast path (a transition, a setting changed).
+        """
+        return None
 
     def observe_late(self, quality: float, now: float) -> bool:
         """A quality score for a call that already completed (see ``record_late_quality``).

@@ -13,8 +13,8 @@ The decorator's wrappers inline the first two (a Python call costs ~30 ns, a thi
 lean path) and hand everything else to the one sync and the one async full path; ``call()`` and
 ``acall()`` run the same three steps. The sync wrapper also inlines the ``quick`` path (CLOSED,
 outcome = latency and score: the latency and quality rules), which completes through
-``breaker._complete``. Generators and async generators are guarded by
-:mod:`tripwise.core.streaming`.
+``breaker._complete``, as :func:`finish` does for the full paths (sync and async).
+Generators and async generators are guarded by :mod:`tripwise.core.streaming`.
 """
 
 from __future__ import annotations
@@ -215,19 +215,27 @@ def run_full(
         raise
     if token is not None:
         current_slot.reset(token)
-    if path.quick:  # CLOSED, outcome = latency and score: the short locked step
-        score = b._quality_of(result, slot) if slot is not None else None
-        if start is None:
-            tripped = b._complete(path, None, score, 0.0)
-        else:
-            clock = b._clock_fn
-            now = _time.monotonic() if clock is None else clock()
-            tripped = b._complete(path, (now - start) * 1000.0, score, now)
-        if tripped and b._substitutes():
-            return fallback_value(b, args, kwargs)
-    elif b._finish(path, start, result, slot):
+    if finish(b, path, start, result, slot):
         return fallback_value(b, args, kwargs)
     return result
+
+
+def finish(
+    b: CircuitBreaker, path: Path, start: float | None, result: Any, slot: list[Any] | None
+) -> bool:
+    """The outcome of a call that returned (``run_full``, ``arun_full``); True when the
+    caller gets the fallback instead of ``result``."""
+    if not path.quick:
+        return b._finish(path, start, result, slot)
+    # CLOSED, outcome = latency and score: the short locked step
+    score = b._quality_of(result, slot) if slot is not None else None
+    if start is None:
+        tripped = b._complete(path, None, score, 0.0)
+    else:
+        clock = b._clock_fn
+        now = _time.monotonic() if clock is None else clock()
+        tripped = b._complete(path, (now - start) * 1000.0, score, now)
+    return tripped and b._substitutes()
 
 
 def _late_stream(
@@ -334,7 +342,7 @@ async def arun_full(
         raise
     if token is not None:
         current_slot.reset(token)
-    if b._finish(path, start, result, slot):
+    if finish(b, path, start, result, slot):
         return await afallback_value(b, args, kwargs)
     return result
 

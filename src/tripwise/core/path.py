@@ -14,7 +14,9 @@ the GIL; ``tally.value()`` reads it exactly without parsing ``repr``.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from tripwise.core.states import Mode, State
@@ -22,6 +24,8 @@ from tripwise.core.states import Mode, State
 _read_lock = threading.Lock()
 
 if TYPE_CHECKING:
+    from tripwise.core.condition_base import QuickStep
+
     _Count = itertools.count[int]
 else:
     _Count = itertools.count  # not subscriptable at runtime
@@ -82,6 +86,9 @@ class Path:
     - ``plain``: no quality and no result predicate: a returned call needs no judging.
     - ``scored``: quality, but no result predicate and no required signal: a returned call's
       outcome is its score (reported, or from the score_fn).
+    - ``step``, ``step_low``, ``step_high``: on a quick path with quality, the root
+      condition's :meth:`~tripwise.core.condition_base.Condition.quick_step` (or ``None``):
+      ``step(quality, now)`` takes a returned call's score in ``[step_low, step_high]``.
     - ``open_until``: while not ``None``, a call before that time on the breaker's clock is
       rejected without the lock (OPEN in normal mode, or ``math.inf`` when forced open).
     - ``calls``: this generation's call counter; completed calls of the generation take their
@@ -101,6 +108,9 @@ class Path:
         "scoped",
         "scored",
         "state",
+        "step",
+        "step_high",
+        "step_low",
         "timed",
     )
 
@@ -117,6 +127,9 @@ class Path:
     scoped: bool
     open_until: float | None
     calls: Tally
+    step: Callable[[float, float], bool] | None
+    step_low: float
+    step_high: float
 
     def __init__(
         self,
@@ -134,6 +147,7 @@ class Path:
         scored: bool,
         open_until: float | None,
         calls: Tally,
+        step: QuickStep | None = None,
     ) -> None:
         setter = object.__setattr__
         setter(self, "gen", gen)
@@ -149,6 +163,10 @@ class Path:
         setter(self, "scored", scored)
         setter(self, "open_until", open_until)
         setter(self, "calls", calls)
+        fn, low, high = (None, math.inf, -math.inf) if step is None else step
+        setter(self, "step", fn)
+        setter(self, "step_low", low)
+        setter(self, "step_high", high)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a breaker's Path is immutable (tried to set {name!r})")

@@ -12,7 +12,13 @@ import logging
 import math
 from typing import Any
 
-from tripwise.core.condition_base import DEFAULT_WINDOW, Condition, ScoreFn, WindowRule
+from tripwise.core.condition_base import (
+    DEFAULT_WINDOW,
+    Condition,
+    QuickStep,
+    ScoreFn,
+    WindowRule,
+)
 from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
 from tripwise.core.validation import check_exceedable_rate, check_score_fn, is_real
 from tripwise.core.windows import ValueWindow
@@ -139,6 +145,13 @@ class ScoredCondition(Condition):
     def observe_late(self, quality: float, now: float) -> bool:
         return self.observe(None, 0.0, quality, now, 0)
 
+    def quick_step(self) -> QuickStep | None:
+        """``_score`` for scores within the range (``observe`` minus its checks), unless a
+        subclass replaced ``observe`` itself."""
+        if type(self).observe is not ScoredCondition.observe:
+            return None
+        return self._score, self._lo, self._hi
+
     def _score(self, quality: float, now: float) -> bool:
         raise NotImplementedError
 
@@ -174,15 +187,28 @@ class QualityBelow(ScoredCondition, WindowRule):
             default_window=DEFAULT_WINDOW,
             count_window=ValueWindow,
         )
+        if type(self.window) is ValueWindow:  # it tests its own mean: one call per score
+            self.window.watch_mean(self._bar, self.min_calls)
 
     def _score(self, quality: float, now: float) -> bool:
         w = self.window
         if type(w) is ValueWindow:
-            w.push(quality)  # in the score range, so within the window's limits
-        else:
-            w.add(quality, False, now)
+            return w.push(quality)  # in the score range, so within the window's limits
+        w.add(quality, False, now)
         n = w.valued
         return n >= self.min_calls and w.total < self._bar * n
+
+    def quick_step(self) -> QuickStep | None:
+        """A count window's ``push`` (it watches its mean): the breaker's quick path makes one
+        call per score into this condition."""
+        w, cls = self.window, type(self)
+        if (
+            type(w) is ValueWindow
+            and cls._score is QualityBelow._score
+            and cls.observe is ScoredCondition.observe
+        ):
+            return w.push, self._lo, self._hi
+        return super().quick_step()
 
     def mean(self, now: float | None = None) -> float | None:
         """The current mean quality of the window (``None`` before any score)."""

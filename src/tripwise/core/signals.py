@@ -30,6 +30,8 @@ from numbers import Real
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
+from tripwise.core.histogram import VALUE_LIMIT
+
 
 class LateScoreOwner(Protocol):
     """What a slot needs from its breaker: call ids for late scores, and the switch to scoped
@@ -123,22 +125,29 @@ def check_reported_score(score: Any, what: str = "quality score") -> float:
 
     Scores are not clamped or refused for being outside [0, 1]: cosine similarities,
     log-probabilities and 0-100 ratings are recorded as they are, and each quality condition
-    decides what a value outside the range it assumes means. A string, a bool or None is a
-    TypeError (as in ml-breaker); NaN and infinities are a ValueError.
+    decides what a value outside the range it assumes means. A finite number too large for a
+    float (``10**400``) or beyond ``±VALUE_LIMIT`` (1e140) is recorded as ``±VALUE_LIMIT``,
+    as windows hold it. A string, a bool (numpy's too) or None is a TypeError (as in
+    ml-breaker); NaN and infinities are a ValueError.
     """
     if type(score) is float:
-        if math.isfinite(score):
+        if -VALUE_LIMIT <= score <= VALUE_LIMIT:
             return score
-    elif isinstance(score, (bool, str)) or (
-        not isinstance(score, Real) and not hasattr(score, "__float__")
+    elif (
+        isinstance(score, (bool, str))
+        or type(score).__name__ in ("bool", "bool_")  # numpy.bool_: no bool, has __float__
+        or (not isinstance(score, Real) and not hasattr(score, "__float__"))
     ):
         raise TypeError(
             f"{what} must be a real number (int or float), not {type(score).__name__}: {score!r}"
         )
-    value = float(score)
+    try:
+        value = float(score)
+    except OverflowError:  # a finite int or fraction beyond float: as large as windows hold
+        return VALUE_LIMIT if score > 0 else -VALUE_LIMIT
     if not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {score!r}")
-    return value
+    return max(-VALUE_LIMIT, min(VALUE_LIMIT, value))
 
 
 def report_quality(score: float) -> bool:

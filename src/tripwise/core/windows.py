@@ -303,9 +303,22 @@ class ValueWindow:
     About three times cheaper per observation than :class:`CountWindow` (no flags, no sums of
     squares on the hot path): what a rolling mean needs and no more. ``sum_sq``, ``min`` and
     ``max`` are computed when read.
+
+    A window can watch its own mean (:meth:`watch_mean`): :meth:`push` then answers whether
+    the mean fell below a floor, so a rolling-mean rule is one call per value.
     """
 
-    __slots__ = ("_next", "_ring", "dropped", "saturated", "size", "total", "valued")
+    __slots__ = (
+        "_next",
+        "_ring",
+        "dropped",
+        "floor",
+        "min_count",
+        "saturated",
+        "size",
+        "total",
+        "valued",
+    )
 
     flagged = 0  # holds no flags
 
@@ -316,6 +329,16 @@ class ValueWindow:
         self.valued = 0
         self.total = 0.0
         self.saturated = self.dropped = 0
+        self.floor = -math.inf  # (no floor: push answers False)
+        self.min_count = 1
+
+    def watch_mean(self, floor: float, min_count: int) -> None:
+        """From now on :meth:`push` answers whether the mean of the held values is below
+        ``floor`` with at least ``min_count`` values held (``quality_below``'s whole test)."""
+        if not math.isfinite(floor):
+            raise ValueError(f"floor must be a finite number, got {floor!r}")
+        self.floor = float(floor)
+        self.min_count = _check_size("min_count", min_count)
 
     @property
     def count(self) -> int:
@@ -338,9 +361,11 @@ class ValueWindow:
         self.push(value)
         return True
 
-    def push(self, value: float) -> None:
+    def push(self, value: float, now: float = 0.0) -> bool:
         """:meth:`add` for a value the caller knows is a number within ``±VALUE_LIMIT`` (a
-        score already brought into its condition's range): the hot path of ``quality_below``."""
+        score already brought into its condition's range): the hot path of ``quality_below``.
+        True if the mean is now below the watched floor (see :meth:`watch_mean`); ``now`` is
+        not used (a count window), it makes ``push`` a condition's quick step."""
         ring = self._ring
         i = self._next
         if self.valued == self.size:
@@ -354,6 +379,8 @@ class ValueWindow:
             i = 0
             self.total = math.fsum(ring)  # full once it rotates: exact, so no drift
         self._next = i
+        n = self.valued
+        return n >= self.min_count and self.total < self.floor * n
 
     def _unusual(self, value: float | None, flag: bool) -> float | None:
         if flag:

@@ -24,6 +24,7 @@ from tripwise import (
     quality_below,
     report_quality,
 )
+from tripwise.quality import current_call_id
 
 from ._helpers import attempt, boom
 
@@ -346,3 +347,36 @@ def test_quality_breaker_rejects_like_any_other(clock: FakeClock) -> None:
     breaker.call(lambda: report_quality(0.0))
     with pytest.raises(CircuitBreakerOpen):
         breaker.call(lambda: report_quality(1.0))
+
+
+@pytest.mark.parametrize("score", [10**400, -(10**400), 1e200])
+def test_a_finite_score_beyond_float_range_never_fails_the_call(
+    clock: FakeClock, score: float
+) -> None:
+    breaker = CircuitBreaker(
+        any_of(quality_below(0.5, window=2), error_rate_above(0.5, window=2)),
+        registry=None,
+        clock=clock,
+        fallback="fallback",
+    )
+    ids = []
+
+    @breaker
+    def answer() -> str:
+        report_quality(score)
+        ids.append(current_call_id())
+        return "ok"
+
+    # held as windows hold it: +-1e140; a huge negative score drags the mean below 0.5
+    assert [answer(), answer()] == (["ok", "ok"] if score > 0 else ["ok", "fallback"])
+    stats = breaker.stats()
+    assert (stats.failures, stats.last_quality) == (0, 1e140 if score > 0 else -1e140)
+    if score > 0:
+        assert breaker.record_late_quality(ids[0], score) is True
+
+
+def test_numpy_bools_are_not_scores() -> None:
+    import numpy as np
+
+    with pytest.raises(TypeError, match="not bool"):
+        report_quality(np.bool_(True))
