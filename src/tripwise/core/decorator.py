@@ -82,11 +82,21 @@ def circuit_breaker(
     return decorate
 
 
+def _score_fns(trip_on: Any) -> list[int]:
+    """The identities of the score_fn of each condition in ``trip_on`` (in order)."""
+    walk = getattr(trip_on, "walk", None)
+    conditions = list(walk()) if isinstance(trip_on, Condition) and walk is not None else []
+    return [id(getattr(c, "score_fn", None)) for c in conditions]
+
+
 def _check_same(breaker: CircuitBreaker, trip_on: Any, options: dict[str, Any]) -> None:
     """Refuse settings for an existing breaker that differ from what it has."""
     conflicts: list[str] = []
     if trip_on is not None and repr(trip_on) != repr(breaker.trip_on):
         conflicts.append(f"trip_on={trip_on!r} (it has {breaker.trip_on!r})")
+    elif trip_on is not None and _score_fns(trip_on) != _score_fns(breaker.trip_on):
+        # (a repr shows "score_fn=...": two rules that differ only there look the same)
+        conflicts.append(f"trip_on={trip_on!r} with another score_fn than its conditions'")
     config = breaker.config
     for key, value in options.items():
         if key in ("record_exceptions", "ignore_exceptions"):

@@ -209,6 +209,34 @@ def test_conflicting_settings_for_an_existing_name_are_refused() -> None:
     assert d.breaker is a.breaker  # type: ignore[attr-defined]
 
 
+def test_rules_that_differ_only_in_their_score_fn_are_a_conflict() -> None:
+    registry = Registry()
+
+    def confidence(r: Any) -> float:
+        return float(r["confidence"])
+
+    @circuit_breaker(
+        name="q", trip_on=quality_below(0.5, window=2, score_fn=confidence), registry=registry
+    )
+    def a() -> None: ...
+
+    with pytest.raises(ValueError, match="another score_fn"):
+
+        @circuit_breaker(
+            name="q",
+            trip_on=quality_below(0.5, window=2, score_fn=lambda r: r["score"]),
+            registry=registry,
+        )
+        def b() -> None: ...
+
+    @circuit_breaker(
+        name="q", trip_on=quality_below(0.5, window=2, score_fn=confidence), registry=registry
+    )
+    def c() -> None: ...
+
+    assert c.breaker is a.breaker  # type: ignore[attr-defined]
+
+
 def test_an_empty_name_is_refused() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         CircuitBreaker(name="", registry=None)
