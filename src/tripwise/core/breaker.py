@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tripwise.core import guard, signals
 from tripwise.core.clock import Clock, monotonic
-from tripwise.core.condition_base import claim_condition
+from tripwise.core.condition_base import claim_condition, release_condition
 from tripwise.core.conditions import Condition, ScoreFn, as_condition, consecutive_failures
 from tripwise.core.config import BreakerConfig
 from tripwise.core.errors import CircuitBreakerOpen, FailedResult, QualitySignalMissing
@@ -242,9 +242,22 @@ class CircuitBreaker:
         if on_state_change is not None:
             self._state_callbacks.append(on_state_change)
 
-        for cond in self._root.walk():
-            claim_condition(cond, name if name is not None else "unnamed")
+        claimed: list[Any] = []
+        try:
+            for cond in self._root.walk():
+                for obj in cond.claimables():
+                    claim_condition(obj, name if name is not None else "unnamed")
+                    claimed.append(obj)
+            self._init_rest(name, registry, store, metrics_only)
+        except BaseException:  # (a refused name or store: the conditions stay free)
+            for obj in claimed:
+                release_condition(obj)
+            raise
 
+    def _init_rest(
+        self, name: str | None, registry: Registry | None, store: Any, metrics_only: bool
+    ) -> None:
+        """The rest of ``__init__``, once the conditions are claimed."""
         # State machine (guarded by _lock; _path is also read without it, atomically).
         self._base_mode = _METRICS_ONLY if metrics_only else _NORMAL
         self._mode = self._base_mode

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tripwise.core.condition_base import Condition, ConditionProtocol, claim_condition
+from tripwise.core.condition_base import Condition, ConditionProtocol
 from tripwise.core.records import CallRecord
 
 
@@ -29,11 +29,13 @@ def _own_attr(obj: Any, name: str, default: Any) -> Any:
 class _CustomCondition(Condition):
     """Adapts a user object with ml-breaker's protocol (``__call__(record)``, ``reset()``)."""
 
+    def claimables(self) -> tuple[Any, ...]:
+        return (self, self.inner)  # (ownership is held outside the objects: mocks are fine)
+
     uses_clock = True  # a user condition may look at latency and timestamps
 
     def __init__(self, inner: ConditionProtocol) -> None:
-        claim_condition(inner, "a breaker")  # (held outside the object: mocks are fine)
-        self.inner = inner
+        self.inner = inner  # (claimed by its breaker with this adapter: see claimables)
         self.uses_quality = bool(_own_attr(inner, "uses_quality", True))
         score_fn = _own_attr(inner, "score_fn", None)
         self.score_fn = score_fn if callable(score_fn) else None

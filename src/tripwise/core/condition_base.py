@@ -58,6 +58,13 @@ def claim_condition(obj: Any, owner: str) -> None:
     _owners[key] = (ref, owner)
 
 
+def release_condition(obj: Any) -> None:
+    """Forget ``obj``'s owner (the breaker that claimed it was not built after all)."""
+    entry = _owners.get(id(obj))
+    if entry is not None and entry[0]() is obj:
+        del _owners[id(obj)]
+
+
 @runtime_checkable
 class ConditionProtocol(Protocol):
     """What ``trip_on`` accepts: ml-breaker's condition protocol."""
@@ -117,6 +124,11 @@ class Condition:
     def judge(self, error: BaseException | None, latency_ms: float, quality: float | None) -> bool:
         """Whether this one call looks bad to the condition (a failed half-open probe)."""
         return error is not None
+
+    def claimables(self) -> tuple[Any, ...]:
+        """The objects a breaker claims for itself when it takes this condition (this one, and
+        a user object it adapts): none of them may serve a second breaker."""
+        return (self,)
 
     def quick_step(self) -> QuickStep | None:
         """A shortcut for the breaker's hot path, or None (the default: always ``observe``).

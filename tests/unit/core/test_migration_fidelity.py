@@ -282,3 +282,17 @@ def test_a_registry_default_store_applies_to_decorated_functions() -> None:
     assert f.breaker.shares_state and direct.shares_state  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="needs a name"):
         CircuitBreaker(registry=registry)
+
+
+def test_a_breaker_that_is_refused_leaves_its_condition_free() -> None:
+    from unittest.mock import MagicMock
+
+    registry = Registry()
+    CircuitBreaker(name="taken", registry=registry)
+    for cond in (consecutive_failures(2), MagicMock()):
+        with pytest.raises(ValueError, match="already registered"):
+            CircuitBreaker(cond, name="taken", registry=registry)
+        fresh = CircuitBreaker(cond, name="fresh", registry=None)  # the retry is fine
+        with pytest.raises(ValueError, match="already belongs to breaker 'fresh'"):
+            CircuitBreaker(cond, name="third", registry=None)
+        assert fresh.trip_on is not None
