@@ -108,20 +108,51 @@ def check_fallback_for(fn: Callable[..., Any], fallback: Any, kind: str) -> None
         fb_sig = inspect.signature(fallback)
     except (TypeError, ValueError):  # builtins and C callables without a signature
         return
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    for p in fn_sig.parameters.values():
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            positional.append(None)
-        elif p.kind is p.KEYWORD_ONLY:
-            keywords[p.name] = None
+    params = list(fn_sig.parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return  # (*args / **kwargs: the calls it will get cannot be known here)
+    # Refused only when no call of fn would fit: neither one with every argument nor one with
+    # just the required ones (ml-breaker code often gives a fallback the required ones only).
+    error: TypeError | None = None
+    for required_only in (False, True):
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+        for p in params:
+            if required_only and p.default is not p.empty:
+                continue
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                positional.append(None)
+            elif p.kind is p.KEYWORD_ONLY:
+                keywords[p.name] = None
+        try:
+            fb_sig.bind(*positional, **keywords)
+            return
+        except TypeError as exc:
+            error = error or exc
+    raise TypeError(
+        f"fallback {fallback!r} is called with the arguments of {name}{fn_sig} but its "
+        f"signature is {fb_sig}: {error}"
+    ) from None
+
+
+def _call_fallback(
+    b: CircuitBreaker, fb: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``fb(*args, **kwargs)``; a TypeError because ``fb`` cannot take these arguments (a
+    ``breaker.call()`` fallback is not checked at construction) names the fallback."""
     try:
-        fb_sig.bind(*positional, **keywords)
+        return fb(*args, **kwargs)
     except TypeError as exc:
-        raise TypeError(
-            f"fallback {fallback!r} is called with the arguments of {name}{fn_sig} but its "
-            f"signature is {fb_sig}: {exc}"
-        ) from None
+        try:
+            inspect.signature(fb).bind(*args, **kwargs)
+        except TypeError:
+            raise TypeError(
+                f"the fallback {fb!r} of breaker {b.name!r} cannot take the call's arguments "
+                f"({len(args)} positional, keywords {sorted(kwargs)}): {exc}"
+            ) from exc
+        except ValueError:  # no signature to check against
+            pass
+        raise
 
 
 def fallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -129,7 +160,7 @@ def fallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict[str, A
     fb = b._fallback
     if not callable(fb):
         return fb
-    value = fb(*args, **kwargs)
+    value = _call_fallback(b, fb, args, kwargs)
     if inspect.iscoroutine(value):
         value.close()
         raise TypeError(
@@ -144,7 +175,7 @@ async def afallback_value(b: CircuitBreaker, args: tuple[Any, ...], kwargs: dict
     fb = b._fallback
     if not callable(fb):
         return fb
-    value = fb(*args, **kwargs)
+    value = _call_fallback(b, fb, args, kwargs)
     if inspect.isawaitable(value):
         value = await value
     return value

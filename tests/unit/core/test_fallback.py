@@ -195,3 +195,33 @@ async def test_async_tripping_call_chains_the_original_exception(clock: FakeCloc
     with pytest.raises(CircuitBreakerOpen) as info:
         await breaker.acall(down)
     assert info.value.__cause__ is original
+
+
+def test_a_fallback_taking_only_the_required_arguments_is_accepted() -> None:
+    from tripwise import circuit_breaker, consecutive_failures
+
+    def rerank(query: str, candidates: list[str], top_k: int = 10) -> list[str]:
+        raise RuntimeError("down")
+
+    guarded = circuit_breaker(
+        consecutive_failures(1), fallback=lambda query, candidates: [], registry=None
+    )(rerank)
+    assert guarded("q", ["a"]) == []  # (ml-breaker 0.1.1 accepts this fallback too)
+    loose = circuit_breaker(consecutive_failures(1), fallback=lambda q: [], registry=None)(
+        lambda *a, **k: 1 / 0
+    )
+    assert loose("q") == []
+
+
+def test_a_call_fallback_that_cannot_take_the_arguments_is_named() -> None:
+    from tripwise import CircuitBreaker, consecutive_failures
+
+    breaker = CircuitBreaker(
+        consecutive_failures(1), name="fb-arity", registry=None, fallback=lambda: "cached"
+    )
+
+    def boom(x: int) -> int:
+        raise RuntimeError("down")
+
+    with pytest.raises(TypeError, match=r"fallback .* of breaker 'fb-arity' cannot take"):
+        breaker.call(boom, 1)
