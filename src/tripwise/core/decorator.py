@@ -11,7 +11,7 @@ from tripwise.core.conditions import Condition
 from tripwise.core.config import BreakerConfig
 from tripwise.core.guard import check_fallback
 from tripwise.core.registry import Registry, default_registry
-from tripwise.core.validation import check_exception_types, check_name
+from tripwise.core.validation import check_exception_types, check_name, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,7 +63,7 @@ def circuit_breaker(
         check_name(name)
 
     def decorate(fn: F) -> F:
-        breaker_name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+        breaker_name = name or _derived_name(fn)
         if registry is None:
             return CircuitBreaker(trip_on, name=breaker_name, registry=None, **options).decorate(fn)
         breaker = registry.find(breaker_name)
@@ -80,6 +80,20 @@ def circuit_breaker(
         return breaker.decorate(fn)
 
     return decorate
+
+
+def _derived_name(fn: Any) -> str:
+    """``module.qualname`` of a function; a callable without a ``__qualname__`` (a
+    ``functools.partial``, an object with ``__call__``) has no name that is the same in every
+    process, so it needs ``name=``."""
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(qualname, str):
+        raise ValueError(
+            f"cannot name a breaker after {type(fn).__name__} object {shown(fn)} (it has no "
+            "__qualname__, so a derived name would differ per object and per process): pass "
+            "name= to circuit_breaker()"
+        )
+    return f"{getattr(fn, '__module__', None) or '?'}.{qualname}"
 
 
 def _score_fns(trip_on: Any) -> list[int]:

@@ -296,3 +296,18 @@ def test_a_breaker_that_is_refused_leaves_its_condition_free() -> None:
         with pytest.raises(ValueError, match="already belongs to breaker 'fresh'"):
             CircuitBreaker(cond, name="third", registry=None)
         assert fresh.trip_on is not None
+
+
+def test_a_callable_without_a_qualname_needs_a_name() -> None:
+    class Model:
+        def __call__(self, x: int) -> int:
+            return x
+
+    def f(a: int, b: int) -> int:
+        return a + b
+
+    for fn in (Model(), functools.partial(f, 1)):
+        with pytest.raises(ValueError, match="pass name="):
+            circuit_breaker(consecutive_failures(2), registry=Registry())(fn)
+    named = circuit_breaker(consecutive_failures(2), name="model", registry=Registry())(Model())
+    assert named(3) == 3
