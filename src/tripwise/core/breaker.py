@@ -1264,8 +1264,14 @@ def _config_view(field: str) -> property:
     def get(self: CircuitBreaker) -> Any:
         return getattr(self._config, field)
 
+    def refuse(self: CircuitBreaker, value: Any) -> None:
+        raise AttributeError(
+            f"breaker.{field} is read-only (the config is frozen): use "
+            f"breaker.configure({field}={value!r}) to change it"
+        )
+
     get.__doc__ = f"``config.{field}`` (read-only; change it with ``configure({field}=...)``)."
-    return property(get)
+    return property(get, refuse)
 
 
 for _field in BreakerConfig.__dataclass_fields__:

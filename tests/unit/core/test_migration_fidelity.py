@@ -311,3 +311,11 @@ def test_a_callable_without_a_qualname_needs_a_name() -> None:
             circuit_breaker(consecutive_failures(2), registry=Registry())(fn)
     named = circuit_breaker(consecutive_failures(2), name="model", registry=Registry())(Model())
     assert named(3) == 3
+
+
+def test_assigning_a_setting_points_to_configure() -> None:
+    breaker = CircuitBreaker(name="settings", registry=None)
+    with pytest.raises(AttributeError, match=r"configure\(track_latency=True\)"):
+        breaker.track_latency = True  # type: ignore[misc]
+    breaker.configure(track_latency=True)
+    assert breaker.track_latency is True
