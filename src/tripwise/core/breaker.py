@@ -588,7 +588,7 @@ class CircuitBreaker:
         plain = not quality and config.result_predicate is None
         scored = quality and config.result_predicate is None and not config.require_quality_signal
         if quality:
-            signals.inline_seen = True  # (its calls may run inline: see signals)
+            signals.may_run_inline(self)  # (its calls may run inline: see signals)
         quick = (
             state is _CLOSED
             and (mode is _NORMAL or mode is _METRICS_ONLY)
@@ -604,7 +604,7 @@ class CircuitBreaker:
             admit=admit,
             lean=lean,
             quick=quick,
-            scoped=quick and quality and self._reports_scoped,
+            scoped=quick and quality and (self._reports_scoped or signals.inline_off),
             timed=timed,
             quality=quality,
             plain=plain,

@@ -19,12 +19,21 @@ there. Two kinds of calls hold slots:
   in a slot kept by frame (``unscoped``, popped by the wrapper when its function returns or
   raises) and switches the breaker to scoped calls: only its first report pays for looking at
   frames.
+
+A report that finds no slot at all (no context slot, no inline call on its thread's stack)
+may come from another thread working for an inline call: a worker started with
+``contextvars.copy_context().run`` or ``asyncio.to_thread`` inside a decorated sync function
+copies the context, and an inline call put nothing there. That report is lost (it returns
+False), and it switches **every** breaker that uses quality to scoped calls from then on
+(:func:`scope_everything`), so the next reports from such workers land. The price is only
+speed (~220 ns per quality call), paid once anything reported outside a guarded call.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import weakref
 from contextvars import ContextVar
 from numbers import Real
 from types import CodeType, FrameType
@@ -64,6 +73,30 @@ unscoped: dict[FrameType, list[Any]] = {}
 inline_seen = False
 """Whether a breaker that uses quality was built (its calls may run inline): until then a
 report outside a context slot has no call to look for."""
+
+inline_off = False
+"""Set once a report found no slot (see the module docstring): every breaker's quality calls
+are scoped from then on."""
+
+_quality_breakers: weakref.WeakSet[Any] = weakref.WeakSet()  # (their calls may run inline)
+
+
+def may_run_inline(breaker: LateScoreOwner) -> None:
+    """``breaker`` uses quality: its calls may run inline until :func:`scope_everything`."""
+    global inline_seen
+    inline_seen = True
+    _quality_breakers.add(breaker)
+
+
+def scope_everything() -> None:
+    """A report found no slot: scope the quality calls of every breaker, now and later."""
+    global inline_off
+    if inline_off:
+        return
+    inline_off = True
+    for breaker in list(_quality_breakers):
+        breaker._scope_reports()
+
 
 _inline_codes: set[int] = set()  # ids of the code objects of inline wrappers
 _inline_keep: list[CodeType] = []  # (kept alive, so their ids stay theirs)
@@ -162,6 +195,8 @@ def report_quality(score: float) -> bool:
     value = check_reported_score(score)
     slot = find_slot()
     if slot is None:
+        if inline_seen and not inline_off:
+            scope_everything()  # (perhaps a worker thread of an inline call: see above)
         return False
     slot[0] = value
     return True
@@ -177,6 +212,8 @@ def current_call_id() -> str:
     a late score cost nothing.
     """
     slot = find_slot()
+    if slot is None and inline_seen and not inline_off:
+        scope_everything()  # (as in report_quality)
     if slot is None or slot[1] is None:
         raise LookupError(
             "current_call_id() must run inside a call guarded by a breaker that uses quality "

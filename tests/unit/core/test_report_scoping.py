@@ -364,3 +364,23 @@ def test_a_report_from_the_fallback_of_an_open_breaker_reaches_no_call(clock: Fa
     assert model() == "cached"  # rejected while open
     assert seen == [False, False]
     assert b.stats().quality_count == 2
+
+
+def test_a_report_from_a_worker_thread_of_an_inline_call_lands_after_the_first() -> None:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    breaker = CircuitBreaker(quality_below(0.5, window=5), name="pool", registry=None)
+
+    @breaker
+    def answer(score: float) -> bool:
+        with ThreadPoolExecutor(1) as pool:
+            ctx = contextvars.copy_context()
+            return pool.submit(ctx.run, report_quality, score).result()
+
+    assert answer(0.7) is False  # the inline call put no slot in the context it copied
+    assert signals.inline_off and breaker.path.scoped  # ... so every breaker is scoped now
+    assert answer(0.55) is True
+    assert breaker.stats().last_quality == 0.55
+    late = CircuitBreaker(quality_below(0.5, window=5), name="later", registry=None)
+    assert late.path.scoped  # breakers built afterwards too
