@@ -80,6 +80,18 @@ class ScoredCondition(Condition):
         self._lo, self._hi = DEFAULT_SCORE_RANGE
         return self
 
+    def _unit_scores_only(self, score_range: Any) -> None:
+        """For conditions whose statistics and defaults assume scores in [0, 1] (those of
+        :mod:`tripwise.quality`): any other ``score_range`` is refused, saying how to map."""
+        if _check_score_range(score_range) != DEFAULT_SCORE_RANGE:
+            raise ValueError(
+                f"{type(self).__name__} works on scores in [0, 1] (its bounds and defaults are "
+                f"calibrated there), got score_range={score_range!r}: map your scores into "
+                "[0, 1] in the score_fn or before report_quality (math.exp(logprob) for a "
+                "log-probability, rating / 100, (cosine + 1) / 2), or use quality_below / "
+                "low_quality_rate_above, which take any score_range"
+            )
+
     def _set_score_range(self, score_range: Any) -> None:
         self.score_range = _check_score_range(score_range)
         self._lo, self._hi = self.score_range

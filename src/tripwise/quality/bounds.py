@@ -62,7 +62,9 @@ class QualityMeanBelow(_ScoredWindow):
         probe_threshold: float | None = None,
         window_seconds: float | None = None,
         buckets: int = 10,
+        score_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
+        self._unit_scores_only(score_range)
         self.threshold = check_rate("threshold", threshold)
         self.false_trips_per_million = check_false_trips(false_trips_per_million)
         if method not in _METHODS:
@@ -133,7 +135,9 @@ class LowQualityShareAbove(_ScoredWindow):
         false_trips_per_million: float = 1.0,
         window_seconds: float | None = None,
         buckets: int = 10,
+        score_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
+        self._unit_scores_only(score_range)
         self.rate = check_rate("rate", rate)
         if self.rate == 1.0:  # no share of low scores can exceed 1
             raise ValueError(f"rate must be in [0, 1), got {rate!r}")
@@ -170,51 +174,10 @@ class LowQualityShareAbove(_ScoredWindow):
         )
 
 
-def quality_mean_below(
-    threshold: float,
-    window: int = 50,
-    score_fn: ScoreFn | None = None,
-    *,
-    min_calls: int = 20,
-    false_trips_per_million: float = 1.0,
-    method: str = "normal",
-    probe_threshold: float | None = None,
-    window_seconds: float | None = None,
-    buckets: int = 10,
-) -> QualityMeanBelow:
-    """Trip when the window's mean quality is confidently below ``threshold``."""
-    return QualityMeanBelow(
-        threshold,
-        window,
-        score_fn,
-        min_calls=min_calls,
-        false_trips_per_million=false_trips_per_million,
-        method=method,
-        probe_threshold=probe_threshold,
-        window_seconds=window_seconds,
-        buckets=buckets,
-    )
+quality_mean_below = QualityMeanBelow
+"""Trip when the window's mean quality is confidently below ``threshold`` (the class itself:
+one signature, ``isinstance`` works)."""
 
-
-def low_quality_share_above(
-    rate: float,
-    threshold: float,
-    window: int = 50,
-    score_fn: ScoreFn | None = None,
-    *,
-    min_calls: int = 20,
-    false_trips_per_million: float = 1.0,
-    window_seconds: float | None = None,
-    buckets: int = 10,
-) -> LowQualityShareAbove:
-    """Trip when the share of scores below ``threshold`` is confidently above ``rate``."""
-    return LowQualityShareAbove(
-        rate,
-        threshold,
-        window,
-        score_fn,
-        min_calls=min_calls,
-        false_trips_per_million=false_trips_per_million,
-        window_seconds=window_seconds,
-        buckets=buckets,
-    )
+low_quality_share_above = LowQualityShareAbove
+"""Trip when the share of scores below ``threshold`` is confidently above ``rate`` (the class
+itself)."""
