@@ -196,18 +196,24 @@ def run(
             if b._on_exception(path, None, exc):
                 return fallback_value(b, args, kwargs)
             raise
-        if type(result) in _STREAM_TYPES:  # fn is a generator function: guard the stream
-            return _late_stream(b, fn, result, args, kwargs)
+        if type(result) in _STREAM_TYPES and _is_stream_function(fn):
+            return _late_stream(b, fn, result, args, kwargs)  # guard the stream, as below
         next(path.calls)
         if b._path is not path:
             b._late_success(path.calls)
         return result
-    code = getattr(fn, "__code__", None)
-    if code is not None and code.co_flags & _GENERATOR_FLAGS:
+    if _is_stream_function(fn):
         from tripwise.core import streaming
 
         return streaming.open_stream(b, fn, args, kwargs)
     return run_full(b, path, fn, args, kwargs)
+
+
+def _is_stream_function(fn: Callable[..., Any]) -> bool:
+    """A generator function (sync or async): ``call()`` guards its stream. A plain function
+    that returns a generator is a plain call on every path (as with the decorator)."""
+    code = getattr(fn, "__code__", None)
+    return code is not None and bool(code.co_flags & _GENERATOR_FLAGS)
 
 
 def run_full(

@@ -248,3 +248,22 @@ async def test_acall_of_an_async_generator_function_points_to_stream(clock: Fake
     with pytest.raises(TypeError, match="stream"):
         await breaker.acall(agen)  # type: ignore[arg-type]
     assert [x async for x in breaker.stream(agen)] == [1]
+
+
+def test_call_of_a_function_returning_a_generator_is_a_plain_call_on_every_path() -> None:
+    import types
+
+    from tripwise import CircuitBreaker, consecutive_failures, quality_below
+
+    def gen() -> Any:
+        yield 1
+
+    def make() -> Any:
+        return gen()  # a plain function that returns a generator
+
+    lean = CircuitBreaker(consecutive_failures(2), name="lean-gen", registry=None)
+    scored = CircuitBreaker(quality_below(0.5, window=2), name="q-gen", registry=None)
+    for breaker in (lean, scored):
+        assert type(breaker.call(make)) is types.GeneratorType
+        assert type(breaker.call(gen)) is not types.GeneratorType  # a generator function
+        assert breaker.stats().successes >= 1
