@@ -98,9 +98,9 @@ def _derived_name(fn: Any) -> str:
 
 def _score_fns(trip_on: Any) -> list[int]:
     """The identities of the score_fn of each condition in ``trip_on`` (in order)."""
-    walk = getattr(trip_on, "walk", None)
-    conditions = list(walk()) if isinstance(trip_on, Condition) and walk is not None else []
-    return [id(getattr(c, "score_fn", None)) for c in conditions]
+    if not isinstance(trip_on, Condition):
+        return []  # (a user object: compared by its repr only)
+    return [id(c.score_fn) for c in trip_on.walk()]
 
 
 def _check_same(breaker: CircuitBreaker, trip_on: Any, options: dict[str, Any]) -> None:

@@ -17,14 +17,6 @@ overflow to inf or NaN and no exact re-sum can raise. Every realistic latency, s
 is far below it; beyond it the only thing a threshold can learn is "huge", which it still does."""
 
 
-def is_finite(value: float) -> bool:
-    """``math.isfinite`` that answers False, not OverflowError, for an int beyond floats."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def saturate(value: float) -> float:
     """``value`` clamped into ``[-VALUE_LIMIT, VALUE_LIMIT]``; NaN raises ValueError."""
     if value != value:

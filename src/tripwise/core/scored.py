@@ -18,8 +18,14 @@ from tripwise.core.condition_base import (
     ScoreFn,
     WindowRule,
 )
-from tripwise.core.histogram import VALUE_LIMIT, exact_ratio, is_finite
-from tripwise.core.validation import check_exceedable_rate, check_score_fn, is_real, shown
+from tripwise.core.histogram import VALUE_LIMIT, exact_ratio
+from tripwise.core.validation import (
+    check_exceedable_rate,
+    check_score_fn,
+    is_finite,
+    is_real,
+    shown,
+)
 from tripwise.core.windows import ValueWindow
 
 logger = logging.getLogger("tripwise.conditions")
@@ -86,7 +92,7 @@ class ScoredCondition(Condition):
         if _check_score_range(score_range) != DEFAULT_SCORE_RANGE:
             raise ValueError(
                 f"{type(self).__name__} works on scores in [0, 1] (its bounds and defaults are "
-                f"calibrated there), got score_range={score_range!r}: map your scores into "
+                f"calibrated there), got score_range={shown(score_range)}: map your scores into "
                 "[0, 1] in the score_fn or before report_quality (math.exp(logprob) for a "
                 "log-probability, rating / 100, (cosine + 1) / 2), or use quality_below / "
                 "low_quality_rate_above, which take any score_range"

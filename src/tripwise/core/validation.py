@@ -90,6 +90,14 @@ def check_int(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
+def is_finite(value: float) -> bool:
+    """``math.isfinite`` that answers False, not OverflowError, for an int beyond floats."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _as_float(name: str, value: Any) -> float:
     try:
         return float(value)

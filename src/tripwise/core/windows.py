@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tripwise.core.histogram import VALUE_LIMIT, LogHistogram, is_finite, saturate
-from tripwise.core.validation import shown
+from tripwise.core.histogram import VALUE_LIMIT, LogHistogram, saturate
+from tripwise.core.validation import is_finite, shown
 
 __all__ = [
     "VALUE_LIMIT",

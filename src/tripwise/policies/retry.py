@@ -25,8 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from tripwise.core.clock import Clock, monotonic
 from tripwise.core.errors import CircuitBreakerOpen
-from tripwise.core.histogram import is_finite
-from tripwise.core.validation import check_int, check_positive, shown
+from tripwise.core.validation import check_int, check_positive, is_finite, shown
 from tripwise.core.windows import TimeWindow
 from tripwise.policies._checks import check_bool, check_callable, check_rng
 from tripwise.policies._wrap import wrap_calls
