@@ -7,6 +7,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -77,15 +78,21 @@ def test_report_quality_rejects_non_finite_numbers(score: float) -> None:
         report_quality(score)
 
 
+def _readme_rule(clock: FakeClock, **kw: Any) -> CircuitBreaker:
+    """The README's rule: quality and errors, either of which may open the breaker."""
+    return CircuitBreaker(
+        any_of(quality_below(0.5, window=2), error_rate_above(0.5, window=2)),
+        registry=None,
+        clock=clock,
+        **kw,
+    )
+
+
 @pytest.mark.parametrize("score", [1.2, -0.05, 87.0, -3.5])
 def test_finite_scores_outside_0_1_are_recorded_and_never_fail_the_call(
     clock: FakeClock, score: float
 ) -> None:
-    breaker = CircuitBreaker(
-        any_of(quality_below(0.5, window=2), error_rate_above(0.5, window=2)),
-        registry=None,
-        clock=clock,
-    )
+    breaker = _readme_rule(clock)
 
     def answer() -> str:
         report_quality(score)
@@ -353,12 +360,7 @@ def test_quality_breaker_rejects_like_any_other(clock: FakeClock) -> None:
 def test_a_finite_score_beyond_float_range_never_fails_the_call(
     clock: FakeClock, score: float
 ) -> None:
-    breaker = CircuitBreaker(
-        any_of(quality_below(0.5, window=2), error_rate_above(0.5, window=2)),
-        registry=None,
-        clock=clock,
-        fallback="fallback",
-    )
+    breaker = _readme_rule(clock, fallback="fallback")
     ids = []
 
     @breaker
