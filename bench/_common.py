@@ -18,6 +18,7 @@ fair on a noisy 2-core machine the helpers:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import sys
@@ -127,6 +128,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return "\n".join(lines)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a count of repeats, rows, rounds)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
 
 
 def log(msg: str) -> None:

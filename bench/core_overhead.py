@@ -52,7 +52,16 @@ import pybreaker
 from purgatory.domain.model import OpenedState
 
 import tripwise
-from _common import AsyncRunner, Case, cpu_clock, log, markdown_table, measure, sync_loop
+from _common import (
+    AsyncRunner,
+    Case,
+    cpu_clock,
+    log,
+    markdown_table,
+    measure,
+    positive_int,
+    sync_loop,
+)
 
 # ml-breaker logs a warning when a breaker opens (scenario 3 trips one on purpose).
 logging.getLogger("ml_breaker").setLevel(logging.ERROR)
@@ -644,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short, noisier run")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--repeats", type=int, help="best-of repeats (default 7, quick 3)")
+    parser.add_argument("--repeats", type=positive_int, help="best-of repeats (default 7, quick 3)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     target_s = 0.02 if args.quick else 0.07

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).parent))
 import _detection as det
 import quality_scenarios as qs
+from _common import positive_int
 from tripwise.quality import QualityDrift
 
 NATS = math.log(1e6)  # one false trip per million calls, a single CUSUM
@@ -112,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--burst", action="store_true", help="also the flaky join's cliff")
-    parser.add_argument("--rows", type=int, default=400, help="deployments for --burst")
+    parser.add_argument("--rows", type=positive_int, default=400, help="deployments for --burst")
     args = parser.parse_args()
     threadpool_limits(1)
     rng = np.random.default_rng(args.seed)  # the same pools as quality_scenarios.py
