@@ -130,15 +130,22 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (a count of repeats, rows, rounds)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+def count_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (a count of repeats, rows, rounds)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {n}")
+        return n
+
+    return parse
+
+
+positive_int = count_at_least(1)
 
 
 def log(msg: str) -> None:

@@ -33,6 +33,9 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import count_at_least
+
 
 @dataclass
 class Target:
@@ -134,14 +137,7 @@ def summary(ns: list[int]) -> dict[str, float]:
     }
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
+_count = count_at_least(0)
 
 
 def main() -> int:
